@@ -1,0 +1,161 @@
+//! The host: one engine, the components it has loaded, and the workers it spawns.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::Linker;
+use wasmtime::Engine;
+
+use crate::engine::{self, Component};
+use crate::error::{HostError, LoadError, SpawnError};
+use crate::scope::WorkerState;
+use crate::worker::{self, WorkerHandle, WorkerOptions};
+
+/// How a [`Host`] is set up.
+#[derive(Clone, Debug, Default)]
+pub struct HostConfig {
+    /// What `hardware-concurrency()` returns to every worker; the host's available
+    /// parallelism if `None`.
+    pub hardware_concurrency: Option<u32>,
+}
+
+/// Runs workers: owns the engine, compiles each component once, and spawns workers, each on
+/// its own thread. Cheap to clone; clones share everything.
+///
+/// # Example
+///
+/// ```no_run
+/// use wasm_workers::{Host, Message, WorkerEvent, WorkerOptions};
+///
+/// # fn main() -> anyhow::Result<()> {
+/// let host = Host::new()?;
+/// let echo = host.load("guests/echo.wasm")?;
+/// let mut worker = host.spawn(&echo, WorkerOptions::named("echo"))?;
+/// worker.post_message(Message::json(&"hello")?)?;
+/// if let Some(WorkerEvent::Message(reply)) = worker.recv_blocking() {
+///     println!("{}", reply.as_json_text().unwrap_or("(not JSON)"));
+/// }
+/// worker.terminate();
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Host(Arc<HostInner>);
+
+struct HostInner {
+    engine: Engine,
+    linker: Linker<WorkerState>,
+    /// Loaded components by canonical path. Each entry has its own lock, so that two workers
+    /// asking for one component compile it once, and different components compile in parallel.
+    components: Mutex<HashMap<PathBuf, Arc<Mutex<Option<Component>>>>>,
+    hardware_concurrency: u32,
+    /// Workers whose threads are running.
+    live: AtomicUsize,
+}
+
+impl Host {
+    /// A host with the default configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] if the engine cannot be created on this machine.
+    pub fn new() -> Result<Host, HostError> {
+        Host::with_config(HostConfig::default())
+    }
+
+    /// A host with `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] if the engine cannot be created on this machine.
+    pub fn with_config(config: HostConfig) -> Result<Host, HostError> {
+        let engine = Engine::new(&engine::config()).map_err(|e| HostError(format!("{e:#}")))?;
+        let linker = engine::linker(&engine).map_err(|e| HostError(format!("{e:#}")))?;
+        let hardware_concurrency = config.hardware_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+        });
+        Ok(Host(Arc::new(HostInner {
+            engine,
+            linker,
+            components: Mutex::default(),
+            hardware_concurrency: hardware_concurrency.max(1),
+            live: AtomicUsize::new(0),
+        })))
+    }
+
+    /// Loads the component at `path`, compiling it the first time this host sees it.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError`] if the file cannot be read, is not a valid component, or does not
+    /// implement the `worker` world.
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Component, LoadError> {
+        let path = path.as_ref();
+        let read_error = |source| LoadError::Read { location: path.display().to_string(), source };
+        let key = path.canonicalize().map_err(read_error)?;
+        let entry = {
+            let mut components = self.0.components.lock().unwrap_or_else(|p| p.into_inner());
+            components.entry(key.clone()).or_default().clone()
+        };
+        let mut slot = entry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(component) = &*slot {
+            return Ok(component.clone());
+        }
+        let bytes = std::fs::read(&key).map_err(read_error)?;
+        let component = Component::new(&self.0.engine, &self.0.linker, path, &bytes)?;
+        tracing::debug!(location = %path.display(), "compiled component");
+        *slot = Some(component.clone());
+        Ok(component)
+    }
+
+    /// Spawns a worker running `component` on a new thread (`new Worker(url, options)`).
+    /// Returns as soon as the thread is started; the component is instantiated on it, and a
+    /// failure to instantiate arrives as the worker's [`WorkerEvent::Error`].
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] if the operating system cannot start a thread.
+    ///
+    /// [`WorkerEvent::Error`]: crate::WorkerEvent::Error
+    pub fn spawn(&self, component: &Component, options: WorkerOptions) -> Result<WorkerHandle, SpawnError> {
+        let name = options.name.clone().unwrap_or_default();
+        worker::spawn_root(self, component, options).map_err(|source| SpawnError {
+            worker: name,
+            location: component.location().to_string(),
+            source,
+        })
+    }
+
+    /// What `hardware-concurrency()` returns to this host's workers.
+    pub fn hardware_concurrency(&self) -> u32 {
+        self.0.hardware_concurrency
+    }
+
+    /// The number of this host's workers whose threads are running, children included.
+    ///
+    /// A worker counts from its spawn until its thread ends, which is before its parent
+    /// receives its last event, and after all of its own children have stopped.
+    pub fn live_workers(&self) -> usize {
+        self.0.live.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn worker_started(&self) {
+        self.0.live.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn worker_stopped(&self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("hardware_concurrency", &self.0.hardware_concurrency).finish_non_exhaustive()
+    }
+}

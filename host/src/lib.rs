@@ -1,0 +1,49 @@
+//! Web Workers for WebAssembly components, on wasmtime.
+//!
+//! A worker is a component instance (world `wasm-workers:worker/worker`, in `wit/`) running
+//! on its own thread with its own event loop. Workers share nothing and talk only by
+//! messages; a worker can spawn child workers and delegate work to them, as in chapter 10 of
+//! the HTML standard.
+//!
+//! This crate is the host: embed it through [`Host`], or use the `wasm-workers` CLI.
+//!
+//! ```no_run
+//! use wasm_workers::{Host, Message, WorkerEvent, WorkerOptions};
+//!
+//! # async fn example() -> anyhow::Result<()> {
+//! let host = Host::new()?;
+//! let delegation = host.load("delegation.wasm")?;
+//! let mut worker = host.spawn(&delegation, WorkerOptions::named("delegation"))?;
+//! worker.post_message(Message::json(&serde_json::json!({ "n": 1_000_000, "k": 4 }))?)?;
+//! while let Some(event) = worker.recv().await {
+//!     match event {
+//!         WorkerEvent::Message(message) => println!("{message:?}"),
+//!         WorkerEvent::Error(error) => eprintln!("{error}"),
+//!         WorkerEvent::Closed(reason) => println!("ended: {reason:?}"),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The modules follow the chapter's concepts: [`worker`] (dedicated workers and their
+//! handles), `event_loop` (the task queue and the closing flag), `scope` (the worker global
+//! scope the guest imports), [`message`], [`engine`] (compiled components).
+
+#![warn(missing_docs)]
+
+mod bindings;
+pub mod engine;
+mod error;
+mod event_loop;
+mod host;
+pub mod message;
+mod scope;
+mod stdio;
+pub mod worker;
+
+pub use engine::Component;
+pub use error::{HostError, LoadError, SpawnError};
+pub use host::{Host, HostConfig};
+pub use message::{Codec, DecodeError, Message};
+pub use worker::{CloseReason, ErrorEvent, PostError, WorkerEvent, WorkerHandle, WorkerOptions};

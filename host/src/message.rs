@@ -1,0 +1,116 @@
+//! Messages: what `postMessage` sends, with the codec that says how to read it.
+
+use std::fmt;
+
+/// How a [`Message`]'s data is encoded (the WIT `codec`).
+///
+/// The codec travels with the data so that a receiver can tell a message it can decode from
+/// one it cannot; the latter becomes a `messageerror`, never a trap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// UTF-8 JSON text. The host checks well-formedness before a worker receives it.
+    Json,
+    /// postcard, a compact binary serde encoding, for Rust-to-Rust traffic.
+    Postcard,
+    /// Uninterpreted bytes.
+    Raw,
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Codec::Json => "json",
+            Codec::Postcard => "postcard",
+            Codec::Raw => "raw",
+        })
+    }
+}
+
+/// A message between workers, or between the host program and a worker.
+///
+/// Its bytes are owned by the host while in flight: posting copies them out of the sender
+/// once, delivering copies them into the receiver once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    /// How `data` is encoded.
+    pub codec: Codec,
+    /// The encoded message.
+    pub data: Vec<u8>,
+}
+
+impl Message {
+    /// A message of `codec` with `data`.
+    pub fn new(codec: Codec, data: impl Into<Vec<u8>>) -> Self {
+        Message { codec, data: data.into() }
+    }
+
+    /// A JSON message holding `value`.
+    ///
+    /// # Errors
+    ///
+    /// If `value` cannot be serialized as JSON (a map with non-string keys, say).
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        Ok(Message { codec: Codec::Json, data: serde_json::to_vec(value)? })
+    }
+
+    /// A JSON message from JSON text, checked to be well-formed.
+    ///
+    /// # Errors
+    ///
+    /// If `text` is not one well-formed JSON value.
+    pub fn json_text(text: &str) -> Result<Self, serde_json::Error> {
+        check_json(text.as_bytes())?;
+        Ok(Message { codec: Codec::Json, data: text.trim().as_bytes().to_vec() })
+    }
+
+    /// Decodes a JSON message into `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Codec`] if the message is not JSON; [`DecodeError::Data`] if its data
+    /// is not a `T`.
+    pub fn decode_json<T: serde::de::DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        if self.codec != Codec::Json {
+            return Err(DecodeError::Codec { expected: Codec::Json, found: self.codec });
+        }
+        serde_json::from_slice(&self.data).map_err(|e| DecodeError::Data(e.to_string()))
+    }
+
+    /// The message as JSON text, if it is a well-formed JSON message.
+    pub fn as_json_text(&self) -> Option<&str> {
+        match self.codec {
+            Codec::Json if check_json(&self.data).is_ok() => std::str::from_utf8(&self.data).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(&self.data) {
+            Ok(text) if self.codec == Codec::Json && text.len() <= 256 => write!(f, "Message(json {text})"),
+            _ => write!(f, "Message({} {} bytes)", self.codec, self.data.len()),
+        }
+    }
+}
+
+/// Why a message cannot be decoded as what its receiver expects.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The message is in another codec than the one asked for.
+    #[error("message is {found}, expected {expected}")]
+    Codec {
+        /// The codec asked for.
+        expected: Codec,
+        /// The codec the message carries.
+        found: Codec,
+    },
+    /// The data does not decode.
+    #[error("message data does not decode: {0}")]
+    Data(String),
+}
+
+/// Checks that `data` is one well-formed JSON value, without building it.
+pub(crate) fn check_json(data: &[u8]) -> Result<(), serde_json::Error> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(data).map(|_| ())
+}

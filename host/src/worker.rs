@@ -1,0 +1,417 @@
+//! Dedicated workers (10.2.6.3): a component instance on its own thread, and the handle its
+//! creator holds.
+//!
+//! Each worker owns one OS thread (named after the worker), one [`Store`] and one task
+//! queue. The thread instantiates the component, then runs the event loop until the worker
+//! closes, is terminated, fails, or is idle for good; then it terminates the worker's
+//! children and tells the parent how it ended.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc;
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::bindings;
+use crate::engine::Component;
+use crate::event_loop::{Next, Task, TaskQueue, TaskSender};
+use crate::host::Host;
+use crate::message::{check_json, Codec, Message};
+use crate::scope::WorkerState;
+
+/// Options for a new worker (`WorkerOptions`).
+#[derive(Clone, Debug, Default)]
+pub struct WorkerOptions {
+    /// The worker's name (`self.name` in the worker); empty if `None`. It also names the
+    /// worker's thread and prefixes its stdout and stderr lines.
+    pub name: Option<String>,
+}
+
+impl WorkerOptions {
+    /// Options with the given name.
+    pub fn named(name: impl Into<String>) -> Self {
+        WorkerOptions { name: Some(name.into()) }
+    }
+}
+
+/// Where a task came from, as the guest's event handlers see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    Parent,
+    Child(u32),
+}
+
+/// A worker's runtime error (the chapter's `ErrorEvent`): it trapped, or could not start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("worker `{worker}` ({location}) failed: {message}")]
+pub struct ErrorEvent {
+    /// What went wrong: the trap, and for a guest panic the panic message.
+    pub message: String,
+    /// The failed worker's name.
+    pub worker: String,
+    /// The location of the failed worker's component.
+    pub location: String,
+}
+
+/// How a worker ended without failing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// It called `close()`.
+    Closed,
+    /// It had nothing left to do: its queue was empty and nothing could post to it any more.
+    Idle,
+    /// It was terminated, by [`WorkerHandle::terminate`] or because its parent ended.
+    Terminated,
+}
+
+/// What a worker tells its creator, in the order it happened.
+#[derive(Debug)]
+pub enum WorkerEvent {
+    /// The worker posted a message to its parent.
+    Message(Message),
+    /// The worker failed; it has ended. This is the last event.
+    Error(ErrorEvent),
+    /// The worker ended without failing. This is the last event.
+    Closed(CloseReason),
+}
+
+/// The error of posting to a worker that can no longer receive.
+#[derive(Debug, thiserror::Error)]
+#[error("worker `{worker}` no longer receives messages: {reason}")]
+pub struct PostError {
+    /// The worker's name.
+    pub worker: String,
+    /// Why: it has ended, or the handle's input was ended.
+    pub reason: &'static str,
+    /// The message that was not delivered.
+    pub message: Message,
+}
+
+/// The state a worker shares with those who may terminate it.
+pub(crate) struct Control {
+    terminated: AtomicBool,
+    queue: Arc<TaskQueue>,
+    engine: wasmtime::Engine,
+    /// The worker's thread, joined by its parent when the parent ends.
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Control {
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.terminated.load(Ordering::Acquire)
+    }
+
+    /// Whether the worker's thread has ended.
+    pub(crate) fn has_stopped(&self) -> bool {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        thread.as_ref().is_none_or(|thread| thread.is_finished())
+    }
+
+    /// Terminates the worker: an idle loop wakes and ends; running guest code is interrupted
+    /// at its next epoch check. Idempotent.
+    pub(crate) fn terminate(&self) {
+        if !self.terminated.swap(true, Ordering::AcqRel) {
+            self.queue.interrupt();
+            // Only a terminate bumps the epoch, so guests pay for the check (a load and a
+            // compare at loop heads and function entries) but never for a callback otherwise.
+            self.engine.increment_epoch();
+        }
+    }
+}
+
+/// Where a worker's messages and its end go.
+pub(crate) enum ParentLink {
+    /// The host program, through a [`WorkerHandle`].
+    Host(mpsc::UnboundedSender<WorkerEvent>),
+    /// A parent worker, which knows this worker as `child`.
+    Worker { queue: TaskSender, child: u32 },
+}
+
+impl ParentLink {
+    /// Delivers a message to the parent; discarded if the parent has ended.
+    pub(crate) fn post(&self, message: Message) {
+        match self {
+            ParentLink::Host(events) => {
+                let _ = events.send(WorkerEvent::Message(message));
+            }
+            ParentLink::Worker { queue, child } => {
+                let _ = queue.send(Task::Message { source: Source::Child(*child), message });
+            }
+        }
+    }
+
+    /// Tells the parent how the worker ended. A worker parent is not told of a terminate:
+    /// it terminated the child itself, or has ended itself.
+    fn exit(self, exit: Exit) {
+        match self {
+            ParentLink::Host(events) => {
+                let _ = events.send(match exit {
+                    Exit::Failed(error) => WorkerEvent::Error(error),
+                    Exit::Closed(reason) => WorkerEvent::Closed(reason),
+                });
+            }
+            ParentLink::Worker { queue, child } => {
+                let _ = match exit {
+                    Exit::Failed(error) => queue.send(Task::ChildError { child, error }),
+                    Exit::Closed(CloseReason::Terminated) => Ok(()),
+                    Exit::Closed(_) => queue.send(Task::ChildClosed { child }),
+                };
+            }
+        }
+    }
+}
+
+enum Exit {
+    Closed(CloseReason),
+    Failed(ErrorEvent),
+}
+
+/// The host program's handle on a worker it spawned (a `Worker` object).
+///
+/// Dropping the handle does not terminate the worker: it ends its input, and the worker runs
+/// until it closes, fails, or has nothing left to do. Events it sends after that are lost.
+pub struct WorkerHandle {
+    name: String,
+    sender: Option<TaskSender>,
+    events: mpsc::UnboundedReceiver<WorkerEvent>,
+    control: Arc<Control>,
+}
+
+impl WorkerHandle {
+    /// The worker's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Posts a message to the worker (`worker.postMessage`). Messages arrive in the order
+    /// posted. Never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`PostError`] if the worker has ended (closed, failed, terminated) or
+    /// [`end_input`](Self::end_input) was called; the message comes back in the error.
+    pub fn post_message(&self, message: Message) -> Result<(), PostError> {
+        let Some(sender) = &self.sender else {
+            return Err(self.post_error("its input was ended", message));
+        };
+        sender.send(Task::Message { source: Source::Parent, message }).map_err(|task| {
+            let Task::Message { message, .. } = task else { unreachable!("sent a message") };
+            self.post_error("it has ended", message)
+        })
+    }
+
+    fn post_error(&self, reason: &'static str, message: Message) -> PostError {
+        PostError { worker: self.name.clone(), reason, message }
+    }
+
+    /// Says that the host will post no more messages. A worker with an empty queue and
+    /// nothing else that can post to it then ends with [`CloseReason::Idle`].
+    pub fn end_input(&mut self) {
+        self.sender = None;
+    }
+
+    /// The worker's next event; `None` once the last event ([`WorkerEvent::Error`] or
+    /// [`WorkerEvent::Closed`]) has been received.
+    pub async fn recv(&mut self) -> Option<WorkerEvent> {
+        self.events.recv().await
+    }
+
+    /// [`recv`](Self::recv) for code that is not async: blocks the calling thread.
+    ///
+    /// # Panics
+    ///
+    /// If called from within an asynchronous execution context (a tokio runtime).
+    pub fn recv_blocking(&mut self) -> Option<WorkerEvent> {
+        self.events.blocking_recv()
+    }
+
+    /// Terminates the worker (`worker.terminate()`): queued messages are discarded, running
+    /// guest code is interrupted even in a loop that never returns, and its children are
+    /// terminated. The last event is then [`WorkerEvent::Closed`] with
+    /// [`CloseReason::Terminated`] (unless it had already ended). Never blocks.
+    pub fn terminate(&self) {
+        self.control.terminate();
+    }
+}
+
+impl fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHandle").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// A child worker as its parent holds it: the `worker` resource of the WIT `scope`.
+pub struct ChildWorker {
+    pub(crate) id: u32,
+    pub(crate) sender: TaskSender,
+    pub(crate) control: Arc<Control>,
+}
+
+/// Spawns a worker whose messages and end go to the host program.
+pub(crate) fn spawn_root(
+    host: &Host,
+    component: &Component,
+    options: WorkerOptions,
+) -> std::io::Result<WorkerHandle> {
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let name = options.name.clone().unwrap_or_default();
+    let (sender, control) = spawn(host, component, options, ParentLink::Host(events_tx))?;
+    Ok(WorkerHandle { name, sender: Some(sender), events, control })
+}
+
+/// Spawns a worker thread. Returns the first sender to the worker and its control.
+pub(crate) fn spawn(
+    host: &Host,
+    component: &Component,
+    options: WorkerOptions,
+    parent: ParentLink,
+) -> std::io::Result<(TaskSender, Arc<Control>)> {
+    let (queue, sender) = TaskQueue::new();
+    let control = Arc::new(Control {
+        terminated: AtomicBool::new(false),
+        queue: queue.clone(),
+        engine: host.engine().clone(),
+        thread: Mutex::new(None),
+    });
+    let name = options.name.unwrap_or_default();
+    let state = WorkerState::new(host.clone(), component, name.clone(), queue, control.clone(), parent);
+    let component = component.clone();
+    let thread_name = if name.is_empty() { format!("worker {}", component.location()) } else { name };
+    host.worker_started();
+    let thread = std::thread::Builder::new().name(thread_name).spawn(move || run(component, state));
+    match thread {
+        Ok(thread) => *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread),
+        Err(error) => {
+            host.worker_stopped();
+            return Err(error);
+        }
+    }
+    Ok((sender, control))
+}
+
+/// The body of a worker's thread.
+fn run(component: Component, state: WorkerState) {
+    let queue = state.queue.clone();
+    let control = state.control.clone();
+    let mut store = Store::new(component.engine(), state);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|store| {
+        if store.data().control.is_terminated() {
+            Err(wasmtime::Trap::Interrupt.into())
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
+
+    let exit = match component.pre().instantiate(&mut store) {
+        Ok(guest) => event_loop(&mut store, &guest, &queue),
+        Err(error) => failure(&store, "cannot start", &error),
+    };
+    let exit = match exit {
+        Exit::Failed(_) if control.is_terminated() => Exit::Closed(CloseReason::Terminated),
+        exit => exit,
+    };
+    let discarded = queue.close();
+    let state = store.into_data();
+    tracing::debug!(worker = %state.name, discarded, "worker ended");
+    let host = state.host().clone();
+    state.end(|parent| {
+        // Counted out before the parent hears of it, so that the count is exact for anyone
+        // who has received the last event.
+        host.worker_stopped();
+        parent.exit(exit);
+    });
+}
+
+/// Runs tasks until the worker closes, is terminated, fails or is idle for good.
+fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &TaskQueue) -> Exit {
+    let mut batch = VecDeque::new();
+    loop {
+        match queue.next(&mut batch) {
+            Next::Tasks => {}
+            Next::Interrupted => return Exit::Closed(CloseReason::Terminated),
+            Next::Idle => return Exit::Closed(CloseReason::Idle),
+        }
+        while let Some(task) = batch.pop_front() {
+            if store.data().control.is_terminated() {
+                return Exit::Closed(CloseReason::Terminated);
+            }
+            if let Err(error) = run_task(store, guest, task) {
+                return failure(store, "trapped", &error);
+            }
+            if store.data().closing {
+                // The closing flag: tasks still queued (here and in the queue) are discarded.
+                return Exit::Closed(CloseReason::Closed);
+            }
+        }
+    }
+}
+
+/// One task: one call into the guest.
+fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task) -> wasmtime::Result<()> {
+    let handlers = guest.wasm_workers_worker_handlers();
+    match task {
+        Task::Message { source, message } => {
+            let source = source.into();
+            if message.codec == Codec::Json {
+                if let Err(error) = check_json(&message.data) {
+                    let error = bindings::types::MessageError {
+                        message: message.into(),
+                        reason: format!("malformed JSON: {error}"),
+                    };
+                    return handlers.call_on_message_error(store, source, &error);
+                }
+            }
+            handlers.call_on_message(store, source, &message.into())
+        }
+        Task::ChildError { child, error } => {
+            store.data_mut().forget_child(child);
+            handlers.call_on_error(store, bindings::types::Source::Child(child), &error.into())
+        }
+        Task::ChildClosed { child } => {
+            store.data_mut().forget_child(child);
+            handlers.call_on_close(store, bindings::types::Source::Child(child))
+        }
+    }
+}
+
+/// The runtime error of a worker whose guest trapped or could not start.
+fn failure(store: &Store<WorkerState>, what: &str, error: &wasmtime::Error) -> Exit {
+    let state = store.data();
+    let cause = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{what}: {error:#}"),
+    };
+    let message = match &state.reported_error {
+        Some(reported) => format!("{reported} ({cause})"),
+        None => cause,
+    };
+    if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
+        tracing::debug!(worker = %state.name, "{message}\n{backtrace}");
+    }
+    Exit::Failed(ErrorEvent {
+        message,
+        worker: state.name.clone(),
+        location: state.location.clone(),
+    })
+}
+
+/// Terminates `children` and waits for their threads to end; used when their parent ends.
+/// Terminated guests stop at their next epoch check, so this waits only for a guest blocked
+/// in a host call.
+pub(crate) fn terminate_all(children: HashMap<u32, Arc<Control>>) {
+    for control in children.values() {
+        control.terminate();
+    }
+    for control in children.into_values() {
+        let thread = control.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            // A worker thread does not panic (guest failures are values); if it somehow did,
+            // there is nothing left of it to clean up.
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! What the integration tests share: the bundled guests, built once per test binary, a host,
+//! and waiting for events with a bound (a hung worker fails its test instead of the run).
+
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use wasm_workers::{CloseReason, ErrorEvent, Host, Message, WorkerEvent, WorkerHandle, WorkerOptions};
+
+/// How long any one event may take before a test fails. Generous: it only bounds a hang.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The directory of the built guest components. The first call builds them, with their own
+/// target dir so as not to wait on the lock of the `cargo test` that runs us.
+pub fn guests_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent");
+        let target = root.join("target").join("guests");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .arg(root.join("guests").join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .expect("cargo can be run to build the guests");
+        assert!(
+            output.status.success(),
+            "building the guests failed (is the wasm32-wasip2 target installed?):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        target.join("wasm32-wasip2").join("release")
+    })
+}
+
+/// The path of guest `name` (`echo`, `delegation`, ...).
+pub fn guest(name: &str) -> PathBuf {
+    guests_dir().join(format!("{name}.wasm"))
+}
+
+/// One host for the whole test binary, so that each guest is compiled once.
+pub fn host() -> &'static Host {
+    static HOST: LazyLock<Host> = LazyLock::new(|| Host::new().expect("the engine starts"));
+    &HOST
+}
+
+/// Spawns guest `name` on the shared host, named after it.
+pub fn spawn(name: &str) -> WorkerHandle {
+    let component = host().load(guest(name)).expect("the guest loads");
+    host().spawn(&component, WorkerOptions::named(name)).expect("the worker starts")
+}
+
+/// Posts `value` as JSON.
+pub fn post(worker: &WorkerHandle, value: Value) {
+    worker.post_message(Message::json(&value).unwrap()).expect("the worker receives");
+}
+
+/// The worker's next event, failing the test if none comes within [`EVENT_TIMEOUT`].
+pub fn next_event(worker: &mut WorkerHandle) -> Option<WorkerEvent> {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime =
+            tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    }
+    RUNTIME
+        .with(|runtime| runtime.block_on(async { tokio::time::timeout(EVENT_TIMEOUT, worker.recv()).await }))
+        .unwrap_or_else(|_| panic!("no event from worker `{}` within {EVENT_TIMEOUT:?}", worker.name()))
+}
+
+/// The next event, which must be a JSON message.
+pub fn next_json(worker: &mut WorkerHandle) -> Value {
+    match next_event(worker) {
+        Some(WorkerEvent::Message(message)) => message.decode_json().expect("a JSON message"),
+        other => panic!("expected a message from `{}`, got {other:?}", worker.name()),
+    }
+}
+
+/// Waits for the worker's last event, which must be `Closed(reason)`.
+pub fn expect_closed(worker: &mut WorkerHandle, reason: CloseReason) {
+    match next_event(worker) {
+        Some(WorkerEvent::Closed(got)) => assert_eq!(got, reason),
+        other => panic!("expected `{}` to close ({reason:?}), got {other:?}", worker.name()),
+    }
+    assert!(next_event(worker).is_none(), "nothing comes after the last event");
+}
+
+/// Waits for the worker's last event, which must be an error.
+pub fn expect_error(worker: &mut WorkerHandle) -> ErrorEvent {
+    match next_event(worker) {
+        Some(WorkerEvent::Error(error)) => error,
+        other => panic!("expected `{}` to fail, got {other:?}", worker.name()),
+    }
+}

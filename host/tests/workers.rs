@@ -1,0 +1,281 @@
+//! The worker model end to end, through the host API, on the bundled guests.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+use wasm_workers::{Codec, CloseReason, Host, HostConfig, LoadError, Message, WorkerOptions};
+
+#[test]
+fn primes_posts_the_first_primes_in_order_then_closes() {
+    let mut primes = spawn("primes");
+    post(&primes, json!({ "limit": 30 }));
+    let found: Vec<Value> = (0..10).map(|_| next_json(&mut primes)).collect();
+    assert_eq!(found, json!([2, 3, 5, 7, 11, 13, 17, 19, 23, 29]).as_array().unwrap().clone());
+    expect_closed(&mut primes, CloseReason::Closed);
+}
+
+#[test]
+fn delegation_counts_the_primes_below_a_million_with_any_number_of_sub_workers() {
+    for k in [1, 2, 4, 10] {
+        let mut delegation = spawn("delegation");
+        post(&delegation, json!({ "n": 1_000_000, "k": k }));
+        assert_eq!(next_json(&mut delegation), json!(78_498), "k = {k}");
+        expect_closed(&mut delegation, CloseReason::Closed);
+    }
+}
+
+#[test]
+fn delegation_defaults_to_one_sub_worker_per_processor() {
+    let host = Host::with_config(HostConfig { hardware_concurrency: Some(3) }).unwrap();
+    let component = host.load(guest("delegation")).unwrap();
+    let mut delegation = host.spawn(&component, WorkerOptions::named("delegation")).unwrap();
+    post(&delegation, json!({ "n": 100_000 }));
+    assert_eq!(next_json(&mut delegation), json!(9_592));
+    expect_closed(&mut delegation, CloseReason::Closed);
+}
+
+#[test]
+fn the_scope_reports_name_location_and_hardware_concurrency() {
+    let host = Host::with_config(HostConfig { hardware_concurrency: Some(7) }).unwrap();
+    let component = host.load(guest("scope")).unwrap();
+    let mut scope = host.spawn(&component, WorkerOptions::named("inspector")).unwrap();
+    post(&scope, json!(null));
+    let seen = next_json(&mut scope);
+    assert_eq!(seen["name"], "inspector");
+    assert_eq!(seen["location"], guest("scope").display().to_string());
+    assert_eq!(seen["hardware-concurrency"], 7);
+
+    // Without an override, the host's available parallelism.
+    let mut scope = spawn("scope");
+    post(&scope, json!(null));
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(next_json(&mut scope)["hardware-concurrency"], cores);
+}
+
+#[test]
+fn close_discards_the_tasks_queued_behind_it() {
+    let mut echo = spawn("echo");
+    for word in ["a", "close", "b", "c"] {
+        // Posting to a worker that has already closed is refused; either way nothing after
+        // "close" may arrive.
+        let _ = echo.post_message(Message::json(&word).unwrap());
+    }
+    assert_eq!(next_json(&mut echo), "a");
+    assert_eq!(next_json(&mut echo), "close");
+    expect_closed(&mut echo, CloseReason::Closed);
+    assert!(echo.post_message(Message::json(&"d").unwrap()).is_err(), "a closed worker receives nothing");
+}
+
+#[test]
+fn a_closing_child_tells_its_parent_and_receives_nothing_more() {
+    let mut supervisor = spawn("supervisor");
+    post(&supervisor, json!({ "spawn": [{ "location": "echo.wasm", "messages": ["x", "close", "y"] }] }));
+    assert_eq!(next_json(&mut supervisor), json!({ "child": 0, "message": "x" }));
+    assert_eq!(next_json(&mut supervisor), json!({ "child": 0, "message": "close" }));
+    assert_eq!(next_json(&mut supervisor), json!({ "child": 0, "closed": true }));
+    supervisor.end_input();
+    expect_closed(&mut supervisor, CloseReason::Idle);
+}
+
+#[test]
+fn a_worker_with_nothing_left_to_do_ends_idle() {
+    let mut echo = spawn("echo");
+    post(&echo, json!("hi"));
+    echo.end_input();
+    assert_eq!(next_json(&mut echo), "hi");
+    expect_closed(&mut echo, CloseReason::Idle);
+}
+
+#[test]
+fn terminate_stops_a_worker_in_an_endless_loop_and_others_go_on() {
+    let mut looping = spawn("faulty");
+    let mut echo = spawn("echo");
+    post(&looping, json!("loop"));
+    // The loop is running (or about to): the echo worker still answers.
+    post(&echo, json!("still here"));
+    assert_eq!(next_json(&mut echo), "still here");
+    looping.terminate();
+    expect_closed(&mut looping, CloseReason::Terminated);
+    post(&echo, json!("after"));
+    assert_eq!(next_json(&mut echo), "after");
+}
+
+#[test]
+fn terminate_stops_an_idle_worker() {
+    let mut echo = spawn("echo");
+    echo.terminate();
+    expect_closed(&mut echo, CloseReason::Terminated);
+}
+
+#[test]
+fn a_parent_terminates_a_looping_child_and_its_other_children_go_on() {
+    let mut supervisor = spawn("supervisor");
+    post(&supervisor, json!({ "spawn": [
+        { "location": "faulty.wasm", "messages": ["loop"] },
+        { "location": "echo.wasm", "messages": ["before"] },
+    ] }));
+    assert_eq!(next_json(&mut supervisor), json!({ "child": 1, "message": "before" }));
+    post(&supervisor, json!({ "terminate": 0 }));
+    assert_eq!(next_json(&mut supervisor), json!({ "child": 0, "terminated": true }));
+    post(&supervisor, json!({ "spawn": [{ "location": "echo.wasm", "messages": ["after"] }] }));
+    assert_eq!(next_json(&mut supervisor), json!({ "child": 2, "message": "after" }));
+    supervisor.terminate();
+    expect_closed(&mut supervisor, CloseReason::Terminated);
+}
+
+#[test]
+fn terminating_a_parent_terminates_its_busy_children() {
+    // A host of its own, so that no other test's workers are counted.
+    let host = Host::new().unwrap();
+    let component = host.load(guest("supervisor")).unwrap();
+    let mut supervisor = host.spawn(&component, WorkerOptions::named("supervisor")).unwrap();
+    post(&supervisor, json!({ "spawn": [
+        { "location": "faulty.wasm", "messages": ["loop"] },
+        { "location": "echo.wasm", "messages": ["up"] },
+    ] }));
+    assert_eq!(next_json(&mut supervisor), json!({ "child": 1, "message": "up" }));
+    assert_eq!(host.live_workers(), 3);
+    supervisor.terminate();
+    expect_closed(&mut supervisor, CloseReason::Terminated);
+    // A worker's last event comes after all of its descendants have stopped.
+    assert_eq!(host.live_workers(), 0);
+}
+
+#[test]
+fn a_panicking_child_is_reported_to_its_parent_and_its_siblings_complete() {
+    let mut supervisor = spawn("supervisor");
+    post(&supervisor, json!({ "spawn": [
+        { "location": "core.wasm", "messages": [{ "from": 0, "to": 100_000 }] },
+        { "location": "faulty.wasm", "name": "bad", "messages": ["panic"] },
+        { "location": "core.wasm", "messages": [{ "from": 100_000, "to": 200_000 }] },
+    ] }));
+    let mut reports: Vec<Value> = (0..5).map(|_| next_json(&mut supervisor)).collect();
+    reports.sort_by_key(|r| (r["child"].as_u64(), r.get("closed").is_some()));
+    assert_eq!(reports[0], json!({ "child": 0, "message": 9_592 }));
+    assert_eq!(reports[1], json!({ "child": 0, "closed": true }));
+    assert_eq!(reports[2]["child"], 1);
+    assert_eq!(reports[2]["worker"], "bad");
+    let error = reports[2]["error"].as_str().unwrap();
+    assert!(error.contains("faulty worker panics on request"), "{error}");
+    assert_eq!(reports[3], json!({ "child": 2, "message": 8_392 }));
+    assert_eq!(reports[4], json!({ "child": 2, "closed": true }));
+}
+
+#[test]
+fn every_kind_of_trap_ends_only_its_worker_with_the_cause() {
+    let mut witness = spawn("echo");
+    for (command, cause) in [
+        ("panic", "faulty worker panics on request"),
+        ("unreachable", "unreachable"),
+        ("overflow", ""),
+    ] {
+        let mut faulty = spawn("faulty");
+        post(&faulty, json!(command));
+        let error = expect_error(&mut faulty);
+        assert_eq!(error.worker, "faulty");
+        assert!(error.message.contains(cause), "{command}: {}", error.message);
+        assert!(error.to_string().contains("faulty.wasm"), "the error names the component");
+        assert!(next_event(&mut faulty).is_none());
+        post(&witness, json!(command));
+        assert_eq!(next_json(&mut witness), command, "other workers go on");
+    }
+}
+
+#[test]
+fn ten_thousand_messages_arrive_in_order() {
+    let mut echo = spawn("echo");
+    for i in 0..10_000 {
+        post(&echo, json!(i));
+    }
+    for i in 0..10_000 {
+        assert_eq!(next_json(&mut echo), json!(i));
+    }
+}
+
+#[test]
+fn a_message_in_the_wrong_encoding_is_a_message_error_not_a_trap() {
+    let mut echo = spawn("echo");
+    // Labelled JSON, but not JSON: the host refuses to deliver it as a message.
+    echo.post_message(Message::new(Codec::Json, b"{oops".to_vec())).unwrap();
+    let reply = next_json(&mut echo);
+    assert!(reply["message-error"].as_str().unwrap().contains("malformed JSON"), "{reply}");
+    // Well-formed postcard, but the echo worker reads JSON values: the SDK cannot decode it.
+    echo.post_message(Message::new(Codec::Postcard, vec![1, 2, 3])).unwrap();
+    let reply = next_json(&mut echo);
+    assert!(reply["message-error"].as_str().unwrap().contains("postcard"), "{reply}");
+    // The worker is alive and well.
+    post(&echo, json!("fine"));
+    assert_eq!(next_json(&mut echo), "fine");
+}
+
+#[test]
+fn undecodable_data_from_a_child_reaches_the_parents_message_error_handler() {
+    let mut supervisor = spawn("supervisor");
+    post(&supervisor, json!({ "spawn": [{ "location": "faulty.wasm", "messages": ["bad-json", "bad-postcard", "ok"] }] }));
+    let first = next_json(&mut supervisor);
+    assert_eq!(first["child"], 0);
+    assert!(first["message-error"].as_str().unwrap().contains("malformed JSON"), "{first}");
+    let second = next_json(&mut supervisor);
+    assert!(second["message-error"].as_str().unwrap().contains("postcard"), "{second}");
+    assert_eq!(next_json(&mut supervisor), json!({ "child": 0, "message": "ok" }));
+}
+
+#[test]
+fn a_child_that_cannot_be_loaded_is_an_error_for_the_spawner_only() {
+    let mut supervisor = spawn("supervisor");
+    post(&supervisor, json!({ "spawn": [
+        { "location": "missing.wasm" },
+        { "location": "echo.wasm", "messages": ["ok"] },
+    ] }));
+    let report = next_json(&mut supervisor);
+    assert_eq!(report["child"], 0);
+    assert!(report["spawn-error"].as_str().unwrap().contains("missing.wasm"), "{report}");
+    assert_eq!(next_json(&mut supervisor), json!({ "child": 1, "message": "ok" }));
+}
+
+#[test]
+fn loading_reports_what_is_wrong_with_a_component() {
+    let dir = std::env::temp_dir().join(format!("wasm-workers-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    match host().load(dir.join("absent.wasm")) {
+        Err(LoadError::Read { location, .. }) => assert!(location.ends_with("absent.wasm")),
+        other => panic!("expected a read error, got {other:?}"),
+    }
+
+    let corrupt = dir.join("corrupt.wasm");
+    std::fs::write(&corrupt, b"\0asm garbage that is not wasm").unwrap();
+    assert!(matches!(host().load(&corrupt), Err(LoadError::Invalid { .. })));
+
+    // A core module (the smallest one) is not a component.
+    let module = dir.join("module.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    match host().load(&module) {
+        Err(error @ LoadError::Invalid { .. }) => assert!(error.to_string().contains("module.wasm")),
+        other => panic!("expected an invalid-component error, got {other:?}"),
+    }
+
+    // A valid component of another world.
+    match host().load(guest("not-a-worker")) {
+        Err(error @ LoadError::NotAWorker { .. }) => {
+            assert!(error.to_string().contains("not-a-worker.wasm"), "{error}")
+        }
+        other => panic!("expected a not-a-worker error, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_component_is_compiled_once_per_host() {
+    let host = Host::new().unwrap();
+    let a = host.load(guest("echo")).unwrap();
+    let b = host.load(guest("echo")).unwrap();
+    assert!(a.ptr_eq(&b), "the second load returns the first compilation");
+    let mut one = host.spawn(&a, WorkerOptions::default()).unwrap();
+    let mut two = host.spawn(&b, WorkerOptions::default()).unwrap();
+    post(&one, json!(1));
+    post(&two, json!(2));
+    assert_eq!(next_json(&mut one), json!(1));
+    assert_eq!(next_json(&mut two), json!(2));
+}
