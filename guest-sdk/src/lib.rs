@@ -143,6 +143,8 @@ pub enum Source {
     Parent,
     /// A child worker, by [`Child::id`].
     Child(u32),
+    /// A message port, by id (channel messaging; not produced by this version of the host).
+    Port(u32),
 }
 
 impl From<types::Source> for Source {
@@ -150,6 +152,7 @@ impl From<types::Source> for Source {
         match source {
             types::Source::Parent => Source::Parent,
             types::Source::Child(id) => Source::Child(id),
+            types::Source::Port(id) => Source::Port(id),
         }
     }
 }
@@ -253,7 +256,7 @@ pub fn decode<T: DeserializeOwned>(codec: Codec, data: &[u8]) -> Result<T, Strin
 }
 
 fn message(codec: Codec, data: Vec<u8>) -> types::Message {
-    types::Message { codec: codec.into(), data }
+    types::Message { codec: codec.into(), data, ports: Vec::new(), buffers: Vec::new() }
 }
 
 /// Posts `value` to this worker's parent as JSON (`postMessage`).
@@ -272,13 +275,13 @@ pub fn post<T: Serialize + ?Sized>(value: &T) {
 /// If `value` cannot be encoded in `codec`; nothing is sent then.
 pub fn post_encoded<T: Serialize + ?Sized>(codec: Codec, value: &T) -> Result<(), EncodeError> {
     let (codec, data) = encode(codec, value)?;
-    scope::post_message(&message(codec, data));
+    scope::post_message(message(codec, data));
     Ok(())
 }
 
 /// Posts already-encoded bytes to this worker's parent, declared as `codec`.
 pub fn post_bytes(codec: Codec, data: Vec<u8>) {
-    scope::post_message(&message(codec, data));
+    scope::post_message(message(codec, data));
 }
 
 /// Closes this worker (`close()`): the current handler runs to its end, every queued and
@@ -426,13 +429,13 @@ impl<W: Worker> Child<W> {
     /// If `value` cannot be encoded in `codec`; nothing is sent then.
     pub fn post_encoded<T: Serialize + ?Sized>(&self, codec: Codec, value: &T) -> Result<(), EncodeError> {
         let (codec, data) = encode(codec, value)?;
-        self.handle.post_message(&message(codec, data));
+        self.handle.post_message(message(codec, data));
         Ok(())
     }
 
     /// Posts already-encoded bytes to the child, declared as `codec`.
     pub fn post_bytes(&self, codec: Codec, data: Vec<u8>) {
-        self.handle.post_message(&message(codec, data));
+        self.handle.post_message(message(codec, data));
     }
 
     /// Terminates the child (`worker.terminate()`), even if it is busy; its callbacks are
@@ -526,6 +529,8 @@ pub mod dispatch {
                     }
                 });
             }
+            // This version of the host creates no ports, so no message arrives on one.
+            Source::Port(_) => {}
         }
     }
 

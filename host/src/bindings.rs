@@ -35,15 +35,22 @@ impl From<Codec> for types::Codec {
     }
 }
 
-impl From<types::Message> for Message {
-    fn from(message: types::Message) -> Self {
-        Message { codec: message.codec.into(), data: message.data }
+/// Lifts a message a guest posted.
+///
+/// # Errors
+///
+/// If it carries ports or buffers, which this version of the world offers no way to create,
+/// so no guest can hold one; the error traps the guest.
+pub(crate) fn lift_message(message: types::Message) -> wasmtime::Result<Message> {
+    if !message.ports.is_empty() || !message.buffers.is_empty() {
+        wasmtime::bail!("a message carries ports or buffers, which this host does not create");
     }
+    Ok(Message { codec: message.codec.into(), data: message.data })
 }
 
 impl From<Message> for types::Message {
     fn from(message: Message) -> Self {
-        types::Message { codec: message.codec.into(), data: message.data }
+        types::Message { codec: message.codec.into(), data: message.data, ports: Vec::new(), buffers: Vec::new() }
     }
 }
 

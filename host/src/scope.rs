@@ -10,7 +10,7 @@ use std::sync::Arc;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::scope::{Host as ScopeHost, HostWorker};
+use crate::bindings::{self, scope::{Host as ScopeHost, HostWorker}};
 use crate::bindings::types::{self, Host as TypesHost};
 use crate::engine::Component;
 use crate::event_loop::{Task, TaskQueue};
@@ -98,6 +98,20 @@ impl WasiView for WorkerState {
 
 impl TypesHost for WorkerState {}
 
+// No port or buffer can exist in this version of the world (nothing creates one), so there is
+// nothing to drop; the types are declared so that `message` has its final shape.
+impl types::HostMessagePort for WorkerState {
+    fn drop(&mut self, _: Resource<types::MessagePort>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl types::HostBuffer for WorkerState {
+    fn drop(&mut self, _: Resource<types::Buffer>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
 impl ScopeHost for WorkerState {
     fn name(&mut self) -> wasmtime::Result<String> {
         Ok(self.name.clone())
@@ -112,7 +126,7 @@ impl ScopeHost for WorkerState {
     }
 
     fn post_message(&mut self, message: types::Message) -> wasmtime::Result<()> {
-        self.parent.post(message.into());
+        self.parent.post(bindings::lift_message(message)?);
         Ok(())
     }
 
@@ -161,9 +175,10 @@ impl HostWorker for WorkerState {
     }
 
     fn post_message(&mut self, worker: Resource<ChildWorker>, message: types::Message) -> wasmtime::Result<()> {
+        let message = bindings::lift_message(message)?;
         let child = self.table.get(&worker)?;
         // A child that has ended discards the message, as a closed event loop does.
-        let _ = child.sender.send(Task::Message { source: Source::Parent, message: message.into() });
+        let _ = child.sender.send(Task::Message { source: Source::Parent, message });
         Ok(())
     }
 

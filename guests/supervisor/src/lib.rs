@@ -77,6 +77,7 @@ impl Worker for Supervisor {
         let child = match error.source {
             Source::Child(id) => self.index.get(&id).map(|&i| json!(i)).unwrap_or(Value::Null),
             Source::Parent => json!("parent"),
+            Source::Port(id) => json!(format!("port {id}")),
         };
         post(&json!({ "child": child, "message-error": error.reason }));
     }
