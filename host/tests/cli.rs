@@ -116,3 +116,30 @@ fn a_non_json_message_from_the_worker_never_reaches_stdout() {
     assert_eq!(text(&out.stdout), "\"fine\"\n");
     assert_eq!(text(&out.stderr).matches("not well-formed JSON; skipped").count(), 2, "{}", text(&out.stderr));
 }
+
+#[test]
+fn ctrl_c_terminates_a_busy_worker_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+
+    let faulty = guest("faulty");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
+        .args(["run", faulty.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"\"ready\"\n\"loop\"\n").unwrap();
+    // The first answer shows that the run loop, and with it the Ctrl-C handler, is running.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "\"ready\"\n");
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(text(&out.stderr).contains("interrupted"), "{}", text(&out.stderr));
+    drop(stdin);
+}
