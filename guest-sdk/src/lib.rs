@@ -193,17 +193,26 @@ impl fmt::Display for ErrorEvent {
     }
 }
 
-/// A message could not be encoded.
-#[derive(Debug)]
-pub struct EncodeError(String);
+/// A message could not be posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostError {
+    /// The value cannot be encoded in the codec asked for.
+    Encode(String),
+    /// A port or buffer to send with it, or the port to send it on, was transferred away
+    /// (it is detached, as a transferred `ArrayBuffer` is).
+    Detached,
+}
 
-impl fmt::Display for EncodeError {
+impl fmt::Display for PostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot encode message: {}", self.0)
+        match self {
+            PostError::Encode(why) => write!(f, "cannot encode message: {why}"),
+            PostError::Detached => f.write_str("a port or buffer was transferred away and can no longer be used here"),
+        }
     }
 }
 
-impl std::error::Error for EncodeError {}
+impl std::error::Error for PostError {}
 
 /// A worker: its state and its event handlers (`onmessage`, `onmessageerror`).
 ///
@@ -211,8 +220,9 @@ impl std::error::Error for EncodeError {}
 /// at a time. Messages from children go to the callbacks given to [`Child`]; messages from
 /// the parent to [`on_message`](Worker::on_message).
 pub trait Worker: Default + 'static {
-    /// The type of the messages this worker receives from its parent.
-    type Message: DeserializeOwned;
+    /// The type of the messages this worker receives from its parent: any serde type, or
+    /// [`Received<T>`] to also receive the ports and buffers transferred with them.
+    type Message: FromMessage;
 
     /// A message from the parent (`onmessage`).
     fn on_message(&mut self, message: Self::Message);
@@ -222,6 +232,89 @@ pub trait Worker: Default + 'static {
     fn on_message_error(&mut self, error: MessageError) {
         eprintln!("{}: {error}", name_or_location());
     }
+
+    /// A client connected to this worker as a shared worker (`onconnect`): `port` is this
+    /// worker's end of the client's channel. By default the port is dropped, which closes it.
+    fn on_connect(&mut self, port: Port) {
+        drop(port);
+    }
+}
+
+/// What a worker can receive as a message: any serde type (decoded with the codec the
+/// message declares; transferred ports and buffers are dropped), or [`Received<T>`].
+pub trait FromMessage: Sized {
+    /// Decodes a message. Takes what it keeps of `ports` and `buffers`.
+    ///
+    /// # Errors
+    ///
+    /// Why the message is not a `Self`.
+    fn from_message(codec: Codec, data: &[u8], ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String>;
+}
+
+impl<T: DeserializeOwned> FromMessage for T {
+    fn from_message(codec: Codec, data: &[u8], _: &mut Vec<Port>, _: &mut Vec<Buffer>) -> Result<Self, String> {
+        decode(codec, data)
+    }
+}
+
+/// A message with what was transferred with it (`MessageEvent.data` and `.ports`).
+#[derive(Debug)]
+pub struct Received<T> {
+    /// The decoded data.
+    pub data: T,
+    /// The ports transferred with it, in the order they were put in.
+    pub ports: Vec<Port>,
+    /// The buffers transferred with it, in the order they were put in.
+    pub buffers: Vec<Buffer>,
+}
+
+impl<T: DeserializeOwned> FromMessage for Received<T> {
+    fn from_message(codec: Codec, data: &[u8], ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String> {
+        Ok(Received { data: decode(codec, data)?, ports: std::mem::take(ports), buffers: std::mem::take(buffers) })
+    }
+}
+
+/// Ports and buffers to transfer with a message (the `transfer` list of `postMessage`).
+/// Posting detaches them here: every clone of a transferred [`Port`] or [`Buffer`] in this
+/// worker fails from then on with [`PostError::Detached`].
+#[derive(Default, Debug)]
+pub struct Transfer {
+    ports: Vec<Port>,
+    buffers: Vec<Buffer>,
+}
+
+impl Transfer {
+    /// Nothing to transfer yet.
+    pub fn new() -> Self {
+        Transfer::default()
+    }
+
+    /// Transfers `port` too.
+    pub fn port(mut self, port: &Port) -> Self {
+        self.ports.push(port.clone());
+        self
+    }
+
+    /// Transfers `buffer` too.
+    pub fn buffer(mut self, buffer: &Buffer) -> Self {
+        self.buffers.push(buffer.clone());
+        self
+    }
+
+    /// Takes the handles out, detaching them; all or nothing. Naming one port or buffer
+    /// twice is refused, as `postMessage` refuses duplicates in its transfer list.
+    fn take(self) -> Result<(Vec<types::MessagePort>, Vec<types::Buffer>), PostError> {
+        let detached = self.ports.iter().any(|p| p.0.handle.borrow().is_none())
+            || self.buffers.iter().any(|b| b.0.borrow().is_none());
+        let duplicate = self.ports.iter().enumerate().any(|(i, p)| self.ports[..i].iter().any(|q| Rc::ptr_eq(&p.0, &q.0)))
+            || self.buffers.iter().enumerate().any(|(i, b)| self.buffers[..i].iter().any(|c| Rc::ptr_eq(&b.0, &c.0)));
+        if detached || duplicate {
+            return Err(PostError::Detached);
+        }
+        let ports = self.ports.iter().filter_map(Port::take_handle).collect();
+        let buffers = self.buffers.iter().filter_map(|b| b.0.borrow_mut().take()).collect();
+        Ok((ports, buffers))
+    }
 }
 
 /// Encodes `value` as a message of `codec`.
@@ -229,14 +322,14 @@ pub trait Worker: Default + 'static {
 /// # Errors
 ///
 /// If `value` cannot be encoded in `codec` (for [`Codec::Raw`], if it is not a byte sequence).
-pub fn encode<T: Serialize + ?Sized>(codec: Codec, value: &T) -> Result<(Codec, Vec<u8>), EncodeError> {
+pub fn encode<T: Serialize + ?Sized>(codec: Codec, value: &T) -> Result<(Codec, Vec<u8>), PostError> {
     let data = match codec {
-        Codec::Json => serde_json::to_vec(value).map_err(|e| EncodeError(e.to_string()))?,
-        Codec::Postcard => postcard::to_stdvec(value).map_err(|e| EncodeError(e.to_string()))?,
+        Codec::Json => serde_json::to_vec(value).map_err(|e| PostError::Encode(e.to_string()))?,
+        Codec::Postcard => postcard::to_stdvec(value).map_err(|e| PostError::Encode(e.to_string()))?,
         Codec::Raw => serde_json::to_value(value)
             .ok()
             .and_then(|v| serde_json::from_value::<Vec<u8>>(v).ok())
-            .ok_or_else(|| EncodeError("a raw message must be a sequence of bytes".into()))?,
+            .ok_or_else(|| PostError::Encode("a raw message must be a sequence of bytes".into()))?,
     };
     Ok((codec, data))
 }
@@ -259,6 +352,13 @@ fn message(codec: Codec, data: Vec<u8>) -> types::Message {
     types::Message { codec: codec.into(), data, ports: Vec::new(), buffers: Vec::new() }
 }
 
+/// Encodes `value` as JSON into a message transferring `transfer`.
+fn message_with<T: Serialize + ?Sized>(value: &T, transfer: Transfer) -> Result<types::Message, PostError> {
+    let (codec, data) = encode(Codec::Json, value)?;
+    let (ports, buffers) = transfer.take()?;
+    Ok(types::Message { codec: codec.into(), data, ports, buffers })
+}
+
 /// Posts `value` to this worker's parent as JSON (`postMessage`).
 ///
 /// # Panics
@@ -273,9 +373,21 @@ pub fn post<T: Serialize + ?Sized>(value: &T) {
 /// # Errors
 ///
 /// If `value` cannot be encoded in `codec`; nothing is sent then.
-pub fn post_encoded<T: Serialize + ?Sized>(codec: Codec, value: &T) -> Result<(), EncodeError> {
+pub fn post_encoded<T: Serialize + ?Sized>(codec: Codec, value: &T) -> Result<(), PostError> {
     let (codec, data) = encode(codec, value)?;
     scope::post_message(message(codec, data));
+    Ok(())
+}
+
+/// Posts `value` to this worker's parent as JSON, transferring the ports and buffers in
+/// `transfer` (`postMessage(message, transfer)`): they are detached here.
+///
+/// # Errors
+///
+/// If `value` cannot be encoded, or something in `transfer` was already transferred away;
+/// nothing is sent then.
+pub fn post_with<T: Serialize + ?Sized>(value: &T, transfer: Transfer) -> Result<(), PostError> {
+    scope::post_message(message_with(value, transfer)?);
     Ok(())
 }
 
@@ -311,18 +423,324 @@ fn name_or_location() -> String {
     if name.is_empty() { location() } else { name }
 }
 
+/// One end of a message channel (`MessagePort`): post to the entangled end, receive what it
+/// posts through typed callbacks.
+///
+/// Cheap to clone; clones are the same port. Transferring it (in a [`Transfer`]) detaches
+/// every clone here: their calls then fail with [`PostError::Detached`]. The port is closed
+/// when the last clone is dropped and no callback holds it.
+#[derive(Clone)]
+pub struct Port(Rc<PortInner>);
+
+struct PortInner {
+    handle: RefCell<Option<types::MessagePort>>,
+    /// The id its events carry here ([`Source::Port`]).
+    id: u32,
+}
+
+impl Port {
+    fn from_handle(handle: types::MessagePort) -> Port {
+        let id = handle.id();
+        Port(Rc::new(PortInner { handle: RefCell::new(Some(handle)), id }))
+    }
+
+    /// Takes the handle out for a transfer: every clone is detached, and the callbacks go.
+    fn take_handle(&self) -> Option<types::MessagePort> {
+        let handle = self.0.handle.borrow_mut().take()?;
+        PORTS.with_borrow_mut(|ports| ports.remove(&self.0.id));
+        Some(handle)
+    }
+
+    fn with_handle<R>(&self, f: impl FnOnce(&types::MessagePort) -> R) -> Result<R, PostError> {
+        self.0.handle.borrow().as_ref().map(f).ok_or(PostError::Detached)
+    }
+
+    /// The id this port's events carry in this worker.
+    pub fn id(&self) -> u32 {
+        self.0.id
+    }
+
+    /// Whether the port was transferred away.
+    pub fn is_detached(&self) -> bool {
+        self.0.handle.borrow().is_none()
+    }
+
+    /// Posts `value` as JSON to the entangled port (`port.postMessage`).
+    ///
+    /// # Errors
+    ///
+    /// If `value` cannot be encoded, or this port was transferred away.
+    pub fn post<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PostError> {
+        self.post_with(value, Transfer::new())
+    }
+
+    /// Posts `value` as JSON, transferring what is in `transfer`.
+    ///
+    /// # Errors
+    ///
+    /// If `value` cannot be encoded, or this port or something in `transfer` was
+    /// transferred away; nothing is sent then.
+    pub fn post_with<T: Serialize + ?Sized>(&self, value: &T, transfer: Transfer) -> Result<(), PostError> {
+        if self.is_detached() {
+            return Err(PostError::Detached);
+        }
+        let message = message_with(value, transfer)?;
+        self.with_handle(|port| port.post_message(message))
+    }
+
+    /// Posts already-encoded bytes, declared as `codec`.
+    ///
+    /// # Errors
+    ///
+    /// If this port was transferred away.
+    pub fn post_bytes(&self, codec: Codec, data: Vec<u8>) -> Result<(), PostError> {
+        self.with_handle(|port| port.post_message(message(codec, data)))
+    }
+
+    /// Starts delivering messages (`port.start()`); [`on_message`](Self::on_message) does it.
+    pub fn start(&self) {
+        let _ = self.with_handle(|port| port.start());
+    }
+
+    /// Closes the port (`port.close()`): the entangled port's owner learns it.
+    pub fn close(&self) {
+        let _ = self.with_handle(|port| port.close());
+        PORTS.with_borrow_mut(|ports| ports.remove(&self.0.id));
+    }
+
+    fn with_callbacks<W: Worker>(&self, f: impl FnOnce(&mut Callbacks<W>)) -> &Self {
+        if self.is_detached() {
+            return self;
+        }
+        PORTS.with_borrow_mut(|ports| {
+            let entry = ports
+                .entry(self.0.id)
+                .or_insert_with(|| Entry { keep: Keep::Port(self.clone()), callbacks: Some(Box::new(Callbacks::<W>::new())) });
+            if let Some(callbacks) = entry.callbacks.as_mut().and_then(|c| c.downcast_mut::<Callbacks<W>>()) {
+                f(callbacks);
+            }
+        });
+        self
+    }
+
+    /// Calls `f` with each message of type `T` that arrives on this port (`port.onmessage`),
+    /// and starts the port. A message that does not decode goes to
+    /// [`Worker::on_message_error`]. The port stays open while it has callbacks.
+    pub fn on_message<W: Worker, T: FromMessage + 'static>(&self, f: impl FnMut(&mut W, T) + 'static) -> &Self {
+        let source = Source::Port(self.0.id);
+        self.with_callbacks(|callbacks: &mut Callbacks<W>| callbacks.on_message = Some(typed(source, f)));
+        self.start();
+        self
+    }
+
+    /// Calls `f` when the entangled port is closed (the port's `close` event).
+    pub fn on_close<W: Worker>(&self, f: impl FnMut(&mut W) + 'static) -> &Self {
+        self.with_callbacks(|callbacks: &mut Callbacks<W>| callbacks.on_close = Some(Box::new(f)))
+    }
+}
+
+impl fmt::Debug for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Port").field("id", &self.0.id).field("detached", &self.is_detached()).finish()
+    }
+}
+
+/// A message channel (`new MessageChannel()`): two entangled ports, both held by this worker.
+#[derive(Debug)]
+pub struct MessageChannel {
+    /// One end.
+    pub port1: Port,
+    /// The other end.
+    pub port2: Port,
+}
+
+impl MessageChannel {
+    /// A new channel.
+    pub fn new() -> Self {
+        let (one, two) = scope::message_channel();
+        MessageChannel { port1: Port::from_handle(one), port2: Port::from_handle(two) }
+    }
+}
+
+impl Default for MessageChannel {
+    fn default() -> Self {
+        MessageChannel::new()
+    }
+}
+
+/// Shared workers (`SharedWorker`): one instance per name, reached through a port.
+pub struct SharedWorker;
+
+impl SharedWorker {
+    /// Connects to the shared worker `name` running the component at `location` (relative to
+    /// this worker's location), starting it if none runs; returns this worker's port to it
+    /// (`new SharedWorker(url, name).port`).
+    ///
+    /// # Errors
+    ///
+    /// If a shared worker of that name runs another component, or the component cannot be
+    /// loaded.
+    pub fn connect(location: &str, name: &str) -> Result<Port, String> {
+        scope::connect_shared_worker(location, name).map(Port::from_handle)
+    }
+}
+
+/// A byte buffer owned by the host, transferable without copying (a transferable
+/// `ArrayBuffer`).
+///
+/// Reading and writing copy bytes between the host and this worker's memory; passing a
+/// buffer on in a [`Transfer`] copies nothing — the zero-copy path for data that only passes
+/// through. Clones are the same buffer; a transferred buffer is detached here: its length is 0
+/// and reads and writes fail.
+#[derive(Clone)]
+pub struct Buffer(Rc<RefCell<Option<types::Buffer>>>);
+
+impl Buffer {
+    /// A zero-filled buffer of `len` bytes (`new ArrayBuffer(len)`).
+    ///
+    /// # Errors
+    ///
+    /// If `len` is over the host's limit or the memory cannot be had.
+    pub fn new(len: u64) -> Result<Buffer, String> {
+        types::Buffer::create(len).map(Buffer::from_handle)
+    }
+
+    /// A buffer holding a copy of `bytes`.
+    pub fn from_bytes(bytes: &[u8]) -> Buffer {
+        Buffer::from_handle(types::Buffer::from_bytes(bytes))
+    }
+
+    fn from_handle(handle: types::Buffer) -> Buffer {
+        Buffer(Rc::new(RefCell::new(Some(handle))))
+    }
+
+    /// The length in bytes; 0 once transferred away (`byteLength` of a detached buffer).
+    pub fn len(&self) -> u64 {
+        self.0.borrow().as_ref().map_or(0, |b| b.len())
+    }
+
+    /// Whether the length is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the buffer was transferred away.
+    pub fn is_detached(&self) -> bool {
+        self.0.borrow().is_none()
+    }
+
+    /// Copies `len` bytes from `offset` out of the buffer.
+    ///
+    /// # Errors
+    ///
+    /// If the range is outside the buffer, or the buffer was transferred away.
+    pub fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, String> {
+        match &*self.0.borrow() {
+            Some(buffer) => buffer.read(offset, len),
+            None => Err(PostError::Detached.to_string()),
+        }
+    }
+
+    /// Copies the whole buffer out.
+    ///
+    /// # Errors
+    ///
+    /// If the buffer was transferred away.
+    pub fn read_all(&self) -> Result<Vec<u8>, String> {
+        self.read(0, self.len())
+    }
+
+    /// Copies `bytes` into the buffer at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// If the range is outside the buffer, or the buffer was transferred away.
+    pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), String> {
+        match &*self.0.borrow() {
+            Some(buffer) => buffer.write(offset, bytes),
+            None => Err(PostError::Detached.to_string()),
+        }
+    }
+}
+
+impl fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Buffer").field("len", &self.len()).field("detached", &self.is_detached()).finish()
+    }
+}
+
+/// Runs `f` once, `delay_ms` milliseconds from now, as a task of this worker (`setTimeout`).
+/// Returns the timer's id for [`clear_timer`]. A closed or terminated worker's timers never
+/// fire; a worker with a pending timer does not end idle.
+pub fn set_timeout<W: Worker>(delay_ms: u32, f: impl FnOnce(&mut W) + 'static) -> u32 {
+    let id = scope::set_timeout(delay_ms);
+    let mut f = Some(f);
+    let callback: Box<dyn FnMut(&mut W)> = Box::new(move |worker| {
+        if let Some(f) = f.take() {
+            f(worker)
+        }
+    });
+    TIMERS.with_borrow_mut(|timers| timers.insert(id, (false, Box::new(callback) as Box<dyn Any>)));
+    id
+}
+
+/// Runs `f` every `interval_ms` milliseconds until cleared (`setInterval`).
+pub fn set_interval<W: Worker>(interval_ms: u32, f: impl FnMut(&mut W) + 'static) -> u32 {
+    let id = scope::set_interval(interval_ms);
+    let callback: Box<dyn FnMut(&mut W)> = Box::new(f);
+    TIMERS.with_borrow_mut(|timers| timers.insert(id, (true, Box::new(callback) as Box<dyn Any>)));
+    id
+}
+
+/// Cancels a timeout or interval (`clearTimeout`, `clearInterval`); unknown ids are ignored.
+/// An interval may clear itself from its own callback.
+pub fn clear_timer(id: u32) {
+    scope::clear_timer(id);
+    let removed = TIMERS.with_borrow_mut(|timers| timers.remove(&id));
+    if removed.is_none() {
+        // Its callback is running (taken out of the map): do not put it back.
+        CLEARED.with_borrow_mut(|cleared| cleared.insert(id));
+    }
+}
+
+/// Wraps a typed callback as one that decodes the raw message first.
+fn typed<W: Worker, T: FromMessage + 'static>(source: Source, mut f: impl FnMut(&mut W, T) + 'static) -> MessageCallback<W> {
+    Box::new(move |worker: &mut W, message: types::Message| {
+        let codec = Codec::from(message.codec);
+        let mut ports = message.ports.into_iter().map(Port::from_handle).collect();
+        let mut buffers = message.buffers.into_iter().map(Buffer::from_handle).collect();
+        match T::from_message(codec, &message.data, &mut ports, &mut buffers) {
+            Ok(value) => f(worker, value),
+            Err(reason) => worker.on_message_error(MessageError { source, codec, data: message.data, reason }),
+        }
+    })
+}
+
 type MessageCallback<W> = Box<dyn FnMut(&mut W, types::Message)>;
 
-/// The callbacks of one child, for a worker of type `W`.
+/// The callbacks of one child or port, for a worker of type `W`.
 struct Callbacks<W> {
     on_message: Option<MessageCallback<W>>,
     on_error: Option<Box<dyn FnMut(&mut W, ErrorEvent)>>,
     on_close: Option<Box<dyn FnMut(&mut W)>>,
 }
 
-struct ChildEntry {
-    /// Kept so that the child stays reachable (not idle) while it has callbacks.
-    _handle: Rc<scope::Worker>,
+impl<W> Callbacks<W> {
+    fn new() -> Self {
+        Callbacks { on_message: None, on_error: None, on_close: None }
+    }
+}
+
+/// What an entry keeps alive besides its callbacks: a child's handle, so that the child stays
+/// reachable, or a port, so that it stays open.
+enum Keep {
+    Child(#[allow(dead_code, reason = "held, not read")] Rc<scope::Worker>),
+    Port(#[allow(dead_code, reason = "held, not read")] Port),
+}
+
+struct Entry {
+    #[allow(dead_code, reason = "held, not read")]
+    keep: Keep,
     /// A `Callbacks<W>`; taken out while one of them runs.
     callbacks: Option<Box<dyn Any>>,
 }
@@ -331,7 +749,13 @@ thread_local! {
     /// The worker's state, created before its first event.
     static WORKER: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
     /// Live children, by id.
-    static CHILDREN: RefCell<HashMap<u32, ChildEntry>> = RefCell::new(HashMap::new());
+    static CHILDREN: RefCell<HashMap<u32, Entry>> = RefCell::new(HashMap::new());
+    /// Ports with callbacks, by id.
+    static PORTS: RefCell<HashMap<u32, Entry>> = RefCell::new(HashMap::new());
+    /// Pending timers by id: whether it is an interval, and its `Box<dyn FnMut(&mut W)>`.
+    static TIMERS: RefCell<HashMap<u32, (bool, Box<dyn Any>)>> = RefCell::new(HashMap::new());
+    /// Intervals cleared while their own callback ran.
+    static CLEARED: RefCell<std::collections::HashSet<u32>> = RefCell::new(std::collections::HashSet::new());
 }
 
 /// A dedicated child worker (a `Worker` object): post to it, terminate it, and receive its
@@ -357,9 +781,9 @@ impl<W: Worker> Child<W> {
         let options = types::WorkerOptions { name: name.map(str::to_string) };
         let handle = Rc::new(scope::Worker::spawn(location, &options)?);
         let id = handle.id();
-        let callbacks: Callbacks<W> = Callbacks { on_message: None, on_error: None, on_close: None };
+        let callbacks: Callbacks<W> = Callbacks::new();
         CHILDREN.with_borrow_mut(|children| {
-            children.insert(id, ChildEntry { _handle: handle.clone(), callbacks: Some(Box::new(callbacks)) })
+            children.insert(id, Entry { keep: Keep::Child(handle.clone()), callbacks: Some(Box::new(callbacks)) })
         });
         Ok(Child { id, handle, _worker: std::marker::PhantomData })
     }
@@ -382,24 +806,11 @@ impl<W: Worker> Child<W> {
         self
     }
 
-    /// Calls `f` with each message of type `T` the child posts. A message that does not
-    /// decode as a `T` goes to [`Worker::on_message_error`].
-    pub fn on_message<T: DeserializeOwned>(self, mut f: impl FnMut(&mut W, T) + 'static) -> Self {
-        let id = self.id;
-        self.with_callbacks(move |callbacks| {
-            callbacks.on_message = Some(Box::new(move |worker: &mut W, message: types::Message| {
-                let codec = Codec::from(message.codec);
-                match decode::<T>(codec, &message.data) {
-                    Ok(value) => f(worker, value),
-                    Err(reason) => worker.on_message_error(MessageError {
-                        source: Source::Child(id),
-                        codec,
-                        data: message.data,
-                        reason,
-                    }),
-                }
-            }));
-        })
+    /// Calls `f` with each message of type `T` the child posts (any serde type, or
+    /// [`Received<T>`]). A message that does not decode goes to [`Worker::on_message_error`].
+    pub fn on_message<T: FromMessage + 'static>(self, f: impl FnMut(&mut W, T) + 'static) -> Self {
+        let source = Source::Child(self.id);
+        self.with_callbacks(move |callbacks| callbacks.on_message = Some(typed(source, f)))
     }
 
     /// Calls `f` if the child fails (it trapped; it has ended). Without this callback the
@@ -427,9 +838,20 @@ impl<W: Worker> Child<W> {
     /// # Errors
     ///
     /// If `value` cannot be encoded in `codec`; nothing is sent then.
-    pub fn post_encoded<T: Serialize + ?Sized>(&self, codec: Codec, value: &T) -> Result<(), EncodeError> {
+    pub fn post_encoded<T: Serialize + ?Sized>(&self, codec: Codec, value: &T) -> Result<(), PostError> {
         let (codec, data) = encode(codec, value)?;
         self.handle.post_message(message(codec, data));
+        Ok(())
+    }
+
+    /// Posts `value` to the child as JSON, transferring what is in `transfer`.
+    ///
+    /// # Errors
+    ///
+    /// If `value` cannot be encoded, or something in `transfer` was already transferred
+    /// away; nothing is sent then.
+    pub fn post_with<T: Serialize + ?Sized>(&self, value: &T, transfer: Transfer) -> Result<(), PostError> {
+        self.handle.post_message(message_with(value, transfer)?);
         Ok(())
     }
 
@@ -490,21 +912,34 @@ pub mod dispatch {
         result
     }
 
-    /// Runs `f` on the callbacks of child `id` (taken out of the registry while `f` runs);
-    /// returns `None` if the child is unknown. With `remove`, forgets the child afterwards.
-    fn with_child<W: Worker, R>(id: u32, remove: bool, f: impl FnOnce(&mut W, &mut Callbacks<W>) -> R) -> Option<R> {
-        let mut callbacks = CHILDREN.with_borrow_mut(|children| children.get_mut(&id)?.callbacks.take())?;
+    type Registry = std::thread::LocalKey<RefCell<HashMap<u32, Entry>>>;
+
+    /// Runs `f` on the callbacks registered for `id` in `registry` (taken out while `f` runs,
+    /// so that `f` may register more); `None` if there are none. With `remove`, forgets the
+    /// entry afterwards.
+    fn with_entry<W: Worker, R>(
+        registry: &'static Registry,
+        id: u32,
+        remove: bool,
+        f: impl FnOnce(&mut W, &mut Callbacks<W>) -> R,
+    ) -> Option<R> {
+        let mut callbacks = registry.with_borrow_mut(|entries| entries.get_mut(&id)?.callbacks.take())?;
         let result = with_worker(|worker: &mut W| {
             let callbacks = callbacks.downcast_mut::<Callbacks<W>>().expect("one worker type per component");
             f(worker, callbacks)
         });
-        CHILDREN.with_borrow_mut(|children| {
+        let removed = registry.with_borrow_mut(|entries| {
             if remove {
-                children.remove(&id);
-            } else if let Some(entry) = children.get_mut(&id) {
-                entry.callbacks = Some(callbacks);
+                entries.remove(&id)
+            } else {
+                if let Some(entry) = entries.get_mut(&id) {
+                    entry.callbacks = Some(callbacks);
+                }
+                None
             }
         });
+        // Dropped outside the registry's borrow: dropping a port may close it.
+        drop(removed);
         Some(result)
     }
 
@@ -514,23 +949,34 @@ pub mod dispatch {
 
     /// `on-message`.
     pub fn on_message<W: Worker>(source: types::Source, message: types::Message) {
-        match Source::from(source) {
+        let source = Source::from(source);
+        fn deliver<W>(message: types::Message) -> impl FnOnce(&mut W, &mut Callbacks<W>) {
+            move |worker, callbacks| {
+                if let Some(on_message) = &mut callbacks.on_message {
+                    on_message(worker, message);
+                }
+            }
+        }
+        match source {
             Source::Parent => with_worker(|worker: &mut W| {
-                match decode::<W::Message>(message.codec.into(), &message.data) {
+                let codec = Codec::from(message.codec);
+                let mut ports = message.ports.into_iter().map(Port::from_handle).collect();
+                let mut buffers = message.buffers.into_iter().map(Buffer::from_handle).collect();
+                match W::Message::from_message(codec, &message.data, &mut ports, &mut buffers) {
                     Ok(value) => worker.on_message(value),
-                    Err(reason) => worker.on_message_error(message_error(Source::Parent, message, reason)),
+                    Err(reason) => {
+                        worker.on_message_error(MessageError { source, codec, data: message.data, reason })
+                    }
                 }
             }),
-            // A child this worker terminated can have messages in flight: they find no entry.
+            // A child or port this worker let go of can have messages in flight: they find no
+            // entry and are dropped.
             Source::Child(id) => {
-                with_child(id, false, |worker: &mut W, callbacks| {
-                    if let Some(on_message) = &mut callbacks.on_message {
-                        on_message(worker, message);
-                    }
-                });
+                with_entry(&CHILDREN, id, false, deliver::<W>(message));
             }
-            // This version of the host creates no ports, so no message arrives on one.
-            Source::Port(_) => {}
+            Source::Port(id) => {
+                with_entry(&PORTS, id, false, deliver::<W>(message));
+            }
         }
     }
 
@@ -544,14 +990,15 @@ pub mod dispatch {
     pub fn on_error<W: Worker>(source: types::Source, error: types::ErrorEvent) {
         let error = ErrorEvent { message: error.message, worker: error.worker, location: error.location };
         if let Source::Child(id) = Source::from(source) {
-            let unhandled = with_child(id, true, |worker: &mut W, callbacks| match &mut callbacks.on_error {
+            let unhandled = with_entry(&CHILDREN, id, true, |worker: &mut W, callbacks| match &mut callbacks.on_error {
                 Some(on_error) => {
                     on_error(worker, error.clone());
                     false
                 }
                 None => true,
             });
-            if unhandled.unwrap_or(true) {
+            // No entry: this worker terminated the child (and so gave up its events).
+            if unhandled.unwrap_or(false) {
                 // An unhandled `error` event is reported in the worker that owns the child.
                 panic!("unhandled error in a child: {error}");
             }
@@ -560,12 +1007,41 @@ pub mod dispatch {
 
     /// `on-close`.
     pub fn on_close<W: Worker>(source: types::Source) {
-        if let Source::Child(id) = Source::from(source) {
-            with_child(id, true, |worker: &mut W, callbacks| {
-                if let Some(on_close) = &mut callbacks.on_close {
-                    on_close(worker);
-                }
-            });
+        let closed = |worker: &mut W, callbacks: &mut Callbacks<W>| {
+            if let Some(on_close) = &mut callbacks.on_close {
+                on_close(worker);
+            }
+        };
+        match Source::from(source) {
+            Source::Child(id) => {
+                with_entry(&CHILDREN, id, true, closed);
+            }
+            Source::Port(id) => {
+                with_entry(&PORTS, id, true, closed);
+            }
+            Source::Parent => {}
+        }
+    }
+
+    /// `on-connect`.
+    pub fn on_connect<W: Worker>(port: types::MessagePort) {
+        let port = Port::from_handle(port);
+        with_worker(|worker: &mut W| worker.on_connect(port));
+    }
+
+    /// `on-timeout`.
+    pub fn on_timeout<W: Worker>(id: u32) {
+        let Some((interval, mut callback)) = TIMERS.with_borrow_mut(|timers| timers.remove(&id)) else {
+            return;
+        };
+        with_worker(|worker: &mut W| {
+            if let Some(f) = callback.downcast_mut::<Box<dyn FnMut(&mut W)>>() {
+                f(worker);
+            }
+        });
+        // An interval stays set unless its callback cleared it.
+        if interval && !CLEARED.with_borrow_mut(|cleared| cleared.remove(&id)) {
+            TIMERS.with_borrow_mut(|timers| timers.insert(id, (interval, callback)));
         }
     }
 }
@@ -602,6 +1078,14 @@ macro_rules! export_worker {
 
                 fn on_close(source: $crate::__private::wasm_workers::worker::types::Source) {
                     $crate::__private::dispatch::on_close::<$worker>(source)
+                }
+
+                fn on_connect(port: $crate::__private::wasm_workers::worker::types::MessagePort) {
+                    $crate::__private::dispatch::on_connect::<$worker>(port)
+                }
+
+                fn on_timeout(id: u32) {
+                    $crate::__private::dispatch::on_timeout::<$worker>(id)
                 }
             }
 

@@ -6,13 +6,15 @@ wasmtime::component::bindgen!({
     world: "worker",
     with: {
         "wasm-workers:worker/scope.worker": crate::worker::ChildWorker,
+        "wasm-workers:worker/types.message-port": crate::port::MessagePort,
+        "wasm-workers:worker/types.buffer": crate::buffer::Buffer,
     },
     imports: { default: trappable },
 });
 
 pub(crate) use self::wasm_workers::worker::{scope, types};
 
-use crate::message::{Codec, Message};
+use crate::message::Codec;
 use crate::worker::{ErrorEvent, Source};
 
 impl From<types::Codec> for Codec {
@@ -35,30 +37,12 @@ impl From<Codec> for types::Codec {
     }
 }
 
-/// Lifts a message a guest posted.
-///
-/// # Errors
-///
-/// If it carries ports or buffers, which this version of the world offers no way to create,
-/// so no guest can hold one; the error traps the guest.
-pub(crate) fn lift_message(message: types::Message) -> wasmtime::Result<Message> {
-    if !message.ports.is_empty() || !message.buffers.is_empty() {
-        wasmtime::bail!("a message carries ports or buffers, which this host does not create");
-    }
-    Ok(Message { codec: message.codec.into(), data: message.data })
-}
-
-impl From<Message> for types::Message {
-    fn from(message: Message) -> Self {
-        types::Message { codec: message.codec.into(), data: message.data, ports: Vec::new(), buffers: Vec::new() }
-    }
-}
-
 impl From<Source> for types::Source {
     fn from(source: Source) -> Self {
         match source {
             Source::Parent => types::Source::Parent,
             Source::Child(id) => types::Source::Child(id),
+            Source::Port(id) => types::Source::Port(id),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! [`InstancePre`]: wasmtime::component::InstancePre
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::component::Linker;
@@ -46,6 +46,8 @@ pub struct Component(Arc<ComponentInner>);
 struct ComponentInner {
     pre: bindings::WorkerPre<WorkerState>,
     location: String,
+    /// The canonical path: what identifies the component (for shared workers, the cache).
+    key: PathBuf,
 }
 
 impl Component {
@@ -54,6 +56,7 @@ impl Component {
         engine: &Engine,
         linker: &Linker<WorkerState>,
         location: &Path,
+        key: PathBuf,
         bytes: &[u8],
     ) -> Result<Self, LoadError> {
         let location_text = location.display().to_string();
@@ -66,7 +69,7 @@ impl Component {
         };
         let pre = linker.instantiate_pre(&component).map_err(not_a_worker)?;
         let pre = bindings::WorkerPre::new(pre).map_err(not_a_worker)?;
-        Ok(Component(Arc::new(ComponentInner { pre, location: location_text })))
+        Ok(Component(Arc::new(ComponentInner { pre, location: location_text, key })))
     }
 
     /// Whether `self` and `other` are the same compilation (one [`Host::load`] result, or
@@ -80,6 +83,11 @@ impl Component {
     /// Where the component was loaded from, as given.
     pub fn location(&self) -> &str {
         &self.0.location
+    }
+
+    /// The canonical path of the component's file.
+    pub fn key(&self) -> &Path {
+        &self.0.key
     }
 
     pub(crate) fn pre(&self) -> &bindings::WorkerPre<WorkerState> {

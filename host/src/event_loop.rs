@@ -9,10 +9,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::message::Message;
+use crate::port::{MessagePort, PortCore};
 use crate::worker::{ErrorEvent, Source};
 
-/// One task for a worker's event loop: one call into the guest.
-#[derive(Debug)]
+/// One task for a worker's event loop: a call into the guest (a port task may make several,
+/// one per queued message).
 pub(crate) enum Task {
     /// A message from the parent or a child (`message` or `messageerror` event).
     Message { source: Source, message: Message },
@@ -20,6 +21,14 @@ pub(crate) enum Task {
     ChildError { child: u32, error: ErrorEvent },
     /// A child closed itself or ended idle.
     ChildClosed { child: u32 },
+    /// Messages wait at a port this worker holds.
+    PortReady(Arc<PortCore>),
+    /// The port entangled with one this worker holds was closed.
+    PortClosed(Arc<PortCore>),
+    /// A client connected to this worker as a shared worker (`connect` event).
+    Connect(MessagePort),
+    /// A timer fired.
+    Timeout { id: u32 },
 }
 
 /// What [`TaskQueue::next`] found.
@@ -46,6 +55,8 @@ struct QueueState {
     tasks: VecDeque<Task>,
     /// Live [`TaskSender`]s.
     senders: usize,
+    /// Other reasons the worker may still get tasks (entangled ports it holds).
+    keepalive: usize,
     /// Set once the loop has closed: pushes are discarded from then on.
     closed: bool,
     /// Set by [`TaskQueue::interrupt`].
@@ -61,6 +72,7 @@ impl TaskQueue {
             state: Mutex::new(QueueState {
                 tasks: VecDeque::new(),
                 senders: 1,
+                keepalive: 0,
                 closed: false,
                 interrupted: false,
                 waiting: false,
@@ -95,12 +107,44 @@ impl TaskQueue {
                 std::mem::swap(&mut state.tasks, batch);
                 return Next::Tasks;
             }
-            if state.senders == 0 {
+            if state.senders == 0 && state.keepalive == 0 {
+                // Closed in the same step, so that no task can slip in after the decision.
+                state.closed = true;
                 return Next::Idle;
             }
             state.waiting = true;
             state = self.ready.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
             state.waiting = false;
+        }
+    }
+
+    /// Queues `task` without being a sender (for those who do not keep the worker alive:
+    /// ports, the shared-worker registry). Returns it back if the queue is closed.
+    pub(crate) fn push(&self, task: Task) -> Result<(), Task> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(task);
+        }
+        state.tasks.push_back(task);
+        if state.waiting {
+            // Clear the flag so that a burst of pushes wakes the receiver once.
+            state.waiting = false;
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Counts one more reason for the worker to stay alive though no sender is left.
+    pub(crate) fn acquire_keepalive(&self) {
+        self.lock().keepalive += 1;
+    }
+
+    /// Releases a reason counted by [`acquire_keepalive`](Self::acquire_keepalive).
+    pub(crate) fn release_keepalive(&self) {
+        let mut state = self.lock();
+        state.keepalive -= 1;
+        if state.keepalive == 0 && state.senders == 0 && state.waiting {
+            self.ready.notify_one();
         }
     }
 
@@ -134,17 +178,7 @@ impl TaskSender {
     /// Queues `task`. Returns it back if the worker's loop has closed (the task is then
     /// discarded, as the chapter discards tasks of a closed event loop).
     pub(crate) fn send(&self, task: Task) -> Result<(), Task> {
-        let mut state = self.queue.lock();
-        if state.closed {
-            return Err(task);
-        }
-        state.tasks.push_back(task);
-        if state.waiting {
-            // Clear the flag so that a burst of pushes wakes the receiver once.
-            state.waiting = false;
-            self.queue.ready.notify_one();
-        }
-        Ok(())
+        self.queue.push(task)
     }
 }
 
@@ -158,7 +192,7 @@ impl Drop for TaskSender {
     fn drop(&mut self) {
         let mut state = self.queue.lock();
         state.senders -= 1;
-        if state.senders == 0 && state.waiting {
+        if state.senders == 0 && state.keepalive == 0 && state.waiting {
             self.queue.ready.notify_one();
         }
     }
@@ -177,7 +211,7 @@ mod tests {
     fn tasks_arrive_in_order_in_one_batch() {
         let (queue, sender) = TaskQueue::new();
         for n in 0..3 {
-            sender.send(message(n)).unwrap();
+            assert!(sender.send(message(n)).is_ok());
         }
         let mut batch = VecDeque::new();
         assert!(matches!(queue.next(&mut batch), Next::Tasks));
@@ -185,7 +219,7 @@ mod tests {
             .drain(..)
             .map(|t| match t {
                 Task::Message { message, .. } => message.data[0],
-                other => panic!("unexpected {other:?}"),
+                _ => panic!("only messages were sent"),
             })
             .collect();
         assert_eq!(got, [0, 1, 2]);
@@ -207,7 +241,7 @@ mod tests {
     #[test]
     fn closed_queue_discards() {
         let (queue, sender) = TaskQueue::new();
-        sender.send(message(1)).unwrap();
+        assert!(sender.send(message(1)).is_ok());
         assert_eq!(queue.close(), 1);
         assert!(sender.send(message(2)).is_err());
     }

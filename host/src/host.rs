@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::Linker;
@@ -10,7 +10,10 @@ use wasmtime::Engine;
 
 use crate::engine::{self, Component};
 use crate::error::{HostError, LoadError, SpawnError};
+use crate::port::MessagePort;
 use crate::scope::WorkerState;
+use crate::shared::{ConnectError, SharedWorkers};
+use crate::timers::Timers;
 use crate::worker::{self, WorkerHandle, WorkerOptions};
 
 /// How a [`Host`] is set up.
@@ -19,7 +22,12 @@ pub struct HostConfig {
     /// What `hardware-concurrency()` returns to every worker; the host's available
     /// parallelism if `None`.
     pub hardware_concurrency: Option<u32>,
+    /// The largest buffer a worker may create, in bytes; 4 GiB if `None`.
+    pub max_buffer_len: Option<u64>,
 }
+
+/// The default of [`HostConfig::max_buffer_len`].
+pub const DEFAULT_MAX_BUFFER_LEN: u64 = 4 << 30;
 
 /// Runs workers: owns the engine, compiles each component once, and spawns workers, each on
 /// its own thread. Cheap to clone; clones share everything.
@@ -53,6 +61,11 @@ struct HostInner {
     hardware_concurrency: u32,
     /// Workers whose threads are running.
     live: AtomicUsize,
+    max_buffer_len: u64,
+    /// Bytes copied into or out of buffers by guests.
+    buffer_bytes_copied: AtomicU64,
+    shared: SharedWorkers,
+    timers: Timers,
 }
 
 impl Host {
@@ -82,6 +95,10 @@ impl Host {
             components: Mutex::default(),
             hardware_concurrency: hardware_concurrency.max(1),
             live: AtomicUsize::new(0),
+            max_buffer_len: config.max_buffer_len.unwrap_or(DEFAULT_MAX_BUFFER_LEN),
+            buffer_bytes_copied: AtomicU64::new(0),
+            shared: SharedWorkers::default(),
+            timers: Timers::new(),
         })))
     }
 
@@ -104,7 +121,8 @@ impl Host {
             return Ok(component.clone());
         }
         let bytes = std::fs::read(&key).map_err(read_error)?;
-        let component = Component::new(&self.0.engine, &self.0.linker, path, &bytes)?;
+        let key = key.clone();
+        let component = Component::new(&self.0.engine, &self.0.linker, path, key, &bytes)?;
         tracing::debug!(location = %path.display(), "compiled component");
         *slot = Some(component.clone());
         Ok(component)
@@ -126,6 +144,41 @@ impl Host {
             location: component.location().to_string(),
             source,
         })
+    }
+
+    /// Connects to the shared worker named `name` (`new SharedWorker(url, name)`), starting it
+    /// from the component at `path` if no worker of that name runs. Returns this client's
+    /// port; the shared worker's `on-connect` receives the other end.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Mismatch`] if a shared worker of that name runs another component;
+    /// [`ConnectError::Load`] if the component cannot be loaded.
+    pub fn connect_shared(&self, path: impl AsRef<Path>, name: &str) -> Result<MessagePort, ConnectError> {
+        let component = self.load(path)?;
+        self.0.shared.connect(self, &component, name)
+    }
+
+    /// The number of bytes guests have copied into or out of buffers (`read`, `write`,
+    /// `from-bytes`). Transfers copy none.
+    pub fn buffer_bytes_copied(&self) -> u64 {
+        self.0.buffer_bytes_copied.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_copied(&self, bytes: usize) {
+        self.0.buffer_bytes_copied.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn max_buffer_len(&self) -> u64 {
+        self.0.max_buffer_len
+    }
+
+    pub(crate) fn shared(&self) -> &SharedWorkers {
+        &self.0.shared
+    }
+
+    pub(crate) fn timers(&self) -> &Timers {
+        &self.0.timers
     }
 
     /// What `hardware-concurrency()` returns to this host's workers.

@@ -28,22 +28,31 @@
 //!
 //! The modules follow the chapter's concepts: [`worker`] (dedicated workers and their
 //! handles), `event_loop` (the task queue and the closing flag), `scope` (the worker global
-//! scope the guest imports), [`message`], [`engine`] (compiled components).
+//! scope the guest imports), [`message`], [`port`] (message channels), [`buffer`]
+//! (transferable buffers), [`shared`] (shared workers), `timers`, [`engine`] (compiled
+//! components).
 
 #![warn(missing_docs)]
 
 mod bindings;
+pub mod buffer;
 pub mod engine;
 mod error;
 mod event_loop;
 mod host;
 pub mod message;
+pub mod port;
 mod scope;
+pub mod shared;
 mod stdio;
+mod timers;
 pub mod worker;
 
+pub use buffer::{Buffer, BufferError};
 pub use engine::Component;
 pub use error::{HostError, LoadError, SpawnError};
-pub use host::{Host, HostConfig};
+pub use host::{Host, HostConfig, DEFAULT_MAX_BUFFER_LEN};
+pub use port::{channel, MessagePort, PortClosed, PortEvent};
+pub use shared::ConnectError;
 pub use message::{Codec, DecodeError, Message};
 pub use worker::{CloseReason, ErrorEvent, PostError, WorkerEvent, WorkerHandle, WorkerOptions};

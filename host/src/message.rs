@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use crate::buffer::Buffer;
+use crate::port::MessagePort;
+
 /// How a [`Message`]'s data is encoded (the WIT `codec`).
 ///
 /// The codec travels with the data so that a receiver can tell a message it can decode from
@@ -26,22 +29,39 @@ impl fmt::Display for Codec {
     }
 }
 
-/// A message between workers, or between the host program and a worker.
+/// A message between workers, or between the host program and a worker
+/// (`postMessage(message, transfer)`).
 ///
-/// Its bytes are owned by the host while in flight: posting copies them out of the sender
-/// once, delivering copies them into the receiver once.
-#[derive(Clone, PartialEq, Eq)]
+/// Its data bytes are owned by the host while in flight: posting copies them out of the
+/// sender once, delivering copies them into the receiver once. Its ports and buffers are
+/// transferred: they move, and are never copied.
 pub struct Message {
     /// How `data` is encoded.
     pub codec: Codec,
     /// The encoded message.
     pub data: Vec<u8>,
+    /// Ports transferred with the message.
+    pub ports: Vec<MessagePort>,
+    /// Buffers transferred with the message.
+    pub buffers: Vec<Buffer>,
 }
 
 impl Message {
-    /// A message of `codec` with `data`.
+    /// A message of `codec` with `data`, transferring nothing.
     pub fn new(codec: Codec, data: impl Into<Vec<u8>>) -> Self {
-        Message { codec, data: data.into() }
+        Message { codec, data: data.into(), ports: Vec::new(), buffers: Vec::new() }
+    }
+
+    /// The message, transferring `port` too.
+    pub fn with_port(mut self, port: MessagePort) -> Self {
+        self.ports.push(port);
+        self
+    }
+
+    /// The message, transferring `buffer` too.
+    pub fn with_buffer(mut self, buffer: Buffer) -> Self {
+        self.buffers.push(buffer);
+        self
     }
 
     /// A JSON message holding `value`.
@@ -50,7 +70,7 @@ impl Message {
     ///
     /// If `value` cannot be serialized as JSON (a map with non-string keys, say).
     pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        Ok(Message { codec: Codec::Json, data: serde_json::to_vec(value)? })
+        Ok(Message::new(Codec::Json, serde_json::to_vec(value)?))
     }
 
     /// A JSON message from JSON text, checked to be well-formed.
@@ -60,7 +80,7 @@ impl Message {
     /// If `text` is not one well-formed JSON value.
     pub fn json_text(text: &str) -> Result<Self, serde_json::Error> {
         check_json(text.as_bytes())?;
-        Ok(Message { codec: Codec::Json, data: text.trim().as_bytes().to_vec() })
+        Ok(Message::new(Codec::Json, text.trim().as_bytes().to_vec()))
     }
 
     /// Decodes a JSON message into `T`.
@@ -88,9 +108,13 @@ impl Message {
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match std::str::from_utf8(&self.data) {
-            Ok(text) if self.codec == Codec::Json && text.len() <= 256 => write!(f, "Message(json {text})"),
-            _ => write!(f, "Message({} {} bytes)", self.codec, self.data.len()),
+            Ok(text) if self.codec == Codec::Json && text.len() <= 256 => write!(f, "Message(json {text}")?,
+            _ => write!(f, "Message({} {} bytes", self.codec, self.data.len())?,
         }
+        if !self.ports.is_empty() || !self.buffers.is_empty() {
+            write!(f, ", {} ports, {} buffers", self.ports.len(), self.buffers.len())?;
+        }
+        f.write_str(")")
     }
 }
 

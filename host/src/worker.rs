@@ -20,6 +20,7 @@ use crate::engine::Component;
 use crate::event_loop::{Next, Task, TaskQueue, TaskSender};
 use crate::host::Host;
 use crate::message::{check_json, Codec, Message};
+use crate::port::Ready;
 use crate::scope::WorkerState;
 
 /// Options for a new worker (`WorkerOptions`).
@@ -42,6 +43,7 @@ impl WorkerOptions {
 pub(crate) enum Source {
     Parent,
     Child(u32),
+    Port(u32),
 }
 
 /// A worker's runtime error (the chapter's `ErrorEvent`): it trapped, or could not start.
@@ -128,6 +130,8 @@ pub(crate) enum ParentLink {
     Host(mpsc::UnboundedSender<WorkerEvent>),
     /// A parent worker, which knows this worker as `child`.
     Worker { queue: TaskSender, child: u32 },
+    /// No parent: a shared worker. What it posts to its parent goes nowhere.
+    None,
 }
 
 impl ParentLink {
@@ -140,6 +144,7 @@ impl ParentLink {
             ParentLink::Worker { queue, child } => {
                 let _ = queue.send(Task::Message { source: Source::Child(*child), message });
             }
+            ParentLink::None => {}
         }
     }
 
@@ -160,6 +165,11 @@ impl ParentLink {
                     Exit::Closed(_) => queue.send(Task::ChildClosed { child }),
                 };
             }
+            ParentLink::None => match exit {
+                // Nobody to tell; the chapter reports a shared worker's errors to the console.
+                Exit::Failed(error) => tracing::warn!("{error}"),
+                Exit::Closed(reason) => tracing::debug!(?reason, "shared worker ended"),
+            },
         }
     }
 }
@@ -258,17 +268,19 @@ pub(crate) fn spawn_root(
 ) -> std::io::Result<WorkerHandle> {
     let (events_tx, events) = mpsc::unbounded_channel();
     let name = options.name.clone().unwrap_or_default();
-    let (sender, control) = spawn(host, component, options, ParentLink::Host(events_tx))?;
+    let (sender, control, _) = spawn(host, component, options, ParentLink::Host(events_tx), None)?;
     Ok(WorkerHandle { name, sender: Some(sender), events, control })
 }
 
-/// Spawns a worker thread. Returns the first sender to the worker and its control.
+/// Spawns a worker thread; `shared` is its name if it is a shared worker. Returns the first
+/// sender to the worker, its control and its queue.
 pub(crate) fn spawn(
     host: &Host,
     component: &Component,
     options: WorkerOptions,
     parent: ParentLink,
-) -> std::io::Result<(TaskSender, Arc<Control>)> {
+    shared: Option<String>,
+) -> std::io::Result<(TaskSender, Arc<Control>, Arc<TaskQueue>)> {
     let (queue, sender) = TaskQueue::new();
     let control = Arc::new(Control {
         terminated: AtomicBool::new(false),
@@ -277,7 +289,7 @@ pub(crate) fn spawn(
         thread: Mutex::new(None),
     });
     let name = options.name.unwrap_or_default();
-    let state = WorkerState::new(host.clone(), component, name.clone(), queue, control.clone(), parent);
+    let state = WorkerState::new(host.clone(), component, name.clone(), queue.clone(), control.clone(), parent, shared);
     let component = component.clone();
     let thread_name = if name.is_empty() { format!("worker {}", component.location()) } else { name };
     host.worker_started();
@@ -289,7 +301,7 @@ pub(crate) fn spawn(
             return Err(error);
         }
     }
-    Ok((sender, control))
+    Ok((sender, control, queue))
 }
 
 /// The body of a worker's thread.
@@ -350,23 +362,11 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
     }
 }
 
-/// One task: one call into the guest.
+/// One task: one call into the guest, or one per message waiting at a port.
 fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task) -> wasmtime::Result<()> {
     let handlers = guest.wasm_workers_worker_handlers();
     match task {
-        Task::Message { source, message } => {
-            let source = source.into();
-            if message.codec == Codec::Json {
-                if let Err(error) = check_json(&message.data) {
-                    let error = bindings::types::MessageError {
-                        message: message.into(),
-                        reason: format!("malformed JSON: {error}"),
-                    };
-                    return handlers.call_on_message_error(store, source, &error);
-                }
-            }
-            handlers.call_on_message(store, source, &message.into())
-        }
+        Task::Message { source, message } => deliver(store, guest, source, message),
         Task::ChildError { child, error } => {
             store.data_mut().forget_child(child);
             handlers.call_on_error(store, bindings::types::Source::Child(child), &error.into())
@@ -375,6 +375,55 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
             store.data_mut().forget_child(child);
             handlers.call_on_close(store, bindings::types::Source::Child(child))
         }
+        Task::PortReady(port) => {
+            let queue = store.data().queue.clone();
+            while let Ready::Message(id, message) = port.next_for(&queue) {
+                deliver(store, guest, Source::Port(id), message)?;
+                if store.data().closing || store.data().control.is_terminated() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        Task::PortClosed(port) => match port.id_in(&store.data().queue) {
+            Some(id) => handlers.call_on_close(store, bindings::types::Source::Port(id)),
+            // It has left this worker since.
+            None => Ok(()),
+        },
+        Task::Connect(port) => {
+            let port = store.data_mut().adopt_port(port)?;
+            handlers.call_on_connect(store, port)
+        }
+        Task::Timeout { id } => {
+            if store.data_mut().timer_fired(id) {
+                handlers.call_on_timeout(store, id)
+            } else {
+                // Cleared after it was queued.
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Delivers a message: `on-message`, or `on-message-error` if its JSON is malformed.
+fn deliver(
+    store: &mut Store<WorkerState>,
+    guest: &bindings::Worker,
+    source: Source,
+    message: Message,
+) -> wasmtime::Result<()> {
+    let handlers = guest.wasm_workers_worker_handlers();
+    let malformed = match message.codec {
+        Codec::Json => check_json(&message.data).err(),
+        _ => None,
+    };
+    let message = store.data_mut().lower_message(message)?;
+    match malformed {
+        Some(error) => {
+            let error = bindings::types::MessageError { message, reason: format!("malformed JSON: {error}") };
+            handlers.call_on_message_error(store, source.into(), &error)
+        }
+        None => handlers.call_on_message(store, source.into(), &message),
     }
 }
 

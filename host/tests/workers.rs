@@ -27,7 +27,7 @@ fn delegation_counts_the_primes_below_a_million_with_any_number_of_sub_workers()
 
 #[test]
 fn delegation_defaults_to_one_sub_worker_per_processor() {
-    let host = Host::with_config(HostConfig { hardware_concurrency: Some(3) }).unwrap();
+    let host = Host::with_config(HostConfig { hardware_concurrency: Some(3), ..HostConfig::default() }).unwrap();
     let component = host.load(guest("delegation")).unwrap();
     let mut delegation = host.spawn(&component, WorkerOptions::named("delegation")).unwrap();
     post(&delegation, json!({ "n": 100_000 }));
@@ -37,7 +37,7 @@ fn delegation_defaults_to_one_sub_worker_per_processor() {
 
 #[test]
 fn the_scope_reports_name_location_and_hardware_concurrency() {
-    let host = Host::with_config(HostConfig { hardware_concurrency: Some(7) }).unwrap();
+    let host = Host::with_config(HostConfig { hardware_concurrency: Some(7), ..HostConfig::default() }).unwrap();
     let component = host.load(guest("scope")).unwrap();
     let mut scope = host.spawn(&component, WorkerOptions::named("inspector")).unwrap();
     post(&scope, json!(null));

@@ -10,7 +10,7 @@ use wasm_workers::{Host, HostConfig, Message, WorkerEvent, WorkerOptions};
 use super::{RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let host = Host::with_config(HostConfig { hardware_concurrency: args.hardware_concurrency })?;
+    let host = Host::with_config(HostConfig { hardware_concurrency: args.hardware_concurrency, ..HostConfig::default() })?;
     let component = host.load(&args.component)?;
     let name = args.name.unwrap_or_else(|| {
         args.component.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default()

@@ -1,0 +1,333 @@
+//! Channel messaging (10.2.4): message channels and their entangled ports.
+//!
+//! Each end of a channel is a [`PortCore`] with its own queue of arriving messages. Posting on
+//! one end appends to the other end's queue, wherever that end is: held by a worker, held by
+//! the host program, or in transit inside a message. The end's owner is told when there is
+//! something to deliver (a [`Task::PortReady`] for a worker, an event for the host program),
+//! so messages on one port arrive in the order posted, across any number of transfers.
+//!
+//! Lock order: a port's lock may be held while pushing to a worker's task queue, never the
+//! other way round; the two ends of a channel are never locked at the same time.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::mpsc;
+
+use crate::event_loop::{Task, TaskQueue};
+use crate::message::Message;
+
+/// One end of a message channel (a `MessagePort`), as the host program holds it.
+///
+/// Put it in a [`Message`]'s `ports` to transfer it to a worker. Dropping it closes it.
+pub struct MessagePort {
+    core: Arc<PortCore>,
+    /// Events for the host program, once it has started receiving on this port.
+    events: Option<mpsc::UnboundedReceiver<PortEvent>>,
+}
+
+/// What arrives at a port the host program holds.
+#[derive(Debug)]
+pub enum PortEvent {
+    /// A message posted on the entangled port.
+    Message(Message),
+    /// The entangled port was closed; nothing more will arrive. This is the last event.
+    Closed,
+}
+
+/// The error of posting on a port that is closed.
+#[derive(Debug, thiserror::Error)]
+#[error("the port is closed")]
+pub struct PortClosed {
+    /// The message that was not posted.
+    pub message: Message,
+}
+
+/// A new message channel (`new MessageChannel()`): two entangled ports.
+pub fn channel() -> (MessagePort, MessagePort) {
+    let one = Arc::new(PortCore::new());
+    let two = Arc::new(PortCore::new());
+    one.lock().peer = Some(two.clone());
+    two.lock().peer = Some(one.clone());
+    (MessagePort { core: one, events: None }, MessagePort { core: two, events: None })
+}
+
+impl MessagePort {
+    /// Posts `message` to the entangled port (`port.postMessage`). If the entangled port has
+    /// been closed, the message is discarded. Never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`PortClosed`] if this port was closed; the message comes back in the error.
+    pub fn post_message(&self, message: Message) -> Result<(), PortClosed> {
+        let peer = {
+            let state = self.core.lock();
+            if state.closed {
+                return Err(PortClosed { message });
+            }
+            state.peer.clone()
+        };
+        if let Some(peer) = peer {
+            peer.deliver(message);
+        }
+        Ok(())
+    }
+
+    /// The next event on this port; `None` after [`PortEvent::Closed`] or once this port is
+    /// closed. The first call starts the port (`port.start()`): messages that arrived before
+    /// are delivered first, in order.
+    pub async fn recv(&mut self) -> Option<PortEvent> {
+        self.start_host().recv().await
+    }
+
+    /// [`recv`](Self::recv) for code that is not async.
+    ///
+    /// # Panics
+    ///
+    /// If called from within an asynchronous execution context (a tokio runtime).
+    pub fn recv_blocking(&mut self) -> Option<PortEvent> {
+        self.start_host().blocking_recv()
+    }
+
+    fn start_host(&mut self) -> &mut mpsc::UnboundedReceiver<PortEvent> {
+        let core = &self.core;
+        self.events.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut state = core.lock();
+            if state.peer.is_none() && !state.closed {
+                // Disentangled while nobody was listening: the close comes after the messages.
+                state.started = true;
+                state.owner = Owner::Host(tx.clone());
+                core.flush_locked(&mut state);
+                let _ = tx.send(PortEvent::Closed);
+                state.owner = Owner::Transit;
+            } else if !state.closed {
+                state.owner = Owner::Host(tx);
+                state.started = true;
+                core.flush_locked(&mut state);
+            }
+            rx
+        })
+    }
+
+    /// Closes the port (`port.close()`): the entangled port's owner learns it, and nothing
+    /// more is sent or received on either end.
+    pub fn close(&self) {
+        self.core.close();
+    }
+
+    pub(crate) fn core(&self) -> &Arc<PortCore> {
+        &self.core
+    }
+
+    /// Takes the port out of its current owner: it is in transit until attached again.
+    pub(crate) fn detach(&mut self) {
+        self.events = None;
+        let mut state = self.core.lock();
+        state.owner = Owner::Transit;
+        state.started = false;
+        state.scheduled = false;
+        state.release_keepalive();
+    }
+
+    /// Makes the port held by a worker, known there as `id`. It is not started.
+    pub(crate) fn attach_to_worker(&mut self, queue: Arc<TaskQueue>, id: u32) {
+        self.events = None;
+        let mut state = self.core.lock();
+        state.release_keepalive();
+        state.started = false;
+        state.scheduled = false;
+        // An entangled port keeps its worker from ending idle: something may still arrive.
+        if state.peer.is_some() && !state.closed {
+            queue.acquire_keepalive();
+            state.counted = true;
+        } else if !state.closed {
+            // Disentangled while in transit: the new holder learns it as soon as it can.
+            let _ = queue.push(Task::PortClosed(self.core.clone()));
+        }
+        state.owner = Owner::Worker { queue, id };
+    }
+}
+
+impl Drop for MessagePort {
+    fn drop(&mut self) {
+        self.core.close();
+    }
+}
+
+impl fmt::Debug for MessagePort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessagePort").finish_non_exhaustive()
+    }
+}
+
+/// The shared state of one end of a channel.
+pub(crate) struct PortCore {
+    state: Mutex<PortState>,
+}
+
+struct PortState {
+    /// Messages that arrived and are not yet delivered.
+    queue: VecDeque<Message>,
+    owner: Owner,
+    /// Delivery to the owner is enabled (`start()`).
+    started: bool,
+    /// A `PortReady` task is queued at the owning worker.
+    scheduled: bool,
+    /// This end was closed by its holder: nothing more goes in or out.
+    closed: bool,
+    /// The entangled end; `None` once either end is closed.
+    peer: Option<Arc<PortCore>>,
+    /// This end counts toward its owning worker's keepalive.
+    counted: bool,
+}
+
+/// Who holds a port end.
+enum Owner {
+    /// Nobody yet, or it is inside a message on its way.
+    Transit,
+    /// A worker, which knows it as `id`.
+    Worker { queue: Arc<TaskQueue>, id: u32 },
+    /// The host program, which reads `PortEvent`s.
+    Host(mpsc::UnboundedSender<PortEvent>),
+}
+
+impl PortState {
+    fn release_keepalive(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            if let Owner::Worker { queue, .. } = &self.owner {
+                queue.release_keepalive();
+            }
+        }
+    }
+}
+
+/// What a worker should do for a `PortReady` task.
+pub(crate) enum Ready {
+    /// Deliver this message with `source::port(id)`.
+    Message(u32, Message),
+    /// Nothing (more) to deliver to this worker now.
+    Done,
+}
+
+impl PortCore {
+    fn new() -> Self {
+        PortCore {
+            state: Mutex::new(PortState {
+                queue: VecDeque::new(),
+                owner: Owner::Transit,
+                started: false,
+                scheduled: false,
+                closed: false,
+                peer: None,
+                counted: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PortState> {
+        // Every update of the state is a plain assignment or a queue operation, so a panic
+        // elsewhere cannot leave it inconsistent.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A message arrives at this end.
+    fn deliver(self: &Arc<Self>, message: Message) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.queue.push_back(message);
+        self.flush_locked(&mut state);
+    }
+
+    /// Starts delivery to the owning worker (`port.start()`).
+    pub(crate) fn start(self: &Arc<Self>) {
+        let mut state = self.lock();
+        state.started = true;
+        self.flush_locked(&mut state);
+    }
+
+    /// Tells the owner there is something to deliver, if it is started.
+    fn flush_locked(self: &Arc<Self>, state: &mut PortState) {
+        if !state.started || state.queue.is_empty() {
+            return;
+        }
+        match &state.owner {
+            Owner::Transit => {}
+            Owner::Worker { queue, .. } => {
+                if !state.scheduled && queue.push(Task::PortReady(self.clone())).is_ok() {
+                    state.scheduled = true;
+                }
+            }
+            Owner::Host(events) => {
+                for message in state.queue.drain(..) {
+                    let _ = events.send(PortEvent::Message(message));
+                }
+            }
+        }
+    }
+
+    /// The next message to deliver to the worker whose queue is `queue`, for a `PortReady`
+    /// task. Returns `Done` (and clears the task's mark) when there is none, when the port
+    /// is not started, or when it has moved to another owner since the task was queued.
+    pub(crate) fn next_for(&self, queue: &Arc<TaskQueue>) -> Ready {
+        let mut state = self.lock();
+        let id = match &state.owner {
+            Owner::Worker { queue: owner, id } if Arc::ptr_eq(owner, queue) => *id,
+            _ => return Ready::Done,
+        };
+        if state.started {
+            if let Some(message) = state.queue.pop_front() {
+                return Ready::Message(id, message);
+            }
+        }
+        state.scheduled = false;
+        Ready::Done
+    }
+
+    /// The id of this end in the worker whose queue is `queue`, if that worker holds it.
+    pub(crate) fn id_in(&self, queue: &Arc<TaskQueue>) -> Option<u32> {
+        match &self.lock().owner {
+            Owner::Worker { queue: owner, id } if Arc::ptr_eq(owner, queue) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Closes this end and disentangles the other, whose owner is told.
+    fn close(&self) {
+        let peer = {
+            let mut state = self.lock();
+            if state.closed {
+                return;
+            }
+            state.closed = true;
+            state.queue.clear();
+            state.release_keepalive();
+            // Ends the host program's event stream, if it was listening.
+            state.owner = Owner::Transit;
+            state.peer.take()
+        };
+        if let Some(peer) = peer {
+            peer.disentangle();
+        }
+    }
+
+    /// The entangled end was closed: nothing more can arrive here. Messages already queued
+    /// stay deliverable; the owner learns of the close after them.
+    fn disentangle(self: &Arc<Self>) {
+        let mut state = self.lock();
+        state.peer = None;
+        match &state.owner {
+            Owner::Transit => {}
+            Owner::Worker { queue, .. } => {
+                let _ = queue.push(Task::PortClosed(self.clone()));
+            }
+            Owner::Host(events) => {
+                let _ = events.send(PortEvent::Closed);
+            }
+        }
+        state.release_keepalive();
+    }
+}

@@ -1,0 +1,102 @@
+//! Shared workers (10.2.6.4, `SharedWorker`): one instance per name, many clients, each
+//! connected through a message channel.
+//!
+//! The registry maps a name to the running worker and the component it runs. Connecting makes
+//! a channel, keeps one end for the client and queues a [`Task::Connect`] with the other end
+//! at the shared worker, whose `on-connect` receives it. The registry does not keep the worker
+//! alive: the worker lives while some client's port is entangled with one of its ports (or a
+//! timer or child keeps it busy), or until it closes; then it leaves the registry, and the
+//! next connect starts a new instance.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::engine::Component;
+use crate::event_loop::{Task, TaskQueue};
+use crate::host::Host;
+use crate::port::{self, MessagePort};
+use crate::worker::{self, Control, ParentLink, WorkerOptions};
+
+/// A client could not connect to a shared worker.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The component could not be loaded.
+    #[error(transparent)]
+    Load(#[from] crate::LoadError),
+    /// A shared worker of that name runs another component (the chapter's URL mismatch).
+    #[error("shared worker `{name}` runs `{running}`, not `{requested}`")]
+    Mismatch {
+        /// The shared worker's name.
+        name: String,
+        /// The component it runs.
+        running: String,
+        /// The component the client asked for.
+        requested: String,
+    },
+    /// Its thread could not be started.
+    #[error("cannot start shared worker `{name}`: {source}")]
+    Spawn {
+        /// The shared worker's name.
+        name: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Default)]
+pub(crate) struct SharedWorkers {
+    running: Mutex<HashMap<String, Running>>,
+}
+
+struct Running {
+    key: PathBuf,
+    location: String,
+    queue: Arc<TaskQueue>,
+    control: Arc<Control>,
+}
+
+impl SharedWorkers {
+    /// Connects a client to the shared worker `name` running `component`, starting it if none
+    /// runs. Returns the client's port.
+    pub(crate) fn connect(&self, host: &Host, component: &Component, name: &str) -> Result<MessagePort, ConnectError> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let (client, server) = port::channel();
+        let server = match running.get(name) {
+            Some(worker) if worker.key != component.key() => {
+                return Err(ConnectError::Mismatch {
+                    name: name.to_string(),
+                    running: worker.location.clone(),
+                    requested: component.location().to_string(),
+                });
+            }
+            Some(worker) => match worker.queue.push(Task::Connect(server)) {
+                Ok(()) => return Ok(client),
+                // It has just ended: start a new one.
+                Err(Task::Connect(server)) => server,
+                Err(_) => unreachable!("push returns the task it was given"),
+            },
+            None => server,
+        };
+        let options = WorkerOptions::named(name);
+        let (sender, control, queue) = worker::spawn(host, component, options, ParentLink::None, Some(name.to_string()))
+            .map_err(|source| ConnectError::Spawn { name: name.to_string(), source })?;
+        // The connect task goes first; the sender is dropped so that only clients (and what
+        // the worker itself starts) keep it alive. If the worker already failed to start, the
+        // task is refused and the client's port is closed at once.
+        let _ = sender.send(Task::Connect(server));
+        running.insert(
+            name.to_string(),
+            Running { key: component.key().to_path_buf(), location: component.location().to_string(), queue, control },
+        );
+        Ok(client)
+    }
+
+    /// Forgets the shared worker `name` if it is the one with `control` (it has ended).
+    pub(crate) fn ended(&self, name: &str, control: &Arc<Control>) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.get(name).is_some_and(|worker| Arc::ptr_eq(&worker.control, control)) {
+            running.remove(name);
+        }
+    }
+}

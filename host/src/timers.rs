@@ -1,0 +1,137 @@
+//! Timers (`setTimeout`, `setInterval`) as event-loop tasks.
+//!
+//! One timer thread per host keeps every pending timer in a heap ordered by due time, then by
+//! the order the timers were set. When a timer is due, the thread queues a
+//! [`Task::Timeout`] at its worker; the worker runs it like any other task. A pending timer
+//! holds a [`TaskSender`], so a worker waiting for a timer is not idle; clearing the timer
+//! drops it at once. A worker that has closed or been terminated discards the task, so its
+//! timers never fire.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::event_loop::{Task, TaskSender};
+
+/// The host's timer service.
+pub(crate) struct Timers {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Due times; an entry whose key is no longer in `timers` was cleared.
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    timers: HashMap<u64, Timer>,
+    next_key: u64,
+    thread_started: bool,
+    shutdown: bool,
+}
+
+struct Timer {
+    worker: TaskSender,
+    id: u32,
+    interval: Option<Duration>,
+}
+
+/// A timer's key in the service, for [`Timers::clear`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TimerKey(u64);
+
+impl Timers {
+    pub(crate) fn new() -> Self {
+        Timers { shared: Arc::new(Shared { state: Mutex::new(State::default()), wake: Condvar::new() }) }
+    }
+
+    /// Queues `Task::Timeout { id }` at `worker` after `delay`, then every `interval` if set.
+    pub(crate) fn set(&self, worker: TaskSender, id: u32, delay: Duration, interval: Option<Duration>) -> TimerKey {
+        // An interval of 0 would spin the timer thread; the chapter clamps too.
+        let interval = interval.map(|i| i.max(Duration::from_millis(1)));
+        let due = Instant::now() + delay;
+        let mut state = self.shared.lock();
+        let key = state.next_key;
+        state.next_key += 1;
+        state.timers.insert(key, Timer { worker, id, interval });
+        let earliest = state.heap.peek().is_none_or(|Reverse((first, _))| due < *first);
+        state.heap.push(Reverse((due, key)));
+        if !state.thread_started {
+            state.thread_started = true;
+            let shared = self.shared.clone();
+            let started = std::thread::Builder::new().name("wasm-workers timers".into()).spawn(move || shared.run());
+            if let Err(error) = started {
+                // Without the thread no timer fires; say so rather than fail the guest.
+                tracing::error!("cannot start the timer thread: {error}");
+                state.thread_started = false;
+            }
+        } else if earliest {
+            self.shared.wake.notify_one();
+        }
+        TimerKey(key)
+    }
+
+    /// Cancels a timer; it releases its worker at once. Unknown keys are ignored.
+    pub(crate) fn clear(&self, key: TimerKey) {
+        let removed = self.shared.lock().timers.remove(&key.0);
+        drop(removed);
+    }
+}
+
+impl Drop for Timers {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.shutdown = true;
+        state.timers.clear();
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The timer thread: waits for the earliest due time, fires what is due.
+    fn run(&self) {
+        let mut state = self.lock();
+        loop {
+            if state.shutdown {
+                return;
+            }
+            let Some(&Reverse((due, key))) = state.heap.peek() else {
+                state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            if !state.timers.contains_key(&key) {
+                state.heap.pop();
+                continue;
+            }
+            let now = Instant::now();
+            if due > now {
+                state = self.wake.wait_timeout(state, due - now).unwrap_or_else(|p| p.into_inner()).0;
+                continue;
+            }
+            state.heap.pop();
+            let timer = state.timers.get(&key).expect("checked above");
+            let sent = timer.worker.send(Task::Timeout { id: timer.id }).is_ok();
+            match timer.interval {
+                Some(interval) if sent => {
+                    // The next due time counts from this one, so an interval does not drift.
+                    let next = (due + interval).max(now);
+                    state.heap.push(Reverse((next, key)));
+                }
+                _ => {
+                    let fired = state.timers.remove(&key);
+                    drop(state);
+                    drop(fired);
+                    state = self.lock();
+                }
+            }
+        }
+    }
+}
