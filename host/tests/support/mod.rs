@@ -42,9 +42,11 @@ pub fn guests_dir() -> &'static Path {
     })
 }
 
-/// The path of guest `name` (`echo`, `delegation`, ...).
+/// The path of guest `name` (`echo`, `shared-hello`, ...). Cargo names a library's
+/// component after the crate with `_` for `-` (`shared_hello.wasm`), a binary's as the crate.
 pub fn guest(name: &str) -> PathBuf {
-    guests_dir().join(format!("{name}.wasm"))
+    let library = guests_dir().join(format!("{}.wasm", name.replace('-', "_")));
+    if library.exists() { library } else { guests_dir().join(format!("{name}.wasm")) }
 }
 
 /// One host for the whole test binary, so that each guest is compiled once.
@@ -97,5 +99,37 @@ pub fn expect_error(worker: &mut WorkerHandle) -> ErrorEvent {
     match next_event(worker) {
         Some(WorkerEvent::Error(error)) => error,
         other => panic!("expected `{}` to fail, got {other:?}", worker.name()),
+    }
+}
+
+/// The next event on a port the host holds, failing the test if none comes in time.
+pub fn next_port_event(port: &mut wasm_workers::MessagePort) -> Option<wasm_workers::PortEvent> {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime =
+            tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    }
+    RUNTIME
+        .with(|runtime| runtime.block_on(async { tokio::time::timeout(EVENT_TIMEOUT, port.recv()).await }))
+        .unwrap_or_else(|_| panic!("no event on a port within {EVENT_TIMEOUT:?}"))
+}
+
+/// The next message on a port, as JSON.
+pub fn next_port_json(port: &mut wasm_workers::MessagePort) -> Value {
+    match next_port_event(port) {
+        Some(wasm_workers::PortEvent::Message(message)) => message.decode_json().expect("a JSON message"),
+        other => panic!("expected a message on the port, got {other:?}"),
+    }
+}
+
+/// Posts `value` as JSON on a port.
+pub fn port_post(port: &wasm_workers::MessagePort, value: Value) {
+    port.post_message(Message::json(&value).unwrap()).expect("the port is open");
+}
+
+/// The next event, which must be a message; returned whole, with its transfers.
+pub fn next_message(worker: &mut WorkerHandle) -> Message {
+    match next_event(worker) {
+        Some(WorkerEvent::Message(message)) => message,
+        other => panic!("expected a message from `{}`, got {other:?}", worker.name()),
     }
 }
