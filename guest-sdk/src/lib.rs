@@ -48,6 +48,48 @@
 //! export_worker!(Delegation);
 //! ```
 //!
+//! # Example: ports, buffers and a shared worker
+//!
+//! A shared worker (10.1.2.3) that greets every client on the port it connected with, and an
+//! image worker (10.1.2.2) that receives a buffer and transfers it back: the bytes never move
+//! between workers, only ownership does.
+//!
+//! ```no_run
+//! use wasm_workers_guest::{export_worker, post_with, Port, Received, Transfer, Worker};
+//!
+//! #[derive(Default)]
+//! struct Greeter { count: u32 }
+//!
+//! impl Worker for Greeter {
+//!     // `Received<T>` also carries the ports and buffers transferred with the message.
+//!     type Message = Received<String>;
+//!
+//!     fn on_connect(&mut self, port: Port) {
+//!         self.count += 1;
+//!         let _ = port.post(&format!("Hello World! You are connection #{}", self.count));
+//!         let reply = port.clone();
+//!         port.on_message(move |_: &mut Self, text: String| {
+//!             if text == "ping" { let _ = reply.post(&"pong"); }
+//!         });
+//!     }
+//!
+//!     fn on_message(&mut self, message: Received<String>) {
+//!         for buffer in message.buffers {
+//!             let mut pixels = buffer.read_all().unwrap();   // copy in
+//!             pixels.iter_mut().for_each(|p| *p = 255 - *p);
+//!             buffer.write(0, &pixels).unwrap();              // copy out
+//!             // Transfer it back: no copy; `buffer` is detached here from now on.
+//!             post_with(&"inverted", Transfer::new().buffer(&buffer)).unwrap();
+//!         }
+//!     }
+//! }
+//!
+//! export_worker!(Greeter);
+//! ```
+//!
+//! Timers are event-loop tasks too: `set_timeout(1000, |this: &mut MyWorker| ...)` runs the
+//! closure on the worker, and [`clear_timer`] cancels it.
+//!
 //! # Messages and codecs
 //!
 //! Every message carries its [`Codec`]. [`post`] and [`Child::post`] send JSON, the codec the
