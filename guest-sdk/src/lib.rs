@@ -185,7 +185,7 @@ pub enum Source {
     Parent,
     /// A child worker, by [`Child::id`].
     Child(u32),
-    /// A message port, by id (channel messaging; not produced by this version of the host).
+    /// A message port this worker holds, by [`Port::id`].
     Port(u32),
 }
 
@@ -265,6 +265,10 @@ pub trait Worker: Default + 'static {
     /// The type of the messages this worker receives from its parent: any serde type, or
     /// [`Received<T>`] to also receive the ports and buffers transferred with them.
     type Message: FromMessage;
+
+    /// The worker has started: what the top level of a worker script does. Called once,
+    /// before any other handler. By default nothing.
+    fn on_start(&mut self) {}
 
     /// A message from the parent (`onmessage`).
     fn on_message(&mut self, message: Self::Message);
@@ -608,6 +612,13 @@ impl Default for MessageChannel {
     fn default() -> Self {
         MessageChannel::new()
     }
+}
+
+/// Takes the port this worker's graph handed it under `label` (a channel declared in the
+/// graph's manifest); `None` if there is none or it was taken already. Call it from
+/// [`Worker::on_start`] or any later handler.
+pub fn take_channel(label: &str) -> Option<Port> {
+    scope::take_channel(label).map(Port::from_handle)
 }
 
 /// Shared workers (`SharedWorker`): one instance per name, reached through a port.
@@ -1022,6 +1033,11 @@ pub mod dispatch {
         }
     }
 
+    /// `on-start`.
+    pub fn on_start<W: Worker>() {
+        with_worker(|worker: &mut W| worker.on_start());
+    }
+
     /// `on-message-error`.
     pub fn on_message_error<W: Worker>(source: types::Source, error: types::MessageError) {
         let error = message_error(source.into(), error.message, error.reason);
@@ -1097,6 +1113,10 @@ macro_rules! export_worker {
             struct Handlers;
 
             impl $crate::__private::exports::wasm_workers::worker::handlers::Guest for Handlers {
+                fn on_start() {
+                    $crate::__private::dispatch::on_start::<$worker>()
+                }
+
                 fn on_message(
                     source: $crate::__private::wasm_workers::worker::types::Source,
                     message: $crate::__private::wasm_workers::worker::types::Message,

@@ -1,9 +1,18 @@
 //! The event loop of a worker (10.2.2 "The event loop"): one task queue, one task at a time.
 //!
-//! A worker's thread owns the receiving side of its [`TaskQueue`]; everyone who can post to
-//! the worker (its parent, its children) holds a [`TaskSender`]. The loop ends when the
-//! closing flag is set, when the worker is terminated, or when it is idle for good: its
-//! queue is empty and no sender is left, so no task can ever arrive again.
+//! A worker's thread owns the receiving side of its [`TaskQueue`]. Two kinds of things keep a
+//! worker from ending on its own:
+//!
+//! - **senders** ([`TaskSender`]): the right to post to it, held by its parent (the host
+//!   program's handle, or the parent worker's `worker` resource);
+//! - **keepalives**: reasons something may still arrive without the parent — a pending timer,
+//!   an entangled port it holds, and each of its children that is *active*.
+//!
+//! A worker is *quiescent* when its queue is empty and it has no keepalive: then only its
+//! parent can wake it, and it stops counting as active for its parent. It ends *idle* when it
+//! is quiescent and has no sender either: nothing can ever happen again. So a parent whose
+//! children are all quiescent, and whose own input has ended, ends idle, and ending terminates
+//! them: parent and child never keep each other alive.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -49,14 +58,19 @@ pub(crate) enum Next {
 pub(crate) struct TaskQueue {
     state: Mutex<QueueState>,
     ready: Condvar,
+    /// The parent worker's queue, which counts this worker while it is active. Lock order:
+    /// this queue's lock may be held while taking the parent's, never the other way round.
+    parent: Option<Arc<TaskQueue>>,
 }
 
 struct QueueState {
     tasks: VecDeque<Task>,
-    /// Live [`TaskSender`]s.
+    /// Live [`TaskSender`]s that count as senders.
     senders: usize,
-    /// Other reasons the worker may still get tasks (entangled ports it holds).
+    /// Other reasons the worker may still get tasks: timers, entangled ports, active children.
     keepalive: usize,
+    /// The worker is not quiescent, and so counts as a keepalive of its parent's queue.
+    active: bool,
     /// Set once the loop has closed: pushes are discarded from then on.
     closed: bool,
     /// Set by [`TaskQueue::interrupt`].
@@ -66,21 +80,54 @@ struct QueueState {
 }
 
 impl TaskQueue {
-    /// A new queue and its first sender.
-    pub(crate) fn new() -> (Arc<TaskQueue>, TaskSender) {
+    /// A new queue and its first sender. With a `parent`, the new worker starts active,
+    /// counted as a keepalive there.
+    pub(crate) fn new(parent: Option<Arc<TaskQueue>>) -> (Arc<TaskQueue>, TaskSender) {
+        if let Some(parent) = &parent {
+            parent.acquire_keepalive();
+        }
         let queue = Arc::new(TaskQueue {
             state: Mutex::new(QueueState {
                 tasks: VecDeque::new(),
                 senders: 1,
                 keepalive: 0,
+                active: true,
                 closed: false,
                 interrupted: false,
                 waiting: false,
             }),
             ready: Condvar::new(),
+            parent,
         });
-        let sender = TaskSender { queue: queue.clone() };
+        let sender = TaskSender { queue: queue.clone(), keepalive: false };
         (queue, sender)
+    }
+
+    /// Marks the worker active (it has something to do), counting it at its parent.
+    fn activate(&self, state: &mut QueueState) {
+        if !state.active {
+            state.active = true;
+            if let Some(parent) = &self.parent {
+                parent.acquire_keepalive();
+            }
+        }
+    }
+
+    /// Marks the worker quiescent (or ended), releasing its count at its parent.
+    fn deactivate(&self, state: &mut QueueState) {
+        if state.active {
+            state.active = false;
+            if let Some(parent) = &self.parent {
+                parent.release_keepalive();
+            }
+        }
+    }
+
+    /// The worker's thread has finished, its last event sent: it no longer counts at its
+    /// parent.
+    pub(crate) fn finish(&self) {
+        let mut state = self.lock();
+        self.deactivate(&mut state);
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
@@ -89,10 +136,10 @@ impl TaskQueue {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A new sender to this queue. Used by the worker itself to hand its children a way back.
-    pub(crate) fn sender(self: &Arc<Self>) -> TaskSender {
-        self.lock().senders += 1;
-        TaskSender { queue: self.clone() }
+    /// A sender that counts as a keepalive, not a sender (for a pending timer).
+    pub(crate) fn keepalive_sender(self: &Arc<Self>) -> TaskSender {
+        self.lock().keepalive += 1;
+        TaskSender { queue: self.clone(), keepalive: true }
     }
 
     /// Blocks until there are tasks, the worker is interrupted, or it is idle for good, and
@@ -107,10 +154,14 @@ impl TaskQueue {
                 std::mem::swap(&mut state.tasks, batch);
                 return Next::Tasks;
             }
-            if state.senders == 0 && state.keepalive == 0 {
-                // Closed in the same step, so that no task can slip in after the decision.
-                state.closed = true;
-                return Next::Idle;
+            if state.keepalive == 0 {
+                if state.senders == 0 {
+                    // Closed in the same step, so that no task can slip in after the decision.
+                    state.closed = true;
+                    return Next::Idle;
+                }
+                // Quiescent: only the parent can wake this worker now.
+                self.deactivate(&mut state);
             }
             state.waiting = true;
             state = self.ready.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -126,6 +177,7 @@ impl TaskQueue {
             return Err(task);
         }
         state.tasks.push_back(task);
+        self.activate(&mut state);
         if state.waiting {
             // Clear the flag so that a burst of pushes wakes the receiver once.
             state.waiting = false;
@@ -143,7 +195,8 @@ impl TaskQueue {
     pub(crate) fn release_keepalive(&self) {
         let mut state = self.lock();
         state.keepalive -= 1;
-        if state.keepalive == 0 && state.senders == 0 && state.waiting {
+        // Wake the receiver to decide again whether it is quiescent or idle.
+        if state.keepalive == 0 && state.waiting {
             self.ready.notify_one();
         }
     }
@@ -168,10 +221,11 @@ impl TaskQueue {
     }
 }
 
-/// The right to post tasks to one worker. Cloning it keeps the worker reachable; when the
-/// last sender is dropped and the queue is empty, the worker ends idle.
+/// The right to post tasks to one worker. While one exists, the worker does not end idle;
+/// it counts as a sender, or (for a timer) as a keepalive.
 pub(crate) struct TaskSender {
     queue: Arc<TaskQueue>,
+    keepalive: bool,
 }
 
 impl TaskSender {
@@ -182,14 +236,12 @@ impl TaskSender {
     }
 }
 
-impl Clone for TaskSender {
-    fn clone(&self) -> Self {
-        self.queue.sender()
-    }
-}
-
 impl Drop for TaskSender {
     fn drop(&mut self) {
+        if self.keepalive {
+            self.queue.release_keepalive();
+            return;
+        }
         let mut state = self.queue.lock();
         state.senders -= 1;
         if state.senders == 0 && state.keepalive == 0 && state.waiting {
@@ -209,7 +261,7 @@ mod tests {
 
     #[test]
     fn tasks_arrive_in_order_in_one_batch() {
-        let (queue, sender) = TaskQueue::new();
+        let (queue, sender) = TaskQueue::new(None);
         for n in 0..3 {
             assert!(sender.send(message(n)).is_ok());
         }
@@ -226,21 +278,40 @@ mod tests {
     }
 
     #[test]
-    fn idle_when_last_sender_dropped() {
-        let (queue, sender) = TaskQueue::new();
-        let other = sender.clone();
+    fn idle_when_the_sender_and_the_keepalives_are_gone() {
+        let (queue, sender) = TaskQueue::new(None);
+        let timer = queue.keepalive_sender();
         drop(sender);
+        let q = queue.clone();
         let waiter = std::thread::spawn(move || {
             let mut batch = VecDeque::new();
-            matches!(queue.next(&mut batch), Next::Idle)
+            matches!(q.next(&mut batch), Next::Idle)
         });
-        drop(other);
+        drop(timer);
         assert!(waiter.join().unwrap());
+        assert!(queue.push(message(1)).is_err(), "an idle queue is closed");
+    }
+
+    #[test]
+    fn a_quiescent_child_releases_its_parent() {
+        let (parent, parent_sender) = TaskQueue::new(None);
+        let (child, _child_sender) = TaskQueue::new(Some(parent.clone()));
+        drop(parent_sender);
+        // The child waits with nothing to do: the parent, with no sender, ends idle.
+        let c = child.clone();
+        let child_thread = std::thread::spawn(move || {
+            let mut batch = VecDeque::new();
+            matches!(c.next(&mut batch), Next::Interrupted)
+        });
+        let mut batch = VecDeque::new();
+        assert!(matches!(parent.next(&mut batch), Next::Idle));
+        child.interrupt();
+        assert!(child_thread.join().unwrap());
     }
 
     #[test]
     fn closed_queue_discards() {
-        let (queue, sender) = TaskQueue::new();
+        let (queue, sender) = TaskQueue::new(None);
         assert!(sender.send(message(1)).is_ok());
         assert_eq!(queue.close(), 1);
         assert!(sender.send(message(2)).is_err());
@@ -248,7 +319,7 @@ mod tests {
 
     #[test]
     fn interrupt_wakes_a_blocked_receiver() {
-        let (queue, _sender) = TaskQueue::new();
+        let (queue, _sender) = TaskQueue::new(None);
         let q = queue.clone();
         let waiter = std::thread::spawn(move || {
             let mut batch = VecDeque::new();

@@ -13,6 +13,7 @@ use crate::error::{HostError, LoadError, SpawnError};
 use crate::port::MessagePort;
 use crate::scope::WorkerState;
 use crate::shared::{ConnectError, SharedWorkers};
+use crate::stats::{WorkerReport, WorkerStats};
 use crate::timers::Timers;
 use crate::worker::{self, WorkerHandle, WorkerOptions};
 
@@ -66,6 +67,8 @@ struct HostInner {
     buffer_bytes_copied: AtomicU64,
     shared: SharedWorkers,
     timers: Timers,
+    /// Every worker's statistics, in the order they were spawned.
+    stats: Mutex<Vec<Arc<WorkerStats>>>,
 }
 
 impl Host {
@@ -99,6 +102,7 @@ impl Host {
             buffer_bytes_copied: AtomicU64::new(0),
             shared: SharedWorkers::default(),
             timers: Timers::new(),
+            stats: Mutex::default(),
         })))
     }
 
@@ -165,6 +169,18 @@ impl Host {
         self.0.buffer_bytes_copied.load(Ordering::Relaxed)
     }
 
+    /// Statistics of every worker this host has spawned (children and shared workers
+    /// included), in the order they were spawned.
+    pub fn stats(&self) -> Vec<WorkerReport> {
+        self.0.stats.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|s| s.report()).collect()
+    }
+
+    pub(crate) fn register_stats(&self, name: &str, location: &str) -> Arc<WorkerStats> {
+        let stats = Arc::new(WorkerStats::new(name.to_string(), location.to_string()));
+        self.0.stats.lock().unwrap_or_else(|p| p.into_inner()).push(stats.clone());
+        stats
+    }
+
     pub(crate) fn count_copied(&self, bytes: usize) {
         self.0.buffer_bytes_copied.fetch_add(bytes as u64, Ordering::Relaxed);
     }
@@ -200,10 +216,6 @@ impl Host {
 
     pub(crate) fn worker_stopped(&self) {
         self.0.live.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.0.engine
     }
 }
 

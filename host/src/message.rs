@@ -64,6 +64,13 @@ impl Message {
         self
     }
 
+    /// Prepares the message's ports for travel: each leaves its current holder.
+    pub(crate) fn detach_ports(&mut self) {
+        for port in &mut self.ports {
+            port.detach();
+        }
+    }
+
     /// A JSON message holding `value`.
     ///
     /// # Errors

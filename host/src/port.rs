@@ -60,7 +60,8 @@ impl MessagePort {
     /// # Errors
     ///
     /// [`PortClosed`] if this port was closed; the message comes back in the error.
-    pub fn post_message(&self, message: Message) -> Result<(), PortClosed> {
+    pub fn post_message(&self, mut message: Message) -> Result<(), PortClosed> {
+        message.detach_ports();
         let peer = {
             let state = self.core.lock();
             if state.closed {
@@ -122,13 +123,26 @@ impl MessagePort {
     }
 
     /// Takes the port out of its current owner: it is in transit until attached again.
+    /// Messages the host program had not read yet go back to the front of the port's queue,
+    /// so that they travel with it, in order.
     pub(crate) fn detach(&mut self) {
-        self.events = None;
         let mut state = self.core.lock();
+        // Release while the owner is still known: the keepalive belongs to it.
+        state.release_keepalive();
         state.owner = Owner::Transit;
         state.started = false;
         state.scheduled = false;
-        state.release_keepalive();
+        if let Some(mut events) = self.events.take() {
+            let mut unread = Vec::new();
+            while let Ok(event) = events.try_recv() {
+                if let PortEvent::Message(message) = event {
+                    unread.push(message);
+                }
+            }
+            for message in unread.into_iter().rev() {
+                state.queue.push_front(message);
+            }
+        }
     }
 
     /// Makes the port held by a worker, known there as `id`. It is not started.
@@ -285,6 +299,16 @@ impl PortCore {
         }
         state.scheduled = false;
         Ready::Done
+    }
+
+    /// After a worker delivered a bounded batch from this port: queues another `PortReady`
+    /// if messages still wait (so that other tasks get their turn), or clears the mark.
+    pub(crate) fn yield_to(self: &Arc<Self>, queue: &Arc<TaskQueue>) {
+        let mut state = self.lock();
+        let held_here = matches!(&state.owner, Owner::Worker { queue: owner, .. } if Arc::ptr_eq(owner, queue));
+        if !(held_here && state.started && !state.queue.is_empty() && queue.push(Task::PortReady(self.clone())).is_ok()) {
+            state.scheduled = false;
+        }
     }
 
     /// The id of this end in the worker whose queue is `queue`, if that worker holds it.

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ use crate::host::Host;
 use crate::message::Message;
 use crate::port::{self, MessagePort};
 use crate::stdio::GuestOutput;
+use crate::limits::Limiter;
+use crate::stats::WorkerStats;
 use crate::timers::TimerKey;
 use crate::worker::{self, ChildWorker, Control, ParentLink, Source, WorkerOptions};
 
@@ -39,6 +41,8 @@ pub(crate) struct WorkerState {
     parent: ParentLink,
     /// Live children by id, so that they can be terminated when this worker ends.
     children: HashMap<u32, Arc<Control>>,
+    /// Children this worker terminated: their events in flight are dropped.
+    terminated_children: std::collections::HashSet<u32>,
     /// When `children` reaches this size, terminated children that have stopped are dropped.
     prune_at: usize,
     next_child: u32,
@@ -52,34 +56,55 @@ pub(crate) struct WorkerState {
     next_timer: u32,
     /// The name under which this worker is registered as a shared worker.
     shared: Option<String>,
+    /// Ports its graph handed it, by label, until taken.
+    channels: HashMap<String, MessagePort>,
+    limiter: Limiter,
+    stats: Arc<WorkerStats>,
 }
 
 impl WorkerState {
+    /// The state of a new worker.
+    ///
+    /// # Errors
+    ///
+    /// If a granted directory cannot be opened.
     pub(crate) fn new(
         host: Host,
         component: &Component,
-        name: String,
+        options: WorkerOptions,
         queue: Arc<TaskQueue>,
         control: Arc<Control>,
         parent: ParentLink,
         shared: Option<String>,
-    ) -> Self {
-        // No ambient authority: no files, environment, arguments or stdin. The guest's
-        // stdout and stderr go to the host's stderr, each line prefixed with the worker's name.
-        let wasi = WasiCtx::builder()
-            .stdout(GuestOutput::new(&name, component.location()))
+    ) -> std::io::Result<Self> {
+        let name = options.name.unwrap_or_default();
+        // No ambient authority: only what `capabilities` grants. The guest's stdout and stderr
+        // go to the host's stderr, each line prefixed with the worker's name; no stdin.
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(GuestOutput::new(&name, component.location()))
             .stderr(GuestOutput::new(&name, component.location()))
-            .build();
-        WorkerState {
+            .args(&options.capabilities.args);
+        for (key, value) in &options.capabilities.env {
+            wasi.env(key, value);
+        }
+        for dir in &options.capabilities.dirs {
+            let perms = if dir.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms).map_err(|error| {
+                std::io::Error::other(format!("cannot grant directory {}: {error:#}", dir.host.display()))
+            })?;
+        }
+        let stats = host.register_stats(&name, component.location());
+        let mut state = WorkerState {
             location: component.location().to_string(),
             name,
             host,
-            wasi,
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             queue,
             control,
             parent,
             children: HashMap::new(),
+            terminated_children: Default::default(),
             prune_at: MIN_PRUNE,
             next_child: 0,
             closing: false,
@@ -88,7 +113,27 @@ impl WorkerState {
             timers: HashMap::new(),
             next_timer: 0,
             shared,
+            channels: HashMap::new(),
+            limiter: Limiter::new(options.limits),
+            stats,
+        };
+        for (label, port) in options.channels {
+            state.channels.insert(label, port);
         }
+        Ok(state)
+    }
+
+    pub(crate) fn limiter(&mut self) -> &mut Limiter {
+        &mut self.limiter
+    }
+
+    pub(crate) fn stats(&self) -> &WorkerStats {
+        &self.stats
+    }
+
+    /// Records how the worker ended, with its peak memory and CPU time.
+    pub(crate) fn record_end(&self, how: String) {
+        self.stats.ended(how, self.limiter.peak_memory);
     }
 
     /// Takes a port into this worker: it gets an id here and a place in the resource table.
@@ -111,6 +156,7 @@ impl WorkerState {
     /// Lifts a message the guest posted: its ports and buffers leave this worker's table
     /// (the guest's handles were consumed by the call) and travel with the message.
     fn lift_message(&mut self, message: types::Message) -> wasmtime::Result<Message> {
+        self.stats.posted(message.data.len());
         let mut ports = Vec::with_capacity(message.ports.len());
         for port in message.ports {
             let mut port = self.table.delete(port)?;
@@ -124,10 +170,14 @@ impl WorkerState {
         Ok(Message { codec: message.codec.into(), data: message.data, ports, buffers })
     }
 
-    /// Whether timer `id` is still set; a fired timeout is forgotten.
+    /// Whether timer `id` is still set; a fired timeout is forgotten, a fired interval is
+    /// armed again (only now, so that a slow handler never piles up its ticks).
     pub(crate) fn timer_fired(&mut self, id: u32) -> bool {
         match self.timers.get(&id) {
-            Some(&(_, true)) => true,
+            Some(&(key, true)) => {
+                self.host.timers().rearm(key);
+                true
+            }
             Some(&(_, false)) => {
                 self.timers.remove(&id);
                 true
@@ -139,18 +189,34 @@ impl WorkerState {
     fn set_timer(&mut self, delay: Duration, interval: bool) -> u32 {
         self.next_timer += 1;
         let id = self.next_timer;
-        let key = self.host.timers().set(self.queue.sender(), id, delay, interval.then_some(delay));
+        let key = self.host.timers().set(self.queue.keepalive_sender(), id, delay, interval.then_some(delay));
         self.timers.insert(id, (key, interval));
         id
     }
 
     /// Resolves a location against the directory of this worker's own location.
-    fn resolve(&self, location: &str) -> std::path::PathBuf {
-        Path::new(&self.location).parent().unwrap_or(Path::new("")).join(location)
+    ///
+    /// # Errors
+    ///
+    /// A location that is absolute or climbs out with `..` is refused: a worker reaches only
+    /// components in its own directory and below it, as a browser worker reaches only its own
+    /// origin. (Otherwise a guest could probe any file of the host through spawn errors.)
+    fn resolve(&self, location: &str) -> Result<std::path::PathBuf, String> {
+        use std::path::Component as Part;
+        let relative = Path::new(location);
+        if relative.components().any(|part| !matches!(part, Part::Normal(_) | Part::CurDir)) {
+            return Err(format!("location `{location}` must be relative to this worker's directory, without `..`"));
+        }
+        Ok(Path::new(&self.location).parent().unwrap_or(Path::new("")).join(relative))
     }
 
     pub(crate) fn host(&self) -> &Host {
         &self.host
+    }
+
+    /// Whether this worker terminated child `id`.
+    pub(crate) fn terminated_child(&self, id: u32) -> bool {
+        self.terminated_children.contains(&id)
     }
 
     /// Forgets a child that has ended.
@@ -283,13 +349,23 @@ impl ScopeHost for WorkerState {
     }
 
     fn connect_shared_worker(&mut self, location: String, name: String) -> wasmtime::Result<Result<Resource<MessagePort>, String>> {
-        let path = self.resolve(&location);
+        let path = match self.resolve(&location) {
+            Ok(path) => path,
+            Err(error) => return Ok(Err(error)),
+        };
         let connected = self.host.load(&path).map_err(crate::ConnectError::from).and_then(|component| {
             self.host.shared().connect(&self.host, &component, &name)
         });
         match connected {
             Ok(port) => Ok(Ok(self.adopt_port(port)?)),
             Err(error) => Ok(Err(error.to_string())),
+        }
+    }
+
+    fn take_channel(&mut self, label: String) -> wasmtime::Result<Option<Resource<MessagePort>>> {
+        match self.channels.remove(&label) {
+            Some(port) => Ok(Some(self.adopt_port(port)?)),
+            None => Ok(None),
         }
     }
 
@@ -309,7 +385,10 @@ impl ScopeHost for WorkerState {
     }
 
     fn close(&mut self) -> wasmtime::Result<()> {
+        // The closing flag: what is queued is discarded now, and so is every later task
+        // (posts to this worker fail from now on, and a shared worker is not reused).
         self.closing = true;
+        self.queue.close();
         Ok(())
     }
 
@@ -325,15 +404,19 @@ impl HostWorker for WorkerState {
         location: String,
         options: types::WorkerOptions,
     ) -> wasmtime::Result<Result<Resource<ChildWorker>, String>> {
-        let path = self.resolve(&location);
+        let path = match self.resolve(&location) {
+            Ok(path) => path,
+            Err(error) => return Ok(Err(error)),
+        };
         let component = match self.host.load(&path) {
             Ok(component) => component,
             Err(error) => return Ok(Err(error.to_string())),
         };
         let id = self.next_child;
         self.next_child += 1;
-        let parent = ParentLink::Worker { queue: self.queue.sender(), child: id };
-        let options = WorkerOptions { name: options.name };
+        let parent = ParentLink::Worker { queue: self.queue.clone(), child: id };
+        // A child gets no capabilities and no channels: only what its parent sends it.
+        let options = WorkerOptions { name: options.name, ..WorkerOptions::default() };
         let (sender, control, _) = match worker::spawn(&self.host, &component, options, parent, None) {
             Ok(spawned) => spawned,
             Err(error) => return Ok(Err(format!("cannot start a thread for {location}: {error}"))),
@@ -361,7 +444,10 @@ impl HostWorker for WorkerState {
     fn terminate(&mut self, worker: Resource<ChildWorker>) -> wasmtime::Result<()> {
         // The child stays in `children` until its thread is seen to have ended, so that this
         // worker's own end still waits for it.
-        self.table.get(&worker)?.control.terminate();
+        let child = self.table.get(&worker)?;
+        child.control.terminate();
+        let id = child.id;
+        self.terminated_children.insert(id);
         Ok(())
     }
 

@@ -38,7 +38,8 @@ impl StdoutStream for GuestOutput {
     }
 }
 
-/// Buffers a partial line until its newline arrives (or the stream is flushed or dropped).
+/// Buffers a partial line until its newline arrives, it grows past `MAX_LINE`, or the stream
+/// is dropped.
 struct LineWriter {
     prefix: Arc<str>,
     partial: Vec<u8>,

@@ -38,6 +38,8 @@ struct Timer {
     worker: TaskSender,
     id: u32,
     interval: Option<Duration>,
+    /// When it is (or was last) due.
+    due: Instant,
 }
 
 /// A timer's key in the service, for [`Timers::clear`].
@@ -57,7 +59,7 @@ impl Timers {
         let mut state = self.shared.lock();
         let key = state.next_key;
         state.next_key += 1;
-        state.timers.insert(key, Timer { worker, id, interval });
+        state.timers.insert(key, Timer { worker, id, interval, due });
         let earliest = state.heap.peek().is_none_or(|Reverse((first, _))| due < *first);
         state.heap.push(Reverse((due, key)));
         if !state.thread_started {
@@ -65,14 +67,34 @@ impl Timers {
             let shared = self.shared.clone();
             let started = std::thread::Builder::new().name("wasm-workers timers".into()).spawn(move || shared.run());
             if let Err(error) = started {
-                // Without the thread no timer fires; say so rather than fail the guest.
+                // Without the thread no timer fires; say so rather than fail the guest, and
+                // let the timer go so that it does not keep its worker waiting forever.
                 tracing::error!("cannot start the timer thread: {error}");
                 state.thread_started = false;
+                let timer = state.timers.remove(&key);
+                drop(state);
+                drop(timer);
+                return TimerKey(key);
             }
         } else if earliest {
             self.shared.wake.notify_one();
         }
         TimerKey(key)
+    }
+
+    /// Arms an interval again after its worker ran its tick: the next tick is one interval
+    /// after the last due time, or now if that has passed. Unknown keys are ignored.
+    pub(crate) fn rearm(&self, key: TimerKey) {
+        let mut state = self.shared.lock();
+        let Some(timer) = state.timers.get_mut(&key.0) else { return };
+        let Some(interval) = timer.interval else { return };
+        let next = (timer.due + interval).max(Instant::now());
+        timer.due = next;
+        let earliest = state.heap.peek().is_none_or(|Reverse((first, _))| next < *first);
+        state.heap.push(Reverse((next, key.0)));
+        if earliest {
+            self.shared.wake.notify_one();
+        }
     }
 
     /// Cancels a timer; it releases its worker at once. Unknown keys are ignored.
@@ -120,11 +142,8 @@ impl Shared {
             let timer = state.timers.get(&key).expect("checked above");
             let sent = timer.worker.send(Task::Timeout { id: timer.id }).is_ok();
             match timer.interval {
-                Some(interval) if sent => {
-                    // The next due time counts from this one, so an interval does not drift.
-                    let next = (due + interval).max(now);
-                    state.heap.push(Reverse((next, key)));
-                }
+                // An interval waits for its worker to run the tick, which re-arms it.
+                Some(_) if sent => {}
                 _ => {
                     let fired = state.timers.remove(&key);
                     drop(state);

@@ -21,21 +21,53 @@ use crate::event_loop::{Next, Task, TaskQueue, TaskSender};
 use crate::host::Host;
 use crate::message::{check_json, Codec, Message};
 use crate::port::Ready;
+use crate::limits::Limits;
+use crate::port::MessagePort;
 use crate::scope::WorkerState;
 
-/// Options for a new worker (`WorkerOptions`).
-#[derive(Clone, Debug, Default)]
+/// Options for a new worker (`WorkerOptions`, and what a graph grants it).
+#[derive(Debug, Default)]
 pub struct WorkerOptions {
     /// The worker's name (`self.name` in the worker); empty if `None`. It also names the
     /// worker's thread and prefixes its stdout and stderr lines.
     pub name: Option<String>,
+    /// What the worker may reach through WASI; nothing by default.
+    pub capabilities: Capabilities,
+    /// Its resource limits.
+    pub limits: Limits,
+    /// Ports handed to the worker at start, by label (`take-channel`).
+    pub channels: Vec<(String, MessagePort)>,
 }
 
 impl WorkerOptions {
     /// Options with the given name.
     pub fn named(name: impl Into<String>) -> Self {
-        WorkerOptions { name: Some(name.into()) }
+        WorkerOptions { name: Some(name.into()), ..WorkerOptions::default() }
     }
+}
+
+/// What a worker may reach through WASI. A worker gets no files, environment or arguments
+/// unless granted here; its stdout and stderr always go to the host's stderr, prefixed with
+/// its name, and it never gets the host's stdin.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Its command-line arguments.
+    pub args: Vec<String>,
+    /// Its environment variables.
+    pub env: Vec<(String, String)>,
+    /// Host directories it may open, and where it sees them.
+    pub dirs: Vec<Preopen>,
+}
+
+/// A host directory granted to a worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preopen {
+    /// The directory on the host.
+    pub host: std::path::PathBuf,
+    /// The path the guest opens it by.
+    pub guest: String,
+    /// Whether the guest may only read.
+    pub read_only: bool,
 }
 
 /// Where a task came from, as the guest's event handlers see it.
@@ -128,8 +160,9 @@ impl Control {
 pub(crate) enum ParentLink {
     /// The host program, through a [`WorkerHandle`].
     Host(mpsc::UnboundedSender<WorkerEvent>),
-    /// A parent worker, which knows this worker as `child`.
-    Worker { queue: TaskSender, child: u32 },
+    /// A parent worker, which knows this worker as `child`. Not a sender: while this worker
+    /// is active it counts as a keepalive of the parent's queue instead.
+    Worker { queue: Arc<TaskQueue>, child: u32 },
     /// No parent: a shared worker. What it posts to its parent goes nowhere.
     None,
 }
@@ -142,7 +175,7 @@ impl ParentLink {
                 let _ = events.send(WorkerEvent::Message(message));
             }
             ParentLink::Worker { queue, child } => {
-                let _ = queue.send(Task::Message { source: Source::Child(*child), message });
+                let _ = queue.push(Task::Message { source: Source::Child(*child), message });
             }
             ParentLink::None => {}
         }
@@ -160,9 +193,9 @@ impl ParentLink {
             }
             ParentLink::Worker { queue, child } => {
                 let _ = match exit {
-                    Exit::Failed(error) => queue.send(Task::ChildError { child, error }),
+                    Exit::Failed(error) => queue.push(Task::ChildError { child, error }),
                     Exit::Closed(CloseReason::Terminated) => Ok(()),
-                    Exit::Closed(_) => queue.send(Task::ChildClosed { child }),
+                    Exit::Closed(_) => queue.push(Task::ChildClosed { child }),
                 };
             }
             ParentLink::None => match exit {
@@ -191,6 +224,17 @@ pub struct WorkerHandle {
 }
 
 impl WorkerHandle {
+    /// Drops messages that arrive after `terminate()`: the chapter's terminate empties the
+    /// queue of the worker's messages to its owner.
+    fn filter(&self, event: Option<WorkerEvent>) -> Option<Option<WorkerEvent>> {
+        match event {
+            Some(WorkerEvent::Message(_)) if self.control.is_terminated() => None,
+            event => Some(event),
+        }
+    }
+}
+
+impl WorkerHandle {
     /// The worker's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -203,7 +247,8 @@ impl WorkerHandle {
     ///
     /// [`PostError`] if the worker has ended (closed, failed, terminated) or
     /// [`end_input`](Self::end_input) was called; the message comes back in the error.
-    pub fn post_message(&self, message: Message) -> Result<(), PostError> {
+    pub fn post_message(&self, mut message: Message) -> Result<(), PostError> {
+        message.detach_ports();
         let Some(sender) = &self.sender else {
             return Err(self.post_error("its input was ended", message));
         };
@@ -226,7 +271,12 @@ impl WorkerHandle {
     /// The worker's next event; `None` once the last event ([`WorkerEvent::Error`] or
     /// [`WorkerEvent::Closed`]) has been received.
     pub async fn recv(&mut self) -> Option<WorkerEvent> {
-        self.events.recv().await
+        loop {
+            let event = self.events.recv().await;
+            if let Some(event) = self.filter(event) {
+                return event;
+            }
+        }
     }
 
     /// [`recv`](Self::recv) for code that is not async: blocks the calling thread.
@@ -235,13 +285,19 @@ impl WorkerHandle {
     ///
     /// If called from within an asynchronous execution context (a tokio runtime).
     pub fn recv_blocking(&mut self) -> Option<WorkerEvent> {
-        self.events.blocking_recv()
+        loop {
+            let event = self.events.blocking_recv();
+            if let Some(event) = self.filter(event) {
+                return event;
+            }
+        }
     }
 
-    /// Terminates the worker (`worker.terminate()`): queued messages are discarded, running
-    /// guest code is interrupted even in a loop that never returns, and its children are
-    /// terminated. The last event is then [`WorkerEvent::Closed`] with
-    /// [`CloseReason::Terminated`] (unless it had already ended). Never blocks.
+    /// Terminates the worker (`worker.terminate()`): queued messages are discarded both ways
+    /// (messages it posted that were not received yet are dropped too), running guest code
+    /// is interrupted even in a loop that never returns, and its children are terminated.
+    /// The last event is then [`WorkerEvent::Closed`] with [`CloseReason::Terminated`] (unless
+    /// it had already ended with another). Never blocks.
     pub fn terminate(&self) {
         self.control.terminate();
     }
@@ -281,17 +337,24 @@ pub(crate) fn spawn(
     parent: ParentLink,
     shared: Option<String>,
 ) -> std::io::Result<(TaskSender, Arc<Control>, Arc<TaskQueue>)> {
-    let (queue, sender) = TaskQueue::new();
+    let parent_queue = match &parent {
+        ParentLink::Worker { queue, .. } => Some(queue.clone()),
+        ParentLink::Host(_) | ParentLink::None => None,
+    };
+    let (queue, sender) = TaskQueue::new(parent_queue);
     let control = Arc::new(Control {
         terminated: AtomicBool::new(false),
         queue: queue.clone(),
-        engine: host.engine().clone(),
+        // The engine whose epoch the worker's store watches: the component's.
+        engine: component.engine().clone(),
         thread: Mutex::new(None),
     });
-    let name = options.name.unwrap_or_default();
-    let state = WorkerState::new(host.clone(), component, name.clone(), queue.clone(), control.clone(), parent, shared);
+    let name = options.name.clone().unwrap_or_default();
+    let state = WorkerState::new(host.clone(), component, options, queue.clone(), control.clone(), parent, shared)?;
     let component = component.clone();
     let thread_name = if name.is_empty() { format!("worker {}", component.location()) } else { name };
+    // A thread name cannot hold NUL, and the name may come from a guest.
+    let thread_name = thread_name.replace('\0', "\u{FFFD}");
     host.worker_started();
     let thread = std::thread::Builder::new().name(thread_name).spawn(move || run(component, state));
     match thread {
@@ -309,6 +372,7 @@ fn run(component: Component, state: WorkerState) {
     let queue = state.queue.clone();
     let control = state.control.clone();
     let mut store = Store::new(component.engine(), state);
+    store.limiter(|state| state.limiter());
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|store| {
         if store.data().control.is_terminated() {
@@ -318,10 +382,17 @@ fn run(component: Component, state: WorkerState) {
         }
     });
 
-    let exit = match component.pre().instantiate(&mut store) {
-        Ok(guest) => event_loop(&mut store, &guest, &queue),
+    // A terminate that came before the deadline was set bumped the epoch too early to count.
+    let exit = if control.is_terminated() {
+        Exit::Closed(CloseReason::Terminated)
+    } else { match component.pre().instantiate(&mut store) {
+        Ok(guest) => match guest.wasm_workers_worker_handlers().call_on_start(&mut store) {
+            Ok(()) if store.data().closing => Exit::Closed(CloseReason::Closed),
+            Ok(()) => event_loop(&mut store, &guest, &queue),
+            Err(error) => failure(&store, "trapped", &error),
+        },
         Err(error) => failure(&store, "cannot start", &error),
-    };
+    } };
     let exit = match exit {
         Exit::Failed(_) if control.is_terminated() => Exit::Closed(CloseReason::Terminated),
         exit => exit,
@@ -329,6 +400,12 @@ fn run(component: Component, state: WorkerState) {
     let discarded = queue.close();
     let state = store.into_data();
     tracing::debug!(worker = %state.name, discarded, "worker ended");
+    state.record_end(match &exit {
+        Exit::Closed(CloseReason::Closed) => "closed".to_string(),
+        Exit::Closed(CloseReason::Idle) => "idle".to_string(),
+        Exit::Closed(CloseReason::Terminated) => "terminated".to_string(),
+        Exit::Failed(error) => format!("failed: {}", error.message),
+    });
     let host = state.host().clone();
     state.end(|parent| {
         // Counted out before the parent hears of it, so that the count is exact for anyone
@@ -336,6 +413,9 @@ fn run(component: Component, state: WorkerState) {
         host.worker_stopped();
         parent.exit(exit);
     });
+    // Only after the last event is queued at the parent, so that the parent cannot end idle
+    // before it has heard how this worker ended.
+    queue.finish();
 }
 
 /// Runs tasks until the worker closes, is terminated, fails or is idle for good.
@@ -354,6 +434,8 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
             if let Err(error) = run_task(store, guest, task) {
                 return failure(store, "trapped", &error);
             }
+            // `report-error` describes only a trap of the task that called it.
+            store.data_mut().reported_error = None;
             if store.data().closing {
                 // The closing flag: tasks still queued (here and in the queue) are discarded.
                 return Exit::Closed(CloseReason::Closed);
@@ -362,10 +444,21 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
     }
 }
 
+/// How many messages one `PortReady` task delivers before yielding to other tasks.
+const PORT_BATCH: usize = 64;
+
 /// One task: one call into the guest, or one per message waiting at a port.
 fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task) -> wasmtime::Result<()> {
     let handlers = guest.wasm_workers_worker_handlers();
     match task {
+        // A child this worker terminated delivers nothing more, even what was in flight.
+        Task::Message { source: Source::Child(child), .. }
+        | Task::ChildError { child, .. }
+        | Task::ChildClosed { child }
+            if store.data().terminated_child(child) =>
+        {
+            Ok(())
+        }
         Task::Message { source, message } => deliver(store, guest, source, message),
         Task::ChildError { child, error } => {
             store.data_mut().forget_child(child);
@@ -376,13 +469,17 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
             handlers.call_on_close(store, bindings::types::Source::Child(child))
         }
         Task::PortReady(port) => {
+            // A bounded batch, then the port queues itself again: a peer that never stops
+            // posting cannot keep the worker's other tasks waiting.
             let queue = store.data().queue.clone();
-            while let Ready::Message(id, message) = port.next_for(&queue) {
+            for _ in 0..PORT_BATCH {
+                let Ready::Message(id, message) = port.next_for(&queue) else { return Ok(()) };
                 deliver(store, guest, Source::Port(id), message)?;
                 if store.data().closing || store.data().control.is_terminated() {
-                    break;
+                    return Ok(());
                 }
             }
+            port.yield_to(&queue);
             Ok(())
         }
         Task::PortClosed(port) => match port.id_in(&store.data().queue) {
@@ -417,6 +514,7 @@ fn deliver(
         Codec::Json => check_json(&message.data).err(),
         _ => None,
     };
+    store.data().stats().received(message.data.len());
     let message = store.data_mut().lower_message(message)?;
     match malformed {
         Some(error) => {

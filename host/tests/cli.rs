@@ -131,11 +131,15 @@ fn ctrl_c_terminates_a_busy_worker_and_exits_130() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"\"ready\"\n\"loop\"\n").unwrap();
-    // The first answer shows that the run loop, and with it the Ctrl-C handler, is running.
+    // The first answer shows that the run loop, and with it the Ctrl-C handler, is running;
+    // the second that the worker is inside its endless loop.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line, "\"ready\"\n");
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "\"looping\"\n");
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();

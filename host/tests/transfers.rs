@@ -30,6 +30,25 @@ fn port_messages_arrive_in_order_before_during_and_after_a_transfer() {
     // Closing one end is seen at the other, three workers away.
     mine.close();
     assert_eq!(next_json(&mut relay), json!({ "port-closed": 0 }));
+    // Nothing keeps the chain alive any more: it ends, however many hops the port made.
+    relay.end_input();
+    expect_closed(&mut relay, CloseReason::Idle);
+}
+
+#[test]
+fn a_port_the_host_started_reading_keeps_its_unread_messages_when_transferred() {
+    let (one, mut two) = channel();
+    port_post(&one, json!("first"));
+    assert_eq!(next_port_json(&mut two), "first");
+    // Two is started and held by the host; these arrive while it is held...
+    port_post(&one, json!("second"));
+    port_post(&one, json!("third"));
+    // ...and go with it, unread, to the worker at the end of the chain, which echoes them.
+    let relay = spawn("relay");
+    relay.post_message(Message::json(&json!({ "forward": 1 })).unwrap().with_port(two)).unwrap();
+    let mut one = one;
+    assert_eq!(next_port_json(&mut one), "second");
+    assert_eq!(next_port_json(&mut one), "third");
 }
 
 #[test]
@@ -93,7 +112,7 @@ fn a_transferred_port_or_buffer_cannot_be_used_by_its_old_owner() {
     let moved = next_message(&mut raw);
     assert_eq!(moved.ports.len(), 1);
     let error = expect_error(&mut raw);
-    assert!(error.message.contains("unknown handle") || error.message.contains("handle"), "{}", error.message);
+    assert!(error.message.contains("unknown handle index"), "{}", error.message);
     post(&witness, json!("still fine"));
     assert_eq!(next_json(&mut witness), "still fine");
 }

@@ -33,6 +33,8 @@ fn delegation_defaults_to_one_sub_worker_per_processor() {
     post(&delegation, json!({ "n": 100_000 }));
     assert_eq!(next_json(&mut delegation), json!(9_592));
     expect_closed(&mut delegation, CloseReason::Closed);
+    let cores = host.stats().iter().filter(|w| w.location.ends_with("core.wasm")).count();
+    assert_eq!(cores, 3, "one sub-worker per processor");
 }
 
 #[test]
@@ -88,11 +90,31 @@ fn a_worker_with_nothing_left_to_do_ends_idle() {
 }
 
 #[test]
+fn a_parent_whose_children_have_nothing_to_do_ends_idle_and_takes_them_along() {
+    let host = Host::new().unwrap();
+    let component = host.load(guest("supervisor")).unwrap();
+    let mut supervisor = host.spawn(&component, WorkerOptions::named("supervisor")).unwrap();
+    post(&supervisor, json!({ "spawn": [
+        { "location": "echo.wasm", "messages": ["a"] },
+        { "location": "echo.wasm", "messages": ["b"] },
+    ] }));
+    let mut replies = vec![next_json(&mut supervisor), next_json(&mut supervisor)];
+    replies.sort_by_key(|r| r["child"].as_u64());
+    assert_eq!(replies, vec![json!({ "child": 0, "message": "a" }), json!({ "child": 1, "message": "b" })]);
+    // The children wait for messages only their parent could send; once the parent's own
+    // input ends, nothing can happen any more.
+    supervisor.end_input();
+    expect_closed(&mut supervisor, CloseReason::Idle);
+    assert_eq!(host.live_workers(), 0);
+}
+
+#[test]
 fn terminate_stops_a_worker_in_an_endless_loop_and_others_go_on() {
     let mut looping = spawn("faulty");
     let mut echo = spawn("echo");
     post(&looping, json!("loop"));
-    // The loop is running (or about to): the echo worker still answers.
+    assert_eq!(next_json(&mut looping), "looping");
+    // The loop is running: the echo worker still answers.
     post(&echo, json!("still here"));
     assert_eq!(next_json(&mut echo), "still here");
     looping.terminate();
@@ -115,7 +137,9 @@ fn a_parent_terminates_a_looping_child_and_its_other_children_go_on() {
         { "location": "faulty.wasm", "messages": ["loop"] },
         { "location": "echo.wasm", "messages": ["before"] },
     ] }));
-    assert_eq!(next_json(&mut supervisor), json!({ "child": 1, "message": "before" }));
+    let mut first_two = vec![next_json(&mut supervisor), next_json(&mut supervisor)];
+    first_two.sort_by_key(|r| r["child"].as_u64());
+    assert_eq!(first_two, vec![json!({ "child": 0, "message": "looping" }), json!({ "child": 1, "message": "before" })]);
     post(&supervisor, json!({ "terminate": 0 }));
     assert_eq!(next_json(&mut supervisor), json!({ "child": 0, "terminated": true }));
     post(&supervisor, json!({ "spawn": [{ "location": "echo.wasm", "messages": ["after"] }] }));
@@ -134,7 +158,9 @@ fn terminating_a_parent_terminates_its_busy_children() {
         { "location": "faulty.wasm", "messages": ["loop"] },
         { "location": "echo.wasm", "messages": ["up"] },
     ] }));
-    assert_eq!(next_json(&mut supervisor), json!({ "child": 1, "message": "up" }));
+    let mut first_two = vec![next_json(&mut supervisor), next_json(&mut supervisor)];
+    first_two.sort_by_key(|r| r["child"].as_u64());
+    assert_eq!(first_two, vec![json!({ "child": 0, "message": "looping" }), json!({ "child": 1, "message": "up" })]);
     assert_eq!(host.live_workers(), 3);
     supervisor.terminate();
     expect_closed(&mut supervisor, CloseReason::Terminated);
@@ -168,7 +194,7 @@ fn every_kind_of_trap_ends_only_its_worker_with_the_cause() {
     for (command, cause) in [
         ("panic", "faulty worker panics on request"),
         ("unreachable", "unreachable"),
-        ("overflow", ""),
+        ("overflow", "out of bounds memory access"),
     ] {
         let mut faulty = spawn("faulty");
         post(&faulty, json!(command));
@@ -219,6 +245,17 @@ fn undecodable_data_from_a_child_reaches_the_parents_message_error_handler() {
     let second = next_json(&mut supervisor);
     assert!(second["message-error"].as_str().unwrap().contains("postcard"), "{second}");
     assert_eq!(next_json(&mut supervisor), json!({ "child": 0, "message": "ok" }));
+}
+
+#[test]
+fn a_worker_cannot_spawn_a_component_outside_its_directory() {
+    let mut supervisor = spawn("supervisor");
+    post(&supervisor, json!({ "spawn": [{ "location": "../echo.wasm" }, { "location": "/etc/passwd" }] }));
+    for i in 0..2 {
+        let report = next_json(&mut supervisor);
+        assert_eq!(report["child"], i);
+        assert!(report["spawn-error"].as_str().unwrap().contains("must be relative"), "{report}");
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Misbehaves on request, for the tests. Each message is a command:
 //! `"panic"` panics in the handler, `"unreachable"` executes `unreachable`, `"overflow"`
-//! recurses until the stack is exhausted, `"loop"` never returns, `"bad-json"` posts bytes
+//! recurses until the stack is exhausted, `"loop"` posts `"looping"` and never returns, `"bad-json"` posts bytes
 //! labelled JSON that are not JSON, `"bad-postcard"` posts postcard bytes to a JSON reader,
 //! and anything else is echoed back.
 
@@ -30,6 +30,8 @@ impl Worker for Faulty {
                 post(&total);
             }
             "loop" => {
+                // Said first, so that a test knows the loop is running when it terminates.
+                post(&"looping");
                 let mut n = 0u64;
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));

@@ -27,8 +27,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut stdin_open = true;
         let mut line_number = 0usize;
         let mut stdout = std::io::stdout().lock();
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
+        // Registered now, before anything runs, so that no Ctrl-C is missed.
+        let mut ctrl_c = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                eprintln!("error: cannot watch for Ctrl-C: {error}");
+                worker.terminate();
+                return EXIT_FAILED;
+            }
+        };
         loop {
             tokio::select! {
                 line = lines.recv(), if stdin_open => match line {
@@ -77,9 +84,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         tracing::debug!(?reason, "worker ended");
                         return EXIT_OK;
                     }
-                    None => return EXIT_OK,
+                    // The worker's thread went away without saying how: a host failure.
+                    None => {
+                        eprintln!("error: worker `{name}` ended without a last event");
+                        return EXIT_FAILED;
+                    }
                 },
-                _ = &mut ctrl_c => {
+                _ = ctrl_c.recv() => {
                     worker.terminate();
                     eprintln!("wasm-workers: interrupted; worker `{name}` terminated");
                     return EXIT_INTERRUPTED;
