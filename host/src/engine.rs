@@ -38,6 +38,108 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<WorkerState>> {
     Ok(linker)
 }
 
+/// Compiles a component, through the on-disk cache in `cache` if there is one.
+///
+/// The cache keeps each compiled component in a file named after the SHA-256 of the
+/// component's bytes and of the engine's compatibility hash (wasmtime version and every
+/// setting that changes code), so a foreign or outdated entry is never looked up. Each file
+/// starts with the SHA-256 of the artifact after it; a file that does not match (corrupt,
+/// truncated) is ignored and rewritten. Files are written to a temporary name and renamed,
+/// so that concurrent runs never read half a file.
+pub(crate) fn compile(
+    engine: &Engine,
+    cache: Option<&Path>,
+    location: &Path,
+    bytes: &[u8],
+) -> Result<(wasmtime::component::Component, bool), LoadError> {
+    let invalid = |error: wasmtime::Error| LoadError::Invalid {
+        location: location.display().to_string(),
+        cause: format!("{error:#}"),
+    };
+    let Some(cache) = cache else {
+        return Ok((wasmtime::component::Component::from_binary(engine, bytes).map_err(invalid)?, false));
+    };
+    let entry = cache.join(format!("{}.cwasm", cache_key(engine, bytes)));
+    if let Some(component) = read_cached(engine, &entry) {
+        return Ok((component, true));
+    }
+    let component = wasmtime::component::Component::from_binary(engine, bytes).map_err(invalid)?;
+    if let Err(error) = write_cached(&component, cache, &entry) {
+        // A cache that cannot be written costs time, not correctness.
+        tracing::warn!("cannot write the compile cache {}: {error}", entry.display());
+    }
+    Ok((component, false))
+}
+
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::hash::Hash;
+
+    /// Feeds `Hash` output into SHA-256: stable across processes, unlike `DefaultHasher`.
+    struct ShaHasher(Sha256);
+    impl std::hash::Hasher for ShaHasher {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut hasher = ShaHasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.0.update(bytes);
+    hex(&hasher.0.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_cached(engine: &Engine, entry: &Path) -> Option<wasmtime::component::Component> {
+    use sha2::{Digest, Sha256};
+    let data = std::fs::read(entry).ok()?;
+    let (checksum, artifact) = data.split_at_checked(32)?;
+    if Sha256::digest(artifact).as_slice() != checksum {
+        tracing::warn!("ignoring a corrupt compile cache entry {}", entry.display());
+        return None;
+    }
+    // SAFETY: the artifact is one this host wrote with `Component::serialize` (its checksum
+    // matches), under a name that includes the engine's compatibility hash; wasmtime also
+    // checks its header against this engine before using it.
+    match unsafe { wasmtime::component::Component::deserialize(engine, artifact) } {
+        Ok(component) => Some(component),
+        Err(error) => {
+            tracing::warn!("ignoring the compile cache entry {}: {error}", entry.display());
+            None
+        }
+    }
+}
+
+fn write_cached(component: &wasmtime::component::Component, cache: &Path, entry: &Path) -> std::io::Result<()> {
+    use sha2::{Digest, Sha256};
+    let artifact = component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    std::fs::create_dir_all(cache)?;
+    let temp = entry.with_extension(format!("tmp{}", std::process::id()));
+    let mut data = Sha256::digest(&artifact).to_vec();
+    data.extend_from_slice(&artifact);
+    std::fs::write(&temp, &data)?;
+    std::fs::rename(&temp, entry)
+}
+
+/// Loads a precompiled component (`.cwasm`, from `wasm-workers compile`).
+///
+/// # Safety
+///
+/// `bytes` must come from `wasm-workers compile` or `Component::serialize` of a compatible
+/// engine: wasmtime checks the header, but cannot check the machine code.
+pub(crate) unsafe fn deserialize(engine: &Engine, location: &Path, bytes: &[u8]) -> Result<wasmtime::component::Component, LoadError> {
+    // SAFETY: the caller's.
+    unsafe { wasmtime::component::Component::deserialize(engine, bytes) }.map_err(|error| LoadError::Invalid {
+        location: location.display().to_string(),
+        cause: format!("{error:#}"),
+    })
+}
+
 /// A component compiled and linked as a worker, ready to be instantiated on any thread.
 /// Cheap to clone.
 #[derive(Clone)]
@@ -51,18 +153,14 @@ struct ComponentInner {
 }
 
 impl Component {
-    /// Compiles `bytes` (read from `location`) and links it as a worker.
-    pub(crate) fn new(
-        engine: &Engine,
+    /// Links a compiled component (read from `location`) as a worker.
+    pub(crate) fn link(
         linker: &Linker<WorkerState>,
         location: &Path,
         key: PathBuf,
-        bytes: &[u8],
+        component: wasmtime::component::Component,
     ) -> Result<Self, LoadError> {
         let location_text = location.display().to_string();
-        let component = wasmtime::component::Component::from_binary(engine, bytes).map_err(|error| {
-            LoadError::Invalid { location: location_text.clone(), cause: format!("{error:#}") }
-        })?;
         let not_a_worker = |error: wasmtime::Error| LoadError::NotAWorker {
             location: location_text.clone(),
             cause: format!("{error:#}"),

@@ -15,6 +15,7 @@
 //! them: parent and child never keep each other alive.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::message::Message;
@@ -40,6 +41,48 @@ pub(crate) enum Task {
     Timeout { id: u32 },
 }
 
+/// Whether a whole host has gone quiet: the number of its workers that are *busy* — running,
+/// with tasks queued, or waiting for a timer. A worker that waits for a task with an empty
+/// queue and no pending timer is counted out; whatever wakes it counts it in again before it
+/// lets go of its own lock, so the count reaches zero only when every worker waits and no
+/// task is on its way between them. From then on only the host program can make anything
+/// happen.
+#[derive(Debug, Default)]
+pub(crate) struct Quiescence {
+    busy: AtomicUsize,
+    quiet: tokio::sync::Notify,
+}
+
+impl Quiescence {
+    fn enter(&self) {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn leave(&self) {
+        if self.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.quiet.notify_waiters();
+        }
+    }
+
+    /// Whether every worker waits.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0
+    }
+
+    /// Resolves once every worker waits (at once if they do now).
+    pub(crate) async fn wait(&self) {
+        loop {
+            let quiet = self.quiet.notified();
+            tokio::pin!(quiet);
+            quiet.as_mut().enable();
+            if self.is_quiet() {
+                return;
+            }
+            quiet.await;
+        }
+    }
+}
+
 /// What [`TaskQueue::next`] found.
 pub(crate) enum Next {
     /// Tasks to run, in order. The batch is taken from the queue in one step, so that a burst
@@ -61,6 +104,7 @@ pub(crate) struct TaskQueue {
     /// The parent worker's queue, which counts this worker while it is active. Lock order:
     /// this queue's lock may be held while taking the parent's, never the other way round.
     parent: Option<Arc<TaskQueue>>,
+    quiescence: Arc<Quiescence>,
 }
 
 struct QueueState {
@@ -77,15 +121,20 @@ struct QueueState {
     interrupted: bool,
     /// The receiver is blocked in `next`, so a push must wake it.
     waiting: bool,
+    /// Pending timers (counted in `keepalive` too).
+    timers: usize,
+    /// The worker is counted out of its host's busy workers (see [`Quiescence`]).
+    quiet: bool,
 }
 
 impl TaskQueue {
     /// A new queue and its first sender. With a `parent`, the new worker starts active,
-    /// counted as a keepalive there.
-    pub(crate) fn new(parent: Option<Arc<TaskQueue>>) -> (Arc<TaskQueue>, TaskSender) {
+    /// counted as a keepalive there; it starts busy in `quiescence`.
+    pub(crate) fn new(parent: Option<Arc<TaskQueue>>, quiescence: Arc<Quiescence>) -> (Arc<TaskQueue>, TaskSender) {
         if let Some(parent) = &parent {
             parent.acquire_keepalive();
         }
+        quiescence.enter();
         let queue = Arc::new(TaskQueue {
             state: Mutex::new(QueueState {
                 tasks: VecDeque::new(),
@@ -95,9 +144,12 @@ impl TaskQueue {
                 closed: false,
                 interrupted: false,
                 waiting: false,
+                timers: 0,
+                quiet: false,
             }),
             ready: Condvar::new(),
             parent,
+            quiescence,
         });
         let sender = TaskSender { queue: queue.clone(), keepalive: false };
         (queue, sender)
@@ -124,10 +176,26 @@ impl TaskQueue {
     }
 
     /// The worker's thread has finished, its last event sent: it no longer counts at its
-    /// parent.
+    /// parent, nor as busy.
     pub(crate) fn finish(&self) {
         let mut state = self.lock();
         self.deactivate(&mut state);
+        if !std::mem::replace(&mut state.quiet, true) {
+            self.quiescence.leave();
+        }
+    }
+
+    /// Wakes the receiver if it waits, counting it busy again first: whatever woke it may
+    /// make it run.
+    fn wake(&self, state: &mut QueueState) {
+        if std::mem::take(&mut state.quiet) {
+            self.quiescence.enter();
+        }
+        if state.waiting {
+            // Clear the flag so that a burst of pushes wakes the receiver once.
+            state.waiting = false;
+            self.ready.notify_one();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
@@ -136,9 +204,11 @@ impl TaskQueue {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A sender that counts as a keepalive, not a sender (for a pending timer).
-    pub(crate) fn keepalive_sender(self: &Arc<Self>) -> TaskSender {
-        self.lock().keepalive += 1;
+    /// A sender that counts as a keepalive, not a sender, for a pending timer.
+    pub(crate) fn timer_sender(self: &Arc<Self>) -> TaskSender {
+        let mut state = self.lock();
+        state.keepalive += 1;
+        state.timers += 1;
         TaskSender { queue: self.clone(), keepalive: true }
     }
 
@@ -163,9 +233,16 @@ impl TaskQueue {
                 // Quiescent: only the parent can wake this worker now.
                 self.deactivate(&mut state);
             }
+            if state.timers == 0 && !std::mem::replace(&mut state.quiet, true) {
+                self.quiescence.leave();
+            }
             state.waiting = true;
             state = self.ready.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
             state.waiting = false;
+            // Woken by whatever counted it busy again, or spuriously: either way it runs now.
+            if std::mem::take(&mut state.quiet) {
+                self.quiescence.enter();
+            }
         }
     }
 
@@ -178,11 +255,7 @@ impl TaskQueue {
         }
         state.tasks.push_back(task);
         self.activate(&mut state);
-        if state.waiting {
-            // Clear the flag so that a burst of pushes wakes the receiver once.
-            state.waiting = false;
-            self.ready.notify_one();
-        }
+        self.wake(&mut state);
         Ok(())
     }
 
@@ -197,7 +270,7 @@ impl TaskQueue {
         state.keepalive -= 1;
         // Wake the receiver to decide again whether it is quiescent or idle.
         if state.keepalive == 0 && state.waiting {
-            self.ready.notify_one();
+            self.wake(&mut state);
         }
     }
 
@@ -216,7 +289,7 @@ impl TaskQueue {
         let mut state = self.lock();
         state.interrupted = true;
         if state.waiting {
-            self.ready.notify_one();
+            self.wake(&mut state);
         }
     }
 }
@@ -238,14 +311,18 @@ impl TaskSender {
 
 impl Drop for TaskSender {
     fn drop(&mut self) {
+        let mut state = self.queue.lock();
         if self.keepalive {
-            self.queue.release_keepalive();
+            state.timers -= 1;
+            state.keepalive -= 1;
+            if state.keepalive == 0 && state.waiting {
+                self.queue.wake(&mut state);
+            }
             return;
         }
-        let mut state = self.queue.lock();
         state.senders -= 1;
         if state.senders == 0 && state.keepalive == 0 && state.waiting {
-            self.queue.ready.notify_one();
+            self.queue.wake(&mut state);
         }
     }
 }
@@ -261,7 +338,7 @@ mod tests {
 
     #[test]
     fn tasks_arrive_in_order_in_one_batch() {
-        let (queue, sender) = TaskQueue::new(None);
+        let (queue, sender) = TaskQueue::new(None, Default::default());
         for n in 0..3 {
             assert!(sender.send(message(n)).is_ok());
         }
@@ -279,8 +356,8 @@ mod tests {
 
     #[test]
     fn idle_when_the_sender_and_the_keepalives_are_gone() {
-        let (queue, sender) = TaskQueue::new(None);
-        let timer = queue.keepalive_sender();
+        let (queue, sender) = TaskQueue::new(None, Default::default());
+        let timer = queue.timer_sender();
         drop(sender);
         let q = queue.clone();
         let waiter = std::thread::spawn(move || {
@@ -294,8 +371,8 @@ mod tests {
 
     #[test]
     fn a_quiescent_child_releases_its_parent() {
-        let (parent, parent_sender) = TaskQueue::new(None);
-        let (child, _child_sender) = TaskQueue::new(Some(parent.clone()));
+        let (parent, parent_sender) = TaskQueue::new(None, Default::default());
+        let (child, _child_sender) = TaskQueue::new(Some(parent.clone()), Default::default());
         drop(parent_sender);
         // The child waits with nothing to do: the parent, with no sender, ends idle.
         let c = child.clone();
@@ -311,7 +388,7 @@ mod tests {
 
     #[test]
     fn closed_queue_discards() {
-        let (queue, sender) = TaskQueue::new(None);
+        let (queue, sender) = TaskQueue::new(None, Default::default());
         assert!(sender.send(message(1)).is_ok());
         assert_eq!(queue.close(), 1);
         assert!(sender.send(message(2)).is_err());
@@ -319,7 +396,7 @@ mod tests {
 
     #[test]
     fn interrupt_wakes_a_blocked_receiver() {
-        let (queue, _sender) = TaskQueue::new(None);
+        let (queue, _sender) = TaskQueue::new(None, Default::default());
         let q = queue.clone();
         let waiter = std::thread::spawn(move || {
             let mut batch = VecDeque::new();

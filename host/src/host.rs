@@ -10,6 +10,7 @@ use wasmtime::Engine;
 
 use crate::engine::{self, Component};
 use crate::error::{HostError, LoadError, SpawnError};
+use crate::event_loop::Quiescence;
 use crate::port::MessagePort;
 use crate::scope::WorkerState;
 use crate::shared::{ConnectError, SharedWorkers};
@@ -25,6 +26,12 @@ pub struct HostConfig {
     pub hardware_concurrency: Option<u32>,
     /// The largest buffer a worker may create, in bytes; 4 GiB if `None`.
     pub max_buffer_len: Option<u64>,
+    /// Where compiled components are cached on disk; no cache if `None`.
+    pub cache_dir: Option<PathBuf>,
+    /// Whether [`Host::load`] accepts precompiled components (`.cwasm` from
+    /// `wasm-workers compile`). Their machine code is trusted as it is: enable this only for
+    /// files that are yours. Off by default.
+    pub allow_precompiled: bool,
 }
 
 /// The default of [`HostConfig::max_buffer_len`].
@@ -69,6 +76,11 @@ struct HostInner {
     timers: Timers,
     /// Every worker's statistics, in the order they were spawned.
     stats: Mutex<Vec<Arc<WorkerStats>>>,
+    cache_dir: Option<PathBuf>,
+    allow_precompiled: bool,
+    compiled: AtomicU64,
+    cache_hits: AtomicU64,
+    quiescence: Arc<Quiescence>,
 }
 
 impl Host {
@@ -103,6 +115,11 @@ impl Host {
             shared: SharedWorkers::default(),
             timers: Timers::new(),
             stats: Mutex::default(),
+            cache_dir: config.cache_dir,
+            allow_precompiled: config.allow_precompiled,
+            compiled: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            quiescence: Arc::default(),
         })))
     }
 
@@ -125,9 +142,26 @@ impl Host {
             return Ok(component.clone());
         }
         let bytes = std::fs::read(&key).map_err(read_error)?;
-        let key = key.clone();
-        let component = Component::new(&self.0.engine, &self.0.linker, path, key, &bytes)?;
-        tracing::debug!(location = %path.display(), "compiled component");
+        let compiled = match Engine::detect_precompiled(&bytes) {
+            Some(_) if !self.0.allow_precompiled => {
+                return Err(LoadError::Invalid {
+                    location: path.display().to_string(),
+                    cause: "it is precompiled, and this host does not accept precompiled components \
+                            (allow them only for files that are yours: `--allow-precompiled`)"
+                        .to_string(),
+                });
+            }
+            // SAFETY: the host was configured to trust precompiled files (`allow_precompiled`).
+            Some(_) => unsafe { engine::deserialize(&self.0.engine, path, &bytes)? },
+            None => {
+                let (compiled, hit) = engine::compile(&self.0.engine, self.0.cache_dir.as_deref(), path, &bytes)?;
+                let counter = if hit { &self.0.cache_hits } else { &self.0.compiled };
+                counter.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(location = %path.display(), from_cache = hit, "loaded component");
+                compiled
+            }
+        };
+        let component = Component::link(&self.0.linker, path, key.clone(), compiled)?;
         *slot = Some(component.clone());
         Ok(component)
     }
@@ -163,10 +197,41 @@ impl Host {
         self.0.shared.connect(self, &component, name)
     }
 
+    /// Hands `port` to the shared worker `name` running `component` through its
+    /// `on-connect`, starting the worker if none runs (a graph's channel to a shared worker).
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect_shared`](Self::connect_shared).
+    pub fn connect_shared_with(&self, component: &Component, name: &str, port: MessagePort) -> Result<(), ConnectError> {
+        self.0.shared.connect_port(self, component, name, port)
+    }
+
     /// The number of bytes guests have copied into or out of buffers (`read`, `write`,
     /// `from-bytes`). Transfers copy none.
     pub fn buffer_bytes_copied(&self) -> u64 {
         self.0.buffer_bytes_copied.load(Ordering::Relaxed)
+    }
+
+    /// How many components this host compiled, and how many it took from the on-disk cache
+    /// instead.
+    pub fn compile_counts(&self) -> (u64, u64) {
+        (self.0.compiled.load(Ordering::Relaxed), self.0.cache_hits.load(Ordering::Relaxed))
+    }
+
+    /// Compiles a component ahead of time for this host's engine (`wasm-workers compile`):
+    /// the result loads without compiling on a host that allows precompiled components.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError`] if the file cannot be read or is not a valid component.
+    pub fn precompile(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, LoadError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { location: path.display().to_string(), source })?;
+        self.0.engine.precompile_component(&bytes).map_err(|error| LoadError::Invalid {
+            location: path.display().to_string(),
+            cause: format!("{error:#}"),
+        })
     }
 
     /// Statistics of every worker this host has spawned (children and shared workers
@@ -187,6 +252,20 @@ impl Host {
 
     pub(crate) fn max_buffer_len(&self) -> u64 {
         self.0.max_buffer_len
+    }
+
+    /// Resolves once every worker of this host waits for a task, with an empty queue and no
+    /// pending timer, and no task is on its way between them (at once if that is so now).
+    ///
+    /// From then on nothing happens unless the host program posts, connects or terminates: a
+    /// program that will do none of that (its input has ended) can end the run. Workers that
+    /// hold ports to each other but wait for each other count as quiet.
+    pub async fn quiescent(&self) {
+        self.0.quiescence.wait().await;
+    }
+
+    pub(crate) fn quiescence(&self) -> &Arc<Quiescence> {
+        &self.0.quiescence
     }
 
     pub(crate) fn shared(&self) -> &SharedWorkers {

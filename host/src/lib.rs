@@ -39,6 +39,7 @@ pub mod buffer;
 pub mod engine;
 mod error;
 mod event_loop;
+pub mod graph;
 mod host;
 pub mod limits;
 pub mod message;
@@ -52,6 +53,7 @@ pub mod worker;
 
 pub use buffer::{Buffer, BufferError};
 pub use engine::Component;
+pub use graph::{Graph, Manifest, ManifestError, RunningGraph, StartError};
 pub use error::{HostError, LoadError, SpawnError};
 pub use host::{Host, HostConfig, DEFAULT_MAX_BUFFER_LEN};
 pub use port::{channel, MessagePort, PortClosed, PortEvent};

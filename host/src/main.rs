@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(cli::EXIT_FAILED)
+            ExitCode::from(cli::EXIT_INVALID)
         }
     }
 }

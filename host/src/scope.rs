@@ -189,7 +189,7 @@ impl WorkerState {
     fn set_timer(&mut self, delay: Duration, interval: bool) -> u32 {
         self.next_timer += 1;
         let id = self.next_timer;
-        let key = self.host.timers().set(self.queue.keepalive_sender(), id, delay, interval.then_some(delay));
+        let key = self.host.timers().set(self.queue.timer_sender(), id, delay, interval.then_some(delay));
         self.timers.insert(id, (key, interval));
         id
     }

@@ -60,8 +60,21 @@ impl SharedWorkers {
     /// Connects a client to the shared worker `name` running `component`, starting it if none
     /// runs. Returns the client's port.
     pub(crate) fn connect(&self, host: &Host, component: &Component, name: &str) -> Result<MessagePort, ConnectError> {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let (client, server) = port::channel();
+        self.connect_port(host, component, name, server)?;
+        Ok(client)
+    }
+
+    /// Hands `server` (one end of a channel) to the shared worker `name` running `component`
+    /// through its `on-connect`, starting the worker if none runs.
+    pub(crate) fn connect_port(
+        &self,
+        host: &Host,
+        component: &Component,
+        name: &str,
+        server: MessagePort,
+    ) -> Result<(), ConnectError> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let server = match running.get(name) {
             Some(worker) if worker.key != component.key() => {
                 return Err(ConnectError::Mismatch {
@@ -71,7 +84,7 @@ impl SharedWorkers {
                 });
             }
             Some(worker) => match worker.queue.push(Task::Connect(server)) {
-                Ok(()) => return Ok(client),
+                Ok(()) => return Ok(()),
                 // It has just ended: start a new one.
                 Err(Task::Connect(server)) => server,
                 Err(_) => unreachable!("push returns the task it was given"),
@@ -89,7 +102,7 @@ impl SharedWorkers {
             name.to_string(),
             Running { key: component.key().to_path_buf(), location: component.location().to_string(), queue, control },
         );
-        Ok(client)
+        Ok(())
     }
 
     /// Forgets the shared worker `name` if it is the one with `control` (it has ended).

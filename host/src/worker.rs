@@ -341,7 +341,7 @@ pub(crate) fn spawn(
         ParentLink::Worker { queue, .. } => Some(queue.clone()),
         ParentLink::Host(_) | ParentLink::None => None,
     };
-    let (queue, sender) = TaskQueue::new(parent_queue);
+    let (queue, sender) = TaskQueue::new(parent_queue, host.quiescence().clone());
     let control = Arc::new(Control {
         terminated: AtomicBool::new(false),
         queue: queue.clone(),

@@ -3,25 +3,9 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use support::guest;
-
-fn wasm_workers(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{guest, text, wasm_workers};
 
 #[test]
 fn run_round_trips_stdin_lines_through_the_echo_guest() {
@@ -100,7 +84,7 @@ fn a_missing_or_corrupt_component_is_a_clear_error() {
     ] {
         let out = wasm_workers(&["run", path.to_str().unwrap()], "");
         let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.starts_with("error: "), "{stderr}");
         assert!(stderr.contains(expected) && stderr.contains(path.file_name().unwrap().to_str().unwrap()), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");

@@ -1,24 +1,31 @@
-//! The command line: verbs, and the exit codes they share.
+//! The command line: verbs, the host they share, and the exit codes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use wasm_workers::{Host, HostConfig};
 
+mod graph;
 mod run;
 
 /// Every worker ended without failing.
 pub const EXIT_OK: u8 = 0;
-/// A worker failed, or the command could not run (a missing or invalid component, ...).
+/// A worker failed.
 pub const EXIT_FAILED: u8 = 1;
+/// The command could not run: bad usage, an invalid manifest, a component that cannot be
+/// loaded. Nothing was started.
+pub const EXIT_INVALID: u8 = 2;
 /// The run was interrupted (Ctrl-C); its workers were terminated.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Web Workers for WebAssembly components.
 #[derive(Parser, Debug)]
 #[command(name = "wasm-workers", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 the worker ended without failing; 1 a worker failed or the \
-command could not run; 2 bad usage; 130 interrupted (Ctrl-C).")]
+#[command(after_help = "Exit codes: 0 every worker ended without failing; 1 a worker failed; 2 the \
+command could not run (bad usage, invalid manifest, component that cannot be loaded); 130 \
+interrupted (Ctrl-C).")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,24 +33,105 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a component as a worker: each line of stdin (one JSON value) is posted to it, and
-    /// each message it posts to its parent is written to stdout as a JSON line. Ends when the
-    /// worker closes, fails, or has nothing left to do after stdin ends.
+    /// Run a component as a worker, or a worker graph (a `.toml` manifest): each line of stdin
+    /// (one JSON value) is posted to the (entry) worker, and each message it posts to its
+    /// parent is written to stdout as a JSON line. Ends when that worker closes, fails, or has
+    /// nothing left to do after stdin ends.
     Run(RunArgs),
+    /// Check a worker graph's manifest, loading every component, without starting anything.
+    Check {
+        /// The manifest.
+        manifest: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Print a worker graph as a picture source (Graphviz DOT or Mermaid).
+    Graph {
+        /// The manifest.
+        manifest: PathBuf,
+        /// The picture language.
+        #[arg(long, value_enum, default_value_t = Format::Dot)]
+        format: Format,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Compile a component ahead of time (`.cwasm`), as `wasmtime compile` does. Run it with
+    /// `--allow-precompiled`.
+    Compile {
+        /// The component.
+        component: PathBuf,
+        /// Where to write the compiled component; beside it with `.cwasm` if omitted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Print the WIT world that worker components implement.
+    Wit,
+}
+
+/// A picture language for `graph`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    /// Graphviz DOT.
+    Dot,
+    /// A Mermaid flowchart.
+    Mermaid,
+}
+
+/// How the engine loads components.
+#[derive(clap::Args, Debug, Clone)]
+struct EngineArgs {
+    /// Where compiled components are cached [default: $WASM_WORKERS_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/wasm-workers, else ~/.cache/wasm-workers].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component afresh, without the on-disk cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+    /// Accept precompiled components (`.cwasm`). Their machine code is trusted as it is:
+    /// only for files that are yours.
+    #[arg(long)]
+    allow_precompiled: bool,
 }
 
 /// Arguments of `wasm-workers run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The worker's component (`.wasm`).
-    component: PathBuf,
-    /// The worker's name (its `self.name`); defaults to the component's file stem.
+    /// The worker's component (`.wasm`, or `.cwasm` with `--allow-precompiled`), or a worker
+    /// graph's manifest (`.toml`).
+    path: PathBuf,
+    /// The worker's name (its `self.name`); defaults to the component's file stem. Not for
+    /// graphs, whose manifest names its workers.
     #[arg(long)]
     name: Option<String>,
     /// What `hardware-concurrency()` returns to every worker; defaults to the number of
     /// processors available.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     hardware_concurrency: Option<u32>,
+    /// At the end, print a table of what each worker did to stderr.
+    #[arg(long)]
+    stats: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+impl EngineArgs {
+    fn host(&self, hardware_concurrency: Option<u32>) -> anyhow::Result<Host> {
+        let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
+        let config = HostConfig {
+            hardware_concurrency,
+            cache_dir,
+            allow_precompiled: self.allow_precompiled,
+            ..HostConfig::default()
+        };
+        Ok(Host::with_config(config)?)
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("WASM_WORKERS_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("wasm-workers")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache").join("wasm-workers")))
 }
 
 /// Runs the command.
@@ -51,9 +139,34 @@ pub struct RunArgs {
 /// # Errors
 ///
 /// Whatever stops the command from running; the caller prints it and exits with
-/// [`EXIT_FAILED`].
+/// [`EXIT_INVALID`].
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Check { manifest, engine } => {
+            let graph = graph::check(&manifest, &engine.host(None)?)?;
+            println!("{}: ok, entry `{}`", manifest.display(), graph.entry());
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Graph { manifest, format, engine } => {
+            let graph = graph::check(&manifest, &engine.host(None)?)?;
+            print!("{}", match format {
+                Format::Dot => graph.to_dot(),
+                Format::Mermaid => graph.to_mermaid(),
+            });
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Compile { component, output } => {
+            let host = EngineArgs { cache_dir: None, no_cache: true, allow_precompiled: false }.host(None)?;
+            let compiled = host.precompile(&component)?;
+            let output = output.unwrap_or_else(|| component.with_extension("cwasm"));
+            std::fs::write(&output, compiled).with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!("compiled {} to {}", component.display(), output.display());
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Wit => {
+            print!("{}", include_str!("../../../wit/worker.wit"));
+            Ok(ExitCode::from(EXIT_OK))
+        }
     }
 }

@@ -3,8 +3,9 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
@@ -132,4 +133,38 @@ pub fn next_message(worker: &mut WorkerHandle) -> Message {
         Some(WorkerEvent::Message(message)) => message,
         other => panic!("expected a message from `{}`, got {other:?}", worker.name()),
     }
+}
+
+/// Runs the `wasm-workers` binary with `args`, `stdin` as its input, and a compile cache of
+/// its own for this test binary (so that tests do not share the user's).
+pub fn wasm_workers(args: &[&str], stdin: &str) -> Output {
+    wasm_workers_with_cache(args, stdin, &std::env::temp_dir().join(format!("wasm-workers-test-cache-{}", std::process::id())))
+}
+
+/// [`wasm_workers`] with the compile cache in `cache`.
+pub fn wasm_workers_with_cache(args: &[&str], stdin: &str, cache: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
+        .args(args)
+        .env("WASM_WORKERS_CACHE_DIR", cache)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // A command that fails early stops reading: a broken pipe here is not the test's concern.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// Output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wasm-workers-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -1,0 +1,451 @@
+//! Worker graphs: a TOML manifest naming workers, shared workers and the channels between
+//! them, checked before anything starts, then started as one run.
+//!
+//! ```toml
+//! entry = "viewer"                      # its messages are the run's output; stdin goes to it
+//!
+//! [workers.viewer]
+//! component = "viewer.wasm"             # relative to the manifest
+//! name = "viewer-1"                     # its `self.name`; the key if omitted
+//! args = ["--verbose"]                  # granted capabilities: nothing unless listed
+//! env = { LEVEL = "2" }
+//! dirs = [{ host = "data", guest = "/data", read-only = true }]
+//! limits = { memory = "64 MiB", table-elements = 10000, instances = 16 }
+//! spawns = ["core.wasm"]                # children it spawns, for the picture only
+//!
+//! [shared.map]                          # a shared worker, by name
+//! component = "multiviewer.wasm"
+//!
+//! [[channels]]                          # a MessageChannel, one end to each side
+//! a = { worker = "viewer", label = "map" }   # the guest takes it with `take-channel("map")`
+//! b = { shared = "map" }                      # a shared worker gets it through `on-connect`
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::engine::Component;
+use crate::host::Host;
+use crate::limits::Limits;
+use crate::port;
+use crate::worker::{Capabilities, Preopen, WorkerHandle, WorkerOptions};
+
+/// A manifest that is not valid: where, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ManifestError {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// The line the error is on, when it is about one place.
+    pub line: Option<usize>,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+/// A parsed manifest. Paths in it are relative to the manifest's directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    /// The key of the entry worker.
+    entry: Spanned<String>,
+    #[serde(default)]
+    workers: BTreeMap<String, WorkerEntry>,
+    #[serde(default)]
+    shared: BTreeMap<String, SharedEntry>,
+    #[serde(default)]
+    channels: Vec<ChannelEntry>,
+    #[serde(skip)]
+    file: PathBuf,
+    #[serde(skip)]
+    text: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct WorkerEntry {
+    component: Spanned<String>,
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    dirs: Vec<DirEntry>,
+    #[serde(default)]
+    limits: LimitsEntry,
+    #[serde(default)]
+    spawns: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct DirEntry {
+    host: Spanned<String>,
+    guest: String,
+    #[serde(default)]
+    read_only: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LimitsEntry {
+    memory: Option<Spanned<Size>>,
+    table_elements: Option<usize>,
+    instances: Option<usize>,
+}
+
+/// A size in bytes: a number, or a string like `"64 MiB"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SharedEntry {
+    component: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ChannelEntry {
+    a: Spanned<End>,
+    b: Spanned<End>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum End {
+    Worker { worker: String, label: String },
+    Shared { shared: String },
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::Worker { worker, label } => write!(f, "{worker}:{label}"),
+            End::Shared { shared } => write!(f, "shared {shared}"),
+        }
+    }
+}
+
+impl Size {
+    fn bytes(&self) -> Result<u64, String> {
+        let text = match self {
+            Size::Bytes(n) => return Ok(*n),
+            Size::Text(text) => text.trim(),
+        };
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size like \"64 MiB\""))?;
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            other => return Err(format!("unknown unit `{other}` (use B, KiB, MiB or GiB)")),
+        };
+        number.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
+    }
+}
+
+impl Manifest {
+    /// Reads and parses the manifest at `path`: its syntax and its fields, nothing else.
+    ///
+    /// # Errors
+    ///
+    /// [`ManifestError`] if it cannot be read, is not TOML, or has unknown or mistyped keys.
+    pub fn read(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ManifestError {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read the manifest: {error}"),
+        })?;
+        let mut manifest: Manifest = toml::from_str(&text).map_err(|error| ManifestError {
+            file: path.to_path_buf(),
+            line: error.span().map(|span| line_of(&text, span.start)),
+            message: error.message().trim().to_string(),
+        })?;
+        manifest.file = path.to_path_buf();
+        manifest.text = text;
+        Ok(manifest)
+    }
+
+    fn error(&self, span: Option<std::ops::Range<usize>>, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            file: self.file.clone(),
+            line: span.map(|span| line_of(&self.text, span.start)),
+            message: message.into(),
+        }
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        self.file.parent().unwrap_or(Path::new("")).join(path)
+    }
+
+    /// Checks everything that can be checked before starting: the entry, names, channel
+    /// ends, directories, limits, and that every component loads as a worker (compiling it,
+    /// or taking it from the cache).
+    ///
+    /// # Errors
+    ///
+    /// The first problem found, with its line and key.
+    pub fn check(self, host: &Host) -> Result<Graph, ManifestError> {
+        if !self.workers.contains_key(self.entry.get_ref()) {
+            return Err(self.error(
+                Some(self.entry.span()),
+                format!("entry: `{}` is not a worker of this graph (workers: {})", self.entry.get_ref(), keys(&self.workers)),
+            ));
+        }
+        let mut names = HashMap::new();
+        for (key, worker) in &self.workers {
+            let name = worker.name.as_ref().map_or(key.as_str(), |n| n.get_ref().as_str());
+            if let Some(other) = names.insert(name.to_string(), key.clone()) {
+                let span = worker.name.as_ref().map_or(worker.component.span(), |n| n.span());
+                return Err(self.error(Some(span), format!("workers.{key}.name: `{name}` is already the name of workers.{other}")));
+            }
+            for dir in &worker.dirs {
+                if !self.resolve(dir.host.get_ref()).is_dir() {
+                    return Err(self.error(
+                        Some(dir.host.span()),
+                        format!("workers.{key}.dirs: `{}` is not a directory", dir.host.get_ref()),
+                    ));
+                }
+            }
+            if let Some(memory) = &worker.limits.memory {
+                memory.get_ref().bytes().map_err(|why| self.error(Some(memory.span()), format!("workers.{key}.limits.memory: {why}")))?;
+            }
+        }
+        let mut labels = HashSet::new();
+        for (i, channel) in self.channels.iter().enumerate() {
+            for (side, end) in [("a", &channel.a), ("b", &channel.b)] {
+                let known = match end.get_ref() {
+                    End::Worker { worker, label } => {
+                        if !labels.insert((worker.clone(), label.clone())) {
+                            return Err(self.error(
+                                Some(end.span()),
+                                format!("channels[{i}].{side}: worker `{worker}` already has a channel labelled `{label}`"),
+                            ));
+                        }
+                        self.workers.contains_key(worker).then_some(()).ok_or(format!(
+                            "channels[{i}].{side}: unknown worker `{worker}` (workers: {})",
+                            keys(&self.workers)
+                        ))
+                    }
+                    End::Shared { shared } => self.shared.contains_key(shared).then_some(()).ok_or(format!(
+                        "channels[{i}].{side}: unknown shared worker `{shared}` (shared: {})",
+                        keys(&self.shared)
+                    )),
+                };
+                known.map_err(|message| self.error(Some(end.span()), message))?;
+            }
+        }
+        let mut components = HashMap::new();
+        let entries = self.workers.iter().map(|(k, w)| (format!("workers.{k}"), &w.component));
+        let shared = self.shared.iter().map(|(k, s)| (format!("shared.{k}"), &s.component));
+        for (key, component) in entries.chain(shared) {
+            let path = self.resolve(component.get_ref());
+            if !path.is_file() {
+                return Err(self.error(
+                    Some(component.span()),
+                    format!("{key}.component: no such file `{}`", path.display()),
+                ));
+            }
+            let loaded = host
+                .load(&path)
+                .map_err(|error| self.error(Some(component.span()), format!("{key}.component: {error}")))?;
+            components.insert(key, loaded);
+        }
+        Ok(Graph { manifest: self, components })
+    }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+fn keys<T>(map: &BTreeMap<String, T>) -> String {
+    if map.is_empty() {
+        return "none".to_string();
+    }
+    map.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// A checked graph could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A worker's thread could not be started.
+    #[error(transparent)]
+    Spawn(#[from] crate::SpawnError),
+    /// A shared worker could not be connected.
+    #[error(transparent)]
+    Connect(#[from] crate::ConnectError),
+}
+
+/// A checked manifest with its components loaded, ready to start or to draw.
+#[derive(Debug)]
+pub struct Graph {
+    manifest: Manifest,
+    /// Components by manifest key (`workers.x`, `shared.y`).
+    components: HashMap<String, Component>,
+}
+
+/// A started graph: the entry worker and the others, each with its manifest key.
+#[derive(Debug)]
+pub struct RunningGraph {
+    /// The entry worker: stdin goes to it, its messages are the run's output.
+    pub entry: WorkerHandle,
+    /// The other workers, by manifest key. Their input is ended from the start (only their
+    /// channels reach them), so each ends idle once it has nothing left to do.
+    pub others: Vec<(String, WorkerHandle)>,
+}
+
+impl Graph {
+    /// The key of the entry worker.
+    pub fn entry(&self) -> &str {
+        self.manifest.entry.get_ref()
+    }
+
+    /// Starts the graph: makes its channels, spawns its workers with their capabilities,
+    /// limits and channel ends, and connects the shared ends.
+    ///
+    /// # Errors
+    ///
+    /// If a worker or shared worker cannot be started.
+    pub fn start(&self, host: &Host) -> Result<RunningGraph, StartError> {
+        let manifest = &self.manifest;
+        let mut channels: HashMap<String, Vec<(String, port::MessagePort)>> = HashMap::new();
+        for channel in &manifest.channels {
+            let (one, two) = port::channel();
+            for (end, port) in [(channel.a.get_ref(), one), (channel.b.get_ref(), two)] {
+                match end {
+                    End::Worker { worker, label } => channels.entry(worker.clone()).or_default().push((label.clone(), port)),
+                    End::Shared { shared } => {
+                        let component = &self.components[&format!("shared.{shared}")];
+                        host.connect_shared_with(component, shared, port)?;
+                    }
+                }
+            }
+        }
+        let mut entry = None;
+        let mut others = Vec::new();
+        for (key, worker) in &manifest.workers {
+            let limits = Limits {
+                memory: worker.limits.memory.as_ref().and_then(|m| m.get_ref().bytes().ok()).map(|b| b as usize),
+                table_elements: worker.limits.table_elements,
+                instances: worker.limits.instances,
+            };
+            let capabilities = Capabilities {
+                args: worker.args.clone(),
+                env: worker.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                dirs: worker
+                    .dirs
+                    .iter()
+                    .map(|d| Preopen { host: manifest.resolve(d.host.get_ref()), guest: d.guest.clone(), read_only: d.read_only })
+                    .collect(),
+            };
+            let options = WorkerOptions {
+                name: Some(worker.name.as_ref().map_or(key.clone(), |n| n.get_ref().clone())),
+                capabilities,
+                limits,
+                channels: channels.remove(key).unwrap_or_default(),
+            };
+            let mut handle = host.spawn(&self.components[&format!("workers.{key}")], options)?;
+            if key == manifest.entry.get_ref() {
+                entry = Some(handle);
+            } else {
+                handle.end_input();
+                others.push((key.clone(), handle));
+            }
+        }
+        let entry = entry.expect("checked: the entry is a worker");
+        Ok(RunningGraph { entry, others })
+    }
+
+    /// The graph as Graphviz DOT: workers (the entry double-circled), shared workers,
+    /// channels (undirected, labelled), and declared spawns (dashed).
+    pub fn to_dot(&self) -> String {
+        let m = &self.manifest;
+        let mut out = String::from("graph workers {\n  node [shape=box, style=rounded];\n");
+        for key in m.workers.keys() {
+            let shape = if key == m.entry.get_ref() { ", peripheries=2" } else { "" };
+            let _ = writeln!(out, "  {} [label={}{shape}];", quote(&format!("w:{key}")), quote(key));
+        }
+        for key in m.shared.keys() {
+            let _ = writeln!(out, "  {} [label={}, shape=ellipse];", quote(&format!("s:{key}")), quote(&format!("shared {key}")));
+        }
+        for channel in &m.channels {
+            let (a, b) = (channel.a.get_ref(), channel.b.get_ref());
+            let _ = writeln!(out, "  {} -- {} [label={}];", quote(&node(a)), quote(&node(b)), quote(&channel_label(a, b)));
+        }
+        for (key, worker) in &m.workers {
+            for child in &worker.spawns {
+                let _ = writeln!(out, "  {} [label={}, shape=note];", quote(&format!("c:{child}")), quote(child));
+                let _ = writeln!(out, "  {} -- {} [style=dashed, label=\"spawns\"];", quote(&format!("w:{key}")), quote(&format!("c:{child}")));
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// The graph as a Mermaid flowchart.
+    pub fn to_mermaid(&self) -> String {
+        let m = &self.manifest;
+        let mut ids = HashMap::new();
+        let mut id = |name: String| {
+            let next = ids.len();
+            ids.entry(name).or_insert_with(|| format!("n{next}")).clone()
+        };
+        let mut out = String::from("flowchart LR\n");
+        for key in m.workers.keys() {
+            let shape = if key == m.entry.get_ref() { ("((", "))") } else { ("[", "]") };
+            let _ = writeln!(out, "  {}{}\"{}\"{}", id(format!("w:{key}")), shape.0, mermaid_text(key), shape.1);
+        }
+        for key in m.shared.keys() {
+            let _ = writeln!(out, "  {}([\"shared {}\"])", id(format!("s:{key}")), mermaid_text(key));
+        }
+        for channel in &m.channels {
+            let (a, b) = (channel.a.get_ref(), channel.b.get_ref());
+            let _ = writeln!(out, "  {} <-- \"{}\" --> {}", id(node(a)), mermaid_text(&channel_label(a, b)), id(node(b)));
+        }
+        for (key, worker) in &m.workers {
+            for child in &worker.spawns {
+                let parent = id(format!("w:{key}"));
+                let _ = writeln!(out, "  {parent} -.->|spawns| {}[/\"{}\"/]", id(format!("c:{child}")), mermaid_text(child));
+            }
+        }
+        out
+    }
+}
+
+fn node(end: &End) -> String {
+    match end {
+        End::Worker { worker, .. } => format!("w:{worker}"),
+        End::Shared { shared } => format!("s:{shared}"),
+    }
+}
+
+fn channel_label(a: &End, b: &End) -> String {
+    let label = |end: &End| match end {
+        End::Worker { label, .. } => label.clone(),
+        End::Shared { .. } => "connect".to_string(),
+    };
+    format!("{} / {}", label(a), label(b))
+}
+
+/// A DOT double-quoted string.
+fn quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Text safe inside a Mermaid quoted label.
+fn mermaid_text(text: &str) -> String {
+    text.replace('"', "#quot;")
+}
