@@ -119,6 +119,9 @@ use std::rc::Rc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub mod task;
+pub use task::{Pool, PoolOptions, Schedule, Stream, TaskError, TaskWorker};
+
 #[doc(hidden)]
 pub mod __private {
     //! The macro's plumbing; not part of the API.

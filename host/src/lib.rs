@@ -48,6 +48,7 @@ mod scope;
 pub mod shared;
 pub mod stats;
 mod stdio;
+pub mod task;
 mod timers;
 pub mod worker;
 
@@ -61,4 +62,5 @@ pub use shared::ConnectError;
 pub use message::{Codec, DecodeError, Message};
 pub use limits::Limits;
 pub use stats::WorkerReport;
+pub use task::{Pool, PoolConfig, Schedule, Scope, Stream, TaskError};
 pub use worker::{Capabilities, CloseReason, ErrorEvent, PostError, Preopen, WorkerEvent, WorkerHandle, WorkerOptions};

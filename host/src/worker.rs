@@ -156,10 +156,14 @@ impl Control {
     }
 }
 
+/// Receives a host-parented worker's events, on the worker's thread.
+pub(crate) type EventSink = Box<dyn Fn(WorkerEvent) + Send + Sync>;
+
 /// Where a worker's messages and its end go.
 pub(crate) enum ParentLink {
-    /// The host program, through a [`WorkerHandle`].
-    Host(mpsc::UnboundedSender<WorkerEvent>),
+    /// The host program: a [`WorkerHandle`]'s channel, or a pool's dispatcher. Called on the
+    /// worker's thread for each event; it must not block.
+    Host(EventSink),
     /// A parent worker, which knows this worker as `child`. Not a sender: while this worker
     /// is active it counts as a keepalive of the parent's queue instead.
     Worker { queue: Arc<TaskQueue>, child: u32 },
@@ -171,9 +175,7 @@ impl ParentLink {
     /// Delivers a message to the parent; discarded if the parent has ended.
     pub(crate) fn post(&self, message: Message) {
         match self {
-            ParentLink::Host(events) => {
-                let _ = events.send(WorkerEvent::Message(message));
-            }
+            ParentLink::Host(sink) => sink(WorkerEvent::Message(message)),
             ParentLink::Worker { queue, child } => {
                 let _ = queue.push(Task::Message { source: Source::Child(*child), message });
             }
@@ -185,12 +187,10 @@ impl ParentLink {
     /// it terminated the child itself, or has ended itself.
     fn exit(self, exit: Exit) {
         match self {
-            ParentLink::Host(events) => {
-                let _ = events.send(match exit {
-                    Exit::Failed(error) => WorkerEvent::Error(error),
-                    Exit::Closed(reason) => WorkerEvent::Closed(reason),
-                });
-            }
+            ParentLink::Host(sink) => sink(match exit {
+                Exit::Failed(error) => WorkerEvent::Error(error),
+                Exit::Closed(reason) => WorkerEvent::Closed(reason),
+            }),
             ParentLink::Worker { queue, child } => {
                 let _ = match exit {
                     Exit::Failed(error) => queue.push(Task::ChildError { child, error }),
@@ -324,7 +324,10 @@ pub(crate) fn spawn_root(
 ) -> std::io::Result<WorkerHandle> {
     let (events_tx, events) = mpsc::unbounded_channel();
     let name = options.name.clone().unwrap_or_default();
-    let (sender, control, _) = spawn(host, component, options, ParentLink::Host(events_tx), None)?;
+    let sink: EventSink = Box::new(move |event| {
+        let _ = events_tx.send(event);
+    });
+    let (sender, control, _) = spawn(host, component, options, ParentLink::Host(sink), None)?;
     Ok(WorkerHandle { name, sender: Some(sender), events, control })
 }
 
