@@ -323,6 +323,36 @@ impl<T: DeserializeOwned> FromMessage for Received<T> {
     }
 }
 
+/// A message as it arrived, undecoded: for workers that pass data through or read bytes.
+#[derive(Debug)]
+pub struct RawMessage {
+    /// The codec it declares.
+    pub codec: Codec,
+    /// Its data.
+    pub data: Vec<u8>,
+    /// The ports transferred with it.
+    pub ports: Vec<Port>,
+    /// The buffers transferred with it.
+    pub buffers: Vec<Buffer>,
+}
+
+impl FromMessage for RawMessage {
+    fn from_message(codec: Codec, data: &[u8], ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String> {
+        Ok(RawMessage { codec, data: data.to_vec(), ports: std::mem::take(ports), buffers: std::mem::take(buffers) })
+    }
+}
+
+/// Posts raw bytes to this worker's parent, declared as `codec`, transferring `transfer`.
+///
+/// # Errors
+///
+/// If something in `transfer` was already transferred away; nothing is sent then.
+pub fn post_raw(codec: Codec, data: Vec<u8>, transfer: Transfer) -> Result<(), PostError> {
+    let (ports, buffers) = transfer.take()?;
+    scope::post_message(types::Message { codec: codec.into(), data, ports, buffers });
+    Ok(())
+}
+
 /// Ports and buffers to transfer with a message (the `transfer` list of `postMessage`).
 /// Posting detaches them here: every clone of a transferred [`Port`] or [`Buffer`] in this
 /// worker fails from then on with [`PostError::Detached`].

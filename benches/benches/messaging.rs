@@ -1,0 +1,161 @@
+//! What every message costs: spawn to first message (one worker; 100 and 1,000 at once), a
+//! round trip (host to worker, and worker to worker), and one-way throughput of 1,000,000
+//! small messages; each beside the same on native threads and std channels.
+
+use std::sync::mpsc;
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use wasm_workers::{Codec, Host, Message, WorkerOptions};
+use wasm_workers_benches::{answer, load};
+
+fn spawn(c: &mut Criterion) {
+    let host = Host::new().expect("the engine starts");
+    let bounce = load(&host, "bounce");
+    let mut group = c.benchmark_group("spawn");
+    group.bench_function("wasm/1", |b| {
+        b.iter(|| {
+            let mut worker = host.spawn(&bounce, WorkerOptions::default()).unwrap();
+            worker.post_message(Message::new(Codec::Raw, vec![1])).unwrap();
+            answer(&mut worker);
+        })
+    });
+    group.bench_function("native/1", |b| {
+        b.iter(|| {
+            let (to_thread, from_main) = mpsc::channel::<u8>();
+            let (to_main, from_thread) = mpsc::channel::<u8>();
+            std::thread::spawn(move || {
+                for byte in from_main {
+                    let _ = to_main.send(byte);
+                }
+            });
+            to_thread.send(1).unwrap();
+            from_thread.recv().unwrap();
+        })
+    });
+    group.sample_size(10);
+    for count in [100usize, 1000] {
+        group.bench_with_input(BenchmarkId::new("wasm", count), &count, |b, &count| {
+            b.iter(|| {
+                let mut workers: Vec<_> = (0..count).map(|_| host.spawn(&bounce, WorkerOptions::default()).unwrap()).collect();
+                for worker in &workers {
+                    worker.post_message(Message::new(Codec::Raw, vec![1])).unwrap();
+                }
+                for worker in &mut workers {
+                    answer(worker);
+                }
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("native", count), &count, |b, &count| {
+            b.iter(|| {
+                let (to_main, from_threads) = mpsc::channel::<u8>();
+                let senders: Vec<_> = (0..count)
+                    .map(|_| {
+                        let (tx, rx) = mpsc::channel::<u8>();
+                        let to_main = to_main.clone();
+                        std::thread::spawn(move || {
+                            for byte in rx {
+                                let _ = to_main.send(byte);
+                            }
+                        });
+                        tx
+                    })
+                    .collect();
+                for tx in &senders {
+                    tx.send(1).unwrap();
+                }
+                for _ in 0..count {
+                    from_threads.recv().unwrap();
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn round_trip(c: &mut Criterion) {
+    let host = Host::new().expect("the engine starts");
+    let bounce = load(&host, "bounce");
+    let pingpong = load(&host, "pingpong");
+    let mut group = c.benchmark_group("round-trip");
+    let mut worker = host.spawn(&bounce, WorkerOptions::default()).unwrap();
+    group.bench_function("wasm/host-worker", |b| {
+        b.iter(|| {
+            worker.post_message(Message::new(Codec::Raw, vec![1, 2, 3, 4, 5, 6, 7, 8])).unwrap();
+            answer(&mut worker);
+        })
+    });
+    // Worker to worker: the pingpong worker does `iters` round trips with its child and
+    // answers once; the host's own round trip is divided out by doing many.
+    let mut player = host.spawn(&pingpong, WorkerOptions::default()).unwrap();
+    player.post_message(Message::json(&1u64).unwrap()).unwrap();
+    answer(&mut player);
+    group.bench_function("wasm/worker-worker", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            player.post_message(Message::json(&iters).unwrap()).unwrap();
+            answer(&mut player);
+            start.elapsed()
+        })
+    });
+    let (to_thread, from_main) = mpsc::channel::<[u8; 8]>();
+    let (to_main, from_thread) = mpsc::channel::<[u8; 8]>();
+    std::thread::spawn(move || {
+        for message in from_main {
+            let _ = to_main.send(message);
+        }
+    });
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            to_thread.send([1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+            from_thread.recv().unwrap();
+        })
+    });
+    group.finish();
+}
+
+fn throughput(c: &mut Criterion) {
+    const MESSAGES: u64 = 1_000_000;
+    let host = Host::new().expect("the engine starts");
+    let counter = load(&host, "counter");
+    let mut group = c.benchmark_group("throughput");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(MESSAGES));
+    let mut worker = host.spawn(&counter, WorkerOptions::default()).unwrap();
+    group.bench_function("wasm/1M-one-way", |b| {
+        b.iter(|| {
+            for i in 0..MESSAGES {
+                worker.post_message(Message::new(Codec::Raw, i.to_le_bytes().to_vec())).unwrap();
+            }
+            worker.post_message(Message::new(Codec::Raw, Vec::new())).unwrap();
+            let count: u64 = answer(&mut worker).decode_json().unwrap();
+            assert_eq!(count, MESSAGES, "every message arrived");
+        })
+    });
+    let (to_thread, from_main) = mpsc::channel::<Vec<u8>>();
+    let (to_main, from_thread) = mpsc::channel::<u64>();
+    std::thread::spawn(move || {
+        let mut count = 0;
+        for message in from_main {
+            if message.is_empty() {
+                let _ = to_main.send(count);
+                count = 0;
+            } else {
+                count += 1;
+            }
+        }
+    });
+    group.bench_function("native/1M-one-way", |b| {
+        b.iter(|| {
+            for i in 0..MESSAGES {
+                to_thread.send(i.to_le_bytes().to_vec()).unwrap();
+            }
+            to_thread.send(Vec::new()).unwrap();
+            assert_eq!(from_thread.recv().unwrap(), MESSAGES);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, spawn, round_trip, throughput);
+criterion_main!(benches);

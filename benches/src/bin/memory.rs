@@ -1,0 +1,50 @@
+//! Resident memory per idle worker: spawns 1,000 and then 10,000 idle workers (each has
+//! answered one message, then waits), and prints the growth of this process's resident memory
+//! divided by the number of workers. Criterion measures time, not memory, hence a binary:
+//!     cargo run --release -p wasm-workers-benches --bin memory
+
+use wasm_workers::{Codec, Host, Message, WorkerOptions};
+use wasm_workers_benches::{answer, load, resident_bytes};
+
+fn main() {
+    let host = Host::new().expect("the engine starts");
+    let bounce = load(&host, "bounce");
+    // Warm up: the first spawn maps the engine's code and the allocator's arenas.
+    let mut first = host.spawn(&bounce, WorkerOptions::default()).unwrap();
+    first.post_message(Message::new(Codec::Raw, vec![1])).unwrap();
+    answer(&mut first);
+    for count in [1_000usize, 10_000] {
+        let before = resident_bytes();
+        let mut workers = Vec::with_capacity(count);
+        for _ in 0..count {
+            match host.spawn(&bounce, WorkerOptions::default()) {
+                Ok(worker) => workers.push(worker),
+                Err(error) => {
+                    println!("{count} idle workers: stopped at {} ({error})", workers.len());
+                    break;
+                }
+            }
+        }
+        for worker in &workers {
+            worker.post_message(Message::new(Codec::Raw, vec![1])).unwrap();
+        }
+        for worker in &mut workers {
+            answer(worker);
+        }
+        let after = resident_bytes();
+        let per_worker = (after.saturating_sub(before)) / workers.len().max(1) as u64;
+        println!(
+            "{} idle workers: {:.1} MiB resident in all, {:.1} KiB per worker",
+            workers.len(),
+            after.saturating_sub(before) as f64 / (1 << 20) as f64,
+            per_worker as f64 / 1024.0
+        );
+        for worker in &workers {
+            worker.terminate();
+        }
+        drop(workers);
+        while host.live_workers() > 1 {
+            std::thread::yield_now();
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! What the benchmarks share: the bundled guests (built on first use), a host, waiting for a
+//! worker's answer, and the native-threads baselines each wasm figure is compared with.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::sync::OnceLock;
+
+use wasm_workers::{Component, Host, Message, WorkerEvent, WorkerHandle};
+
+/// The directory of the built guest components; the first call builds them.
+pub fn guests_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("benches/ has a parent");
+        let target = root.join("target").join("guests");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .arg(root.join("guests").join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("cargo can be run to build the guests");
+        assert!(status.success(), "building the guests failed (is the wasm32-wasip2 target installed?)");
+        target.join("wasm32-wasip2").join("release")
+    })
+}
+
+/// Loads guest `name` (as cargo names its component) on `host`.
+pub fn load(host: &Host, name: &str) -> Component {
+    host.load(guests_dir().join(format!("{}.wasm", name.replace('-', "_")))).expect("the guest loads")
+}
+
+/// The next message from `worker`, blocking.
+///
+/// # Panics
+///
+/// If the worker ends or fails instead: a benchmark with a broken guest measures nothing.
+pub fn answer(worker: &mut WorkerHandle) -> Message {
+    match worker.recv_blocking() {
+        Some(WorkerEvent::Message(message)) => message,
+        other => panic!("expected a message from `{}`, got {other:?}", worker.name()),
+    }
+}
+
+/// Whether `n` is prime, by trial division: the same algorithm as the `core` and
+/// `primes-task` guests.
+pub fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    if n % 2 == 0 {
+        return n == 2;
+    }
+    let mut d = 3;
+    while d * d <= n {
+        if n % d == 0 {
+            return false;
+        }
+        d += 2;
+    }
+    true
+}
+
+/// Native baseline of the delegation example: `k` threads, equal ranges of `0..n`, results
+/// over a channel; thread spawning included.
+pub fn native_fanout(n: u64, k: u64) -> u64 {
+    let (tx, rx) = mpsc::channel();
+    for i in 0..k {
+        let tx = tx.clone();
+        let (from, to) = (n * i / k, n * (i + 1) / k);
+        std::thread::spawn(move || {
+            let _ = tx.send((from..to).filter(|&x| is_prime(x)).count() as u64);
+        });
+    }
+    drop(tx);
+    rx.iter().sum()
+}
+
+/// Native baseline of the balanced delegation: `threads` threads take chunks of `chunk`
+/// numbers from a shared counter until none is left.
+pub fn native_balanced(n: u64, threads: u64, chunk: u64) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = std::sync::Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let next = next.clone();
+            std::thread::spawn(move || {
+                let mut count = 0;
+                loop {
+                    let from = next.fetch_add(chunk, Ordering::Relaxed);
+                    if from >= n {
+                        return count;
+                    }
+                    count += (from..(from + chunk).min(n)).filter(|&x| is_prime(x)).count() as u64;
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().expect("no panic")).sum()
+}
+
+/// The resident memory of this process, in bytes (Linux).
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
