@@ -563,6 +563,11 @@ impl Port {
         if self.is_detached() {
             return Err(PostError::Detached);
         }
+        if transfer.ports.iter().any(|port| Rc::ptr_eq(&port.0, &self.0)) {
+            // As `postMessage` refuses to transfer a port through itself; checked before
+            // anything is taken, so nothing is lost.
+            return Err(PostError::Encode("a port cannot be transferred through itself".to_string()));
+        }
         let message = message_with(value, transfer)?;
         self.with_handle(|port| port.post_message(message))
     }
@@ -587,17 +592,12 @@ impl Port {
         PORTS.with_borrow_mut(|ports| ports.remove(&self.0.id));
     }
 
-    fn with_callbacks<W: Worker>(&self, f: impl FnOnce(&mut Callbacks<W>)) -> &Self {
+    fn with_callbacks<W: Worker>(&self, f: impl FnOnce(&mut Callbacks<W>) + 'static) -> &Self {
         if self.is_detached() {
             return self;
         }
         PORTS.with_borrow_mut(|ports| {
-            let entry = ports
-                .entry(self.0.id)
-                .or_insert_with(|| Entry { keep: Keep::Port(self.clone()), callbacks: Some(Box::new(Callbacks::<W>::new())) });
-            if let Some(callbacks) = entry.callbacks.as_mut().and_then(|c| c.downcast_mut::<Callbacks<W>>()) {
-                f(callbacks);
-            }
+            ports.entry(self.0.id).or_insert_with(|| Entry::new::<W>(Keep::Port(self.clone()))).register(f);
         });
         self
     }
@@ -607,7 +607,7 @@ impl Port {
     /// [`Worker::on_message_error`]. The port stays open while it has callbacks.
     pub fn on_message<W: Worker, T: FromMessage + 'static>(&self, f: impl FnMut(&mut W, T) + 'static) -> &Self {
         let source = Source::Port(self.0.id);
-        self.with_callbacks(|callbacks: &mut Callbacks<W>| callbacks.on_message = Some(typed(source, f)));
+        self.with_callbacks(move |callbacks: &mut Callbacks<W>| callbacks.on_message = Some(typed(source, f)));
         self.start();
         self
     }
@@ -829,6 +829,26 @@ struct Entry {
     keep: Keep,
     /// A `Callbacks<W>`; taken out while one of them runs.
     callbacks: Option<Box<dyn Any>>,
+    /// Registrations made while the callbacks were taken out (from one of them): each a
+    /// `Box<dyn FnOnce(&mut Callbacks<W>)>`, applied when they are put back.
+    deferred: Vec<Box<dyn Any>>,
+}
+
+impl Entry {
+    fn new<W: Worker>(keep: Keep) -> Self {
+        Entry { keep, callbacks: Some(Box::new(Callbacks::<W>::new())), deferred: Vec::new() }
+    }
+
+    /// Applies `f` to the callbacks now, or when they are put back if one of them is running.
+    fn register<W: Worker>(&mut self, f: impl FnOnce(&mut Callbacks<W>) + 'static) {
+        match self.callbacks.as_mut().and_then(|c| c.downcast_mut::<Callbacks<W>>()) {
+            Some(callbacks) => f(callbacks),
+            None => {
+                let deferred: Box<dyn FnOnce(&mut Callbacks<W>)> = Box::new(f);
+                self.deferred.push(Box::new(deferred));
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -867,10 +887,7 @@ impl<W: Worker> Child<W> {
         let options = types::WorkerOptions { name: name.map(str::to_string) };
         let handle = Rc::new(scope::Worker::spawn(location, &options)?);
         let id = handle.id();
-        let callbacks: Callbacks<W> = Callbacks::new();
-        CHILDREN.with_borrow_mut(|children| {
-            children.insert(id, Entry { keep: Keep::Child(handle.clone()), callbacks: Some(Box::new(callbacks)) })
-        });
+        CHILDREN.with_borrow_mut(|children| children.insert(id, Entry::new::<W>(Keep::Child(handle.clone()))));
         Ok(Child { id, handle, _worker: std::marker::PhantomData })
     }
 
@@ -879,14 +896,10 @@ impl<W: Worker> Child<W> {
         self.id
     }
 
-    fn with_callbacks(self, f: impl FnOnce(&mut Callbacks<W>)) -> Self {
+    fn with_callbacks(self, f: impl FnOnce(&mut Callbacks<W>) + 'static) -> Self {
         CHILDREN.with_borrow_mut(|children| {
-            if let Some(callbacks) = children
-                .get_mut(&self.id)
-                .and_then(|entry| entry.callbacks.as_mut())
-                .and_then(|callbacks| callbacks.downcast_mut::<Callbacks<W>>())
-            {
-                f(callbacks);
+            if let Some(entry) = children.get_mut(&self.id) {
+                entry.register(f);
             }
         });
         self
@@ -1019,6 +1032,14 @@ pub mod dispatch {
                 entries.remove(&id)
             } else {
                 if let Some(entry) = entries.get_mut(&id) {
+                    // What was registered while they were out applies now.
+                    if let Some(typed) = callbacks.downcast_mut::<Callbacks<W>>() {
+                        for deferred in entry.deferred.drain(..) {
+                            if let Ok(deferred) = deferred.downcast::<Box<dyn FnOnce(&mut Callbacks<W>)>>() {
+                                deferred(typed);
+                            }
+                        }
+                    }
                     entry.callbacks = Some(callbacks);
                 }
                 None

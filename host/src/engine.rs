@@ -103,9 +103,11 @@ fn read_cached(engine: &Engine, entry: &Path) -> Option<wasmtime::component::Com
         tracing::warn!("ignoring a corrupt compile cache entry {}", entry.display());
         return None;
     }
-    // SAFETY: the artifact is one this host wrote with `Component::serialize` (its checksum
-    // matches), under a name that includes the engine's compatibility hash; wasmtime also
-    // checks its header against this engine before using it.
+    // SAFETY: the cache directory is trusted as the host's own (see `HostConfig::cache_dir`):
+    // the entry was written there by `write_cached` with `Component::serialize`, under a name
+    // that includes the engine's compatibility hash. The checksum catches corruption (not an
+    // attacker who can write the directory, who could run code anyway); wasmtime also checks
+    // the header against this engine before using it.
     match unsafe { wasmtime::component::Component::deserialize(engine, artifact) } {
         Ok(component) => Some(component),
         Err(error) => {
@@ -117,9 +119,14 @@ fn read_cached(engine: &Engine, entry: &Path) -> Option<wasmtime::component::Com
 
 fn write_cached(component: &wasmtime::component::Component, cache: &Path, entry: &Path) -> std::io::Result<()> {
     use sha2::{Digest, Sha256};
+    use std::os::unix::fs::DirBuilderExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let artifact = component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
-    std::fs::create_dir_all(cache)?;
-    let temp = entry.with_extension(format!("tmp{}", std::process::id()));
+    // Only this user may write the cache: its entries become machine code in this process.
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(cache)?;
+    let unique = WRITES.fetch_add(1, Ordering::Relaxed);
+    let temp = entry.with_extension(format!("tmp{}-{unique}", std::process::id()));
     let mut data = Sha256::digest(&artifact).to_vec();
     data.extend_from_slice(&artifact);
     std::fs::write(&temp, &data)?;

@@ -31,10 +31,9 @@ pub(crate) enum Task {
     ChildError { child: u32, error: ErrorEvent },
     /// A child closed itself or ended idle.
     ChildClosed { child: u32 },
-    /// Messages wait at a port this worker holds.
+    /// Messages (or the close of the entangled port, after them) wait at a port this worker
+    /// holds.
     PortReady(Arc<PortCore>),
-    /// The port entangled with one this worker holds was closed.
-    PortClosed(Arc<PortCore>),
     /// A client connected to this worker as a shared worker (`connect` event).
     Connect(MessagePort),
     /// A timer fired.
@@ -317,6 +316,11 @@ impl Drop for TaskSender {
             state.keepalive -= 1;
             if state.keepalive == 0 && state.waiting {
                 self.queue.wake(&mut state);
+            } else if state.timers == 0 && state.waiting && !state.quiet {
+                // It went to wait while this timer was pending, so it stayed counted busy:
+                // with no timer left it waits for nothing that can come by itself.
+                state.quiet = true;
+                self.queue.quiescence.leave();
             }
             return;
         }

@@ -120,10 +120,31 @@ struct ChannelEntry {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "EndEntry")]
 enum End {
     Worker { worker: String, label: String },
     Shared { shared: String },
+}
+
+/// A channel end as written: `{ worker, label }` or `{ shared }`, nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndEntry {
+    worker: Option<String>,
+    label: Option<String>,
+    shared: Option<String>,
+}
+
+impl TryFrom<EndEntry> for End {
+    type Error = String;
+
+    fn try_from(end: EndEntry) -> Result<End, String> {
+        match end {
+            EndEntry { worker: Some(worker), label: Some(label), shared: None } => Ok(End::Worker { worker, label }),
+            EndEntry { worker: None, label: None, shared: Some(shared) } => Ok(End::Shared { shared }),
+            _ => Err("a channel end is `{ worker = \"...\", label = \"...\" }` or `{ shared = \"...\" }`".to_string()),
+        }
+    }
 }
 
 impl fmt::Display for End {
@@ -219,7 +240,22 @@ impl Manifest {
                 }
             }
             if let Some(memory) = &worker.limits.memory {
-                memory.get_ref().bytes().map_err(|why| self.error(Some(memory.span()), format!("workers.{key}.limits.memory: {why}")))?;
+                let bytes = memory
+                    .get_ref()
+                    .bytes()
+                    .map_err(|why| self.error(Some(memory.span()), format!("workers.{key}.limits.memory: {why}")))?;
+                // One wasm page, and what a Rust guest needs to start (its stack alone is 1 MiB).
+                if bytes < 2 << 20 {
+                    return Err(self.error(
+                        Some(memory.span()),
+                        format!("workers.{key}.limits.memory: {bytes} bytes is too little for a worker to start (at least 2 MiB)"),
+                    ));
+                }
+            }
+            for (what, value) in [("instances", worker.limits.instances), ("table-elements", worker.limits.table_elements)] {
+                if value == Some(0) {
+                    return Err(self.error(Some(worker.component.span()), format!("workers.{key}.limits.{what}: must be at least 1")));
+                }
             }
         }
         let mut labels = HashSet::new();
@@ -357,7 +393,19 @@ impl Graph {
                 limits,
                 channels: channels.remove(key).unwrap_or_default(),
             };
-            let mut handle = host.spawn(&self.components[&format!("workers.{key}")], options)?;
+            let mut handle = match host.spawn(&self.components[&format!("workers.{key}")], options) {
+                Ok(handle) => handle,
+                Err(error) => {
+                    // Nothing half-started is left behind.
+                    for (_, other) in &others {
+                        WorkerHandle::terminate(other);
+                    }
+                    if let Some(entry) = &entry {
+                        WorkerHandle::terminate(entry);
+                    }
+                    return Err(error.into());
+                }
+            };
             if key == manifest.entry.get_ref() {
                 entry = Some(handle);
             } else {

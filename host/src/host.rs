@@ -11,6 +11,7 @@ use wasmtime::Engine;
 use crate::engine::{self, Component};
 use crate::error::{HostError, LoadError, SpawnError};
 use crate::event_loop::Quiescence;
+use crate::worker::ErrorEvent;
 use crate::port::MessagePort;
 use crate::scope::WorkerState;
 use crate::shared::{ConnectError, SharedWorkers};
@@ -27,6 +28,10 @@ pub struct HostConfig {
     /// The largest buffer a worker may create, in bytes; 4 GiB if `None`.
     pub max_buffer_len: Option<u64>,
     /// Where compiled components are cached on disk; no cache if `None`.
+    ///
+    /// The cache holds machine code that this process runs: the directory must be writable
+    /// only by those trusted to run code as this user (it is created with mode 0700).
+    /// Corrupt entries are detected and recompiled; forged ones cannot be.
     pub cache_dir: Option<PathBuf>,
     /// Whether [`Host::load`] accepts precompiled components (`.cwasm` from
     /// `wasm-workers compile`). Their machine code is trusted as it is: enable this only for
@@ -81,6 +86,8 @@ struct HostInner {
     compiled: AtomicU64,
     cache_hits: AtomicU64,
     quiescence: Arc<Quiescence>,
+    /// Failures of workers that have no parent to tell (shared workers).
+    shared_failures: tokio::sync::broadcast::Sender<ErrorEvent>,
 }
 
 impl Host {
@@ -120,6 +127,7 @@ impl Host {
             compiled: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             quiescence: Arc::default(),
+            shared_failures: tokio::sync::broadcast::Sender::new(64),
         })))
     }
 
@@ -262,6 +270,17 @@ impl Host {
     /// hold ports to each other but wait for each other count as quiet.
     pub async fn quiescent(&self) {
         self.0.quiescence.wait().await;
+    }
+
+    /// Subscribes to the failures of shared workers, which have no parent to tell. A failure
+    /// is also logged (at `error` level) whether or not anyone listens.
+    pub fn watch_shared_failures(&self) -> tokio::sync::broadcast::Receiver<ErrorEvent> {
+        self.0.shared_failures.subscribe()
+    }
+
+    pub(crate) fn shared_worker_failed(&self, error: ErrorEvent) {
+        tracing::error!("{error}");
+        let _ = self.0.shared_failures.send(error);
     }
 
     pub(crate) fn quiescence(&self) -> &Arc<Quiescence> {

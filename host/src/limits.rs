@@ -31,6 +31,11 @@ impl Limiter {
     pub(crate) fn new(limits: Limits) -> Self {
         Limiter { limits, memory: 0, peak_memory: 0 }
     }
+
+    /// The worker's linear memory now, in bytes.
+    pub(crate) fn memory(&self) -> usize {
+        self.memory
+    }
 }
 
 impl ResourceLimiter for Limiter {

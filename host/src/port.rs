@@ -101,6 +101,7 @@ impl MessagePort {
                 state.started = true;
                 state.owner = Owner::Host(tx.clone());
                 core.flush_locked(&mut state);
+                state.close_pending = false;
                 let _ = tx.send(PortEvent::Closed);
                 state.owner = Owner::Transit;
             } else if !state.closed {
@@ -156,10 +157,9 @@ impl MessagePort {
         if state.peer.is_some() && !state.closed {
             queue.acquire_keepalive();
             state.counted = true;
-        } else if !state.closed {
-            // Disentangled while in transit: the new holder learns it as soon as it can.
-            let _ = queue.push(Task::PortClosed(self.core.clone()));
         }
+        // If it was disentangled in transit, `close_pending` is set: the new holder learns it
+        // after the messages, once it starts the port.
         state.owner = Owner::Worker { queue, id };
     }
 }
@@ -195,6 +195,9 @@ struct PortState {
     peer: Option<Arc<PortCore>>,
     /// This end counts toward its owning worker's keepalive.
     counted: bool,
+    /// The entangled end was closed: once the queued messages are delivered, the owning
+    /// worker gets `on-close` (through `PortReady`, so the close never overtakes them).
+    close_pending: bool,
 }
 
 /// Who holds a port end.
@@ -221,6 +224,9 @@ impl PortState {
 pub(crate) enum Ready {
     /// Deliver this message with `source::port(id)`.
     Message(u32, Message),
+    /// The entangled port was closed, and every message before that is delivered: call
+    /// `on-close` with `source::port(id)`.
+    Closed(u32),
     /// Nothing (more) to deliver to this worker now.
     Done,
 }
@@ -236,6 +242,7 @@ impl PortCore {
                 closed: false,
                 peer: None,
                 counted: false,
+                close_pending: false,
             }),
         }
     }
@@ -265,7 +272,7 @@ impl PortCore {
 
     /// Tells the owner there is something to deliver, if it is started.
     fn flush_locked(self: &Arc<Self>, state: &mut PortState) {
-        if !state.started || state.queue.is_empty() {
+        if !state.started || (state.queue.is_empty() && !state.close_pending) {
             return;
         }
         match &state.owner {
@@ -296,6 +303,9 @@ impl PortCore {
             if let Some(message) = state.queue.pop_front() {
                 return Ready::Message(id, message);
             }
+            if std::mem::take(&mut state.close_pending) {
+                return Ready::Closed(id);
+            }
         }
         state.scheduled = false;
         Ready::Done
@@ -306,7 +316,8 @@ impl PortCore {
     pub(crate) fn yield_to(self: &Arc<Self>, queue: &Arc<TaskQueue>) {
         let mut state = self.lock();
         let held_here = matches!(&state.owner, Owner::Worker { queue: owner, .. } if Arc::ptr_eq(owner, queue));
-        if !(held_here && state.started && !state.queue.is_empty() && queue.push(Task::PortReady(self.clone())).is_ok()) {
+        let more = !state.queue.is_empty() || state.close_pending;
+        if !(held_here && state.started && more && queue.push(Task::PortReady(self.clone())).is_ok()) {
             state.scheduled = false;
         }
     }
@@ -344,12 +355,13 @@ impl PortCore {
         let mut state = self.lock();
         state.peer = None;
         match &state.owner {
-            Owner::Transit => {}
-            Owner::Worker { queue, .. } => {
-                let _ = queue.push(Task::PortClosed(self.clone()));
-            }
             Owner::Host(events) => {
+                // A host-held port is started: its messages are in the channel already.
                 let _ = events.send(PortEvent::Closed);
+            }
+            Owner::Transit | Owner::Worker { .. } => {
+                state.close_pending = true;
+                self.flush_locked(&mut state);
             }
         }
         state.release_keepalive();

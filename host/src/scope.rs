@@ -21,7 +21,7 @@ use crate::host::Host;
 use crate::message::Message;
 use crate::port::{self, MessagePort};
 use crate::stdio::GuestOutput;
-use crate::limits::Limiter;
+use crate::limits::{Limiter, Limits};
 use crate::stats::WorkerStats;
 use crate::timers::TimerKey;
 use crate::worker::{self, ChildWorker, Control, ParentLink, Source, WorkerOptions};
@@ -59,6 +59,10 @@ pub(crate) struct WorkerState {
     /// Ports its graph handed it, by label, until taken.
     channels: HashMap<String, MessagePort>,
     limiter: Limiter,
+    /// This worker's limits, which its children inherit.
+    limits: Limits,
+    /// Bytes of the buffers this worker holds: they count against its memory limit.
+    buffer_bytes: u64,
     stats: Arc<WorkerStats>,
 }
 
@@ -115,6 +119,8 @@ impl WorkerState {
             shared,
             channels: HashMap::new(),
             limiter: Limiter::new(options.limits),
+            limits: options.limits,
+            buffer_bytes: 0,
             stats,
         };
         for (label, port) in options.channels {
@@ -149,8 +155,23 @@ impl WorkerState {
     pub(crate) fn lower_message(&mut self, message: Message) -> wasmtime::Result<types::Message> {
         let ports = message.ports.into_iter().map(|port| self.adopt_port(port)).collect::<wasmtime::Result<_>>()?;
         let buffers =
-            message.buffers.into_iter().map(|buffer| Ok(self.table.push(buffer)?)).collect::<wasmtime::Result<_>>()?;
+            message.buffers.into_iter().map(|buffer| self.hold_buffer(buffer)).collect::<wasmtime::Result<_>>()?;
         Ok(types::Message { codec: message.codec.into(), data: message.data, ports, buffers })
+    }
+
+    /// Puts a buffer into this worker's table, counting its bytes.
+    fn hold_buffer(&mut self, buffer: Buffer) -> wasmtime::Result<Resource<Buffer>> {
+        self.buffer_bytes += buffer.len();
+        Ok(self.table.push(buffer)?)
+    }
+
+    /// How many more buffer bytes this worker may hold: its memory limit (linear memory and
+    /// buffers together), or the host's largest buffer.
+    fn buffer_room(&self) -> u64 {
+        match self.limits.memory {
+            Some(limit) => (limit as u64).saturating_sub(self.limiter.memory() as u64).saturating_sub(self.buffer_bytes),
+            None => self.host.max_buffer_len(),
+        }
     }
 
     /// Lifts a message the guest posted: its ports and buffers leave this worker's table
@@ -165,7 +186,9 @@ impl WorkerState {
         }
         let mut buffers = Vec::with_capacity(message.buffers.len());
         for buffer in message.buffers {
-            buffers.push(self.table.delete(buffer)?);
+            let buffer = self.table.delete(buffer)?;
+            self.buffer_bytes = self.buffer_bytes.saturating_sub(buffer.len());
+            buffers.push(buffer);
         }
         Ok(Message { codec: message.codec.into(), data: message.data, ports, buffers })
     }
@@ -280,15 +303,19 @@ impl HostMessagePort for WorkerState {
 
 impl HostBuffer for WorkerState {
     fn create(&mut self, len: u64) -> wasmtime::Result<Result<Resource<Buffer>, String>> {
+        if len > self.buffer_room() {
+            return Ok(Err(format!("a buffer of {len} bytes is over this worker's memory limit")));
+        }
         match Buffer::zeroed(len, self.host.max_buffer_len()) {
-            Ok(buffer) => Ok(Ok(self.table.push(buffer)?)),
+            Ok(buffer) => Ok(Ok(self.hold_buffer(buffer)?)),
             Err(error) => Ok(Err(error.to_string())),
         }
     }
 
     fn from_bytes(&mut self, bytes: Vec<u8>) -> wasmtime::Result<Resource<Buffer>> {
+        // The bytes came out of the guest's memory, so they fit its limit already.
         self.host.count_copied(bytes.len());
-        Ok(self.table.push(Buffer::from_vec(bytes))?)
+        self.hold_buffer(Buffer::from_vec(bytes))
     }
 
     fn len(&mut self, buffer: Resource<Buffer>) -> wasmtime::Result<u64> {
@@ -296,11 +323,24 @@ impl HostBuffer for WorkerState {
     }
 
     fn read(&mut self, buffer: Resource<Buffer>, offset: u64, len: u64) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        // The copy must fit the guest's memory: refuse before allocating it on the host.
+        let room = match self.limits.memory {
+            Some(limit) => (limit as u64).saturating_sub(self.limiter.memory() as u64),
+            None => u64::from(u32::MAX),
+        };
+        if len > room {
+            return Ok(Err(format!("reading {len} bytes would not fit this worker's memory")));
+        }
         let buffer = self.table.get(&buffer)?;
         match buffer.range(offset, len) {
             Ok(range) => {
-                self.host.count_copied(range.len());
-                Ok(Ok(buffer.as_slice()[range].to_vec()))
+                let mut copy = Vec::new();
+                if copy.try_reserve_exact(range.len()).is_err() {
+                    return Ok(Err(format!("cannot allocate {len} bytes to read")));
+                }
+                copy.extend_from_slice(&buffer.as_slice()[range]);
+                self.host.count_copied(copy.len());
+                Ok(Ok(copy))
             }
             Err(error) => Ok(Err(error.to_string())),
         }
@@ -319,7 +359,8 @@ impl HostBuffer for WorkerState {
     }
 
     fn drop(&mut self, buffer: Resource<Buffer>) -> wasmtime::Result<()> {
-        self.table.delete(buffer)?;
+        let buffer = self.table.delete(buffer)?;
+        self.buffer_bytes = self.buffer_bytes.saturating_sub(buffer.len());
         Ok(())
     }
 }
@@ -415,8 +456,9 @@ impl HostWorker for WorkerState {
         let id = self.next_child;
         self.next_child += 1;
         let parent = ParentLink::Worker { queue: self.queue.clone(), child: id };
-        // A child gets no capabilities and no channels: only what its parent sends it.
-        let options = WorkerOptions { name: options.name, ..WorkerOptions::default() };
+        // A child gets no capabilities and no channels (only what its parent sends it), and
+        // its parent's limits: spawning is no way around them.
+        let options = WorkerOptions { name: options.name, limits: self.limits, ..WorkerOptions::default() };
         let (sender, control, _) = match worker::spawn(&self.host, &component, options, parent, None) {
             Ok(spawned) => spawned,
             Err(error) => return Ok(Err(format!("cannot start a thread for {location}: {error}"))),

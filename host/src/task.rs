@@ -161,6 +161,8 @@ struct Shared {
     events: std_mpsc::Sender<Event>,
     /// The number of running workers, for those who watch it.
     running: tokio::sync::watch::Sender<usize>,
+    /// Notified whenever a task is answered (a place is free again).
+    capacity: tokio::sync::Notify,
 }
 
 /// A pool of task workers of one component. Cheap to clone; clones share the pool. When the
@@ -200,6 +202,7 @@ impl Pool {
             }),
             events,
             running: tokio::sync::watch::Sender::new(0),
+            capacity: tokio::sync::Notify::new(),
         });
         let dispatcher_shared = shared.clone();
         let dispatcher = std::thread::Builder::new()
@@ -260,6 +263,11 @@ impl Pool {
         let mut in_flight = 0usize;
         let mut done = 0usize;
         while done < total {
+            // Registered before trying, so that an answer between the try and the wait is seen.
+            let capacity = self.handle.shared.capacity.notified();
+            tokio::pin!(capacity);
+            capacity.as_mut().enable();
+            let mut full = false;
             while in_flight < window {
                 let Some((index, input)) = queue.pop_front() else { break };
                 let input = match input {
@@ -275,6 +283,7 @@ impl Pool {
                     Err(TaskError::Full) => {
                         // Wait for an answer, then try again.
                         queue.push_front((index, Ok(input)));
+                        full = true;
                         break;
                     }
                     Err(error) => {
@@ -285,6 +294,13 @@ impl Pool {
             }
             if done == total {
                 break;
+            }
+            if in_flight == 0 {
+                if full {
+                    // Other callers fill the pool: wait until any task is answered.
+                    capacity.await;
+                }
+                continue;
             }
             let Some((index, result)) = rx.recv().await else { break };
             in_flight -= 1;
@@ -484,6 +500,7 @@ impl Shared {
                 }
                 let Some(pending) = state.pending.remove(&id) else { return };
                 drop(state);
+                self.capacity.notify_waiters();
                 let result = match (answer.get("output"), answer.get("error")) {
                     (Some(output), _) => Ok(output.clone()),
                     (None, Some(error)) => Err(TaskError::Failed(error.as_str().map_or_else(|| error.to_string(), str::to_string))),

@@ -185,7 +185,7 @@ impl ParentLink {
 
     /// Tells the parent how the worker ended. A worker parent is not told of a terminate:
     /// it terminated the child itself, or has ended itself.
-    fn exit(self, exit: Exit) {
+    fn exit(self, exit: Exit, host: &Host) {
         match self {
             ParentLink::Host(sink) => sink(match exit {
                 Exit::Failed(error) => WorkerEvent::Error(error),
@@ -199,8 +199,9 @@ impl ParentLink {
                 };
             }
             ParentLink::None => match exit {
-                // Nobody to tell; the chapter reports a shared worker's errors to the console.
-                Exit::Failed(error) => tracing::warn!("{error}"),
+                // No parent to tell: the host's watchers of shared workers hear of it (the
+                // chapter reports a shared worker's errors to the console).
+                Exit::Failed(error) => host.shared_worker_failed(error),
                 Exit::Closed(reason) => tracing::debug!(?reason, "shared worker ended"),
             },
         }
@@ -353,7 +354,16 @@ pub(crate) fn spawn(
         thread: Mutex::new(None),
     });
     let name = options.name.clone().unwrap_or_default();
-    let state = WorkerState::new(host.clone(), component, options, queue.clone(), control.clone(), parent, shared)?;
+    // Until the thread runs, a failure must undo what the new queue counted (the parent's
+    // keepalive, the host's busy workers).
+    let state = match WorkerState::new(host.clone(), component, options, queue.clone(), control.clone(), parent, shared) {
+        Ok(state) => state,
+        Err(error) => {
+            queue.close();
+            queue.finish();
+            return Err(error);
+        }
+    };
     let component = component.clone();
     let thread_name = if name.is_empty() { format!("worker {}", component.location()) } else { name };
     // A thread name cannot hold NUL, and the name may come from a guest.
@@ -364,15 +374,29 @@ pub(crate) fn spawn(
         Ok(thread) => *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread),
         Err(error) => {
             host.worker_stopped();
+            queue.close();
+            queue.finish();
             return Err(error);
         }
     }
     Ok((sender, control, queue))
 }
 
+/// Closes a worker's queue and counts it out, however its thread ends (even by a panic of
+/// the host's own code, which is a bug, but must not leave its parent or the host waiting).
+struct Finish(Arc<TaskQueue>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.0.close();
+        self.0.finish();
+    }
+}
+
 /// The body of a worker's thread.
 fn run(component: Component, state: WorkerState) {
     let queue = state.queue.clone();
+    let _finish = Finish(queue.clone());
     let control = state.control.clone();
     let mut store = Store::new(component.engine(), state);
     store.limiter(|state| state.limiter());
@@ -414,11 +438,10 @@ fn run(component: Component, state: WorkerState) {
         // Counted out before the parent hears of it, so that the count is exact for anyone
         // who has received the last event.
         host.worker_stopped();
-        parent.exit(exit);
+        parent.exit(exit, &host);
     });
-    // Only after the last event is queued at the parent, so that the parent cannot end idle
-    // before it has heard how this worker ended.
-    queue.finish();
+    // `_finish` counts the worker out only now, after the last event is queued at the parent,
+    // so that the parent cannot end idle before it has heard how this worker ended.
 }
 
 /// Runs tasks until the worker closes, is terminated, fails or is idle for good.
@@ -476,8 +499,11 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
             // posting cannot keep the worker's other tasks waiting.
             let queue = store.data().queue.clone();
             for _ in 0..PORT_BATCH {
-                let Ready::Message(id, message) = port.next_for(&queue) else { return Ok(()) };
-                deliver(store, guest, Source::Port(id), message)?;
+                match port.next_for(&queue) {
+                    Ready::Message(id, message) => deliver(store, guest, Source::Port(id), message)?,
+                    Ready::Closed(id) => return handlers.call_on_close(store, bindings::types::Source::Port(id)),
+                    Ready::Done => return Ok(()),
+                }
                 if store.data().closing || store.data().control.is_terminated() {
                     return Ok(());
                 }
@@ -485,11 +511,6 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
             port.yield_to(&queue);
             Ok(())
         }
-        Task::PortClosed(port) => match port.id_in(&store.data().queue) {
-            Some(id) => handlers.call_on_close(store, bindings::types::Source::Port(id)),
-            // It has left this worker since.
-            None => Ok(()),
-        },
         Task::Connect(port) => {
             let port = store.data_mut().adopt_port(port)?;
             handlers.call_on_connect(store, port)

@@ -114,6 +114,15 @@ fn ctrl_c_terminates_a_busy_worker_and_exits_130() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
+    // A watchdog: if the run ignores the signal, kill it, so that the test fails instead of
+    // hanging.
+    let pid = child.id().to_string();
+    let (done, watchdog) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watchdog.recv_timeout(support::EVENT_TIMEOUT) {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    });
     stdin.write_all(b"\"ready\"\n\"loop\"\n").unwrap();
     // The first answer shows that the run loop, and with it the Ctrl-C handler, is running;
     // the second that the worker is inside its endless loop.
@@ -130,4 +139,5 @@ fn ctrl_c_terminates_a_busy_worker_and_exits_130() {
     assert_eq!(out.status.code(), Some(130));
     assert!(text(&out.stderr).contains("interrupted"), "{}", text(&out.stderr));
     drop(stdin);
+    drop(done);
 }

@@ -130,6 +130,12 @@ fn every_kind_of_bad_manifest_gives_its_own_error_and_starts_nothing() {
         ("not a worker", format!("entry = \"a\"\n[workers.a]\ncomponent = \"{not_a_worker}\"\n"), ":3: workers.a.component: `"),
         ("missing dir", format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\ndirs = [{{ host = \"nope\", guest = \"/x\" }}]\n"), ":4: workers.a.dirs: `nope` is not a directory"),
         ("bad size", format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\nlimits = {{ memory = \"lots\" }}\n"), ":4: workers.a.limits.memory: `lots` is not a size"),
+        ("tiny memory", format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\nlimits = {{ memory = 0 }}\n"), ":4: workers.a.limits.memory: 0 bytes is too little"),
+        (
+            "channel end with a stray key",
+            format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\n[shared.s]\ncomponent = \"{echo}\"\n[[channels]]\na = {{ worker = \"a\", label = \"l\" }}\nb = {{ shared = \"s\", label = \"x\" }}\n"),
+            ":8: ",
+        ),
     ];
     for (what, toml, expected) in cases {
         let path = manifest(&dir, &toml);

@@ -52,6 +52,43 @@ fn a_port_the_host_started_reading_keeps_its_unread_messages_when_transferred() 
 }
 
 #[test]
+fn a_close_never_overtakes_the_messages_before_it() {
+    // More messages than one delivery batch, then a close, all before the port is even
+    // started at its new holder.
+    let (mine, theirs) = channel();
+    for i in 0..100 {
+        port_post(&mine, json!(i));
+    }
+    drop(mine);
+    let mut relay = spawn("relay");
+    relay.post_message(Message::json(&json!("report")).unwrap().with_port(theirs)).unwrap();
+    for i in 0..100 {
+        assert_eq!(next_json(&mut relay), json!({ "port-message": i }));
+    }
+    assert_eq!(next_json(&mut relay), json!({ "port-closed": 0 }));
+}
+
+#[test]
+fn buffers_count_against_the_memory_limit_of_a_worker_and_of_its_children() {
+    let host = Host::new().unwrap();
+    let relay = host.load(guest("relay")).unwrap();
+    let options = WorkerOptions {
+        limits: wasm_workers::Limits { memory: Some(8 << 20), ..Default::default() },
+        ..WorkerOptions::named("limited")
+    };
+    let mut worker = host.spawn(&relay, options).unwrap();
+    post(&worker, json!({ "create-buffer": 1 << 20 }));
+    assert_eq!(next_json(&mut worker), json!({ "created": 1 << 20 }));
+    post(&worker, json!({ "create-buffer": 64 << 20 }));
+    let refused = next_json(&mut worker);
+    assert!(refused["error"].as_str().unwrap().contains("memory limit"), "{refused}");
+    // A child is no way around the limit: it inherits it.
+    post(&worker, json!({ "spawn-create": 64 << 20 }));
+    let refused = next_json(&mut worker);
+    assert!(refused["error"].as_str().unwrap().contains("memory limit"), "{refused}");
+}
+
+#[test]
 fn a_closed_port_ends_the_other_ends_events() {
     let (mut one, two) = channel();
     port_post(&one, json!("sent before the close"));

@@ -11,6 +11,10 @@
 //!   use it again through the SDK, and posts the refusal: `{"refused": error}`.
 //! - `{"misuse": "raw-port"}`: the same through the raw handle, which the host refuses by
 //!   trapping this worker.
+//! - `"report"` with ports: each message on a port is posted up as `{"port-message": m}`, then
+//!   `{"port-closed": id}` when its other end closes.
+//! - `{"create-buffer": n}`: answers `{"created": n}` or `{"error": why}`;
+//!   `{"spawn-create": n}` asks a child relay to do it and passes its answer up.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -22,6 +26,12 @@ use wasm_workers_guest::{export_worker, post, post_with, Buffer, Child, MessageC
 enum Command {
     Forward(u32),
     Misuse(String),
+    /// At the end of the chain, report port messages to the parent instead of echoing them.
+    Report,
+    /// Create a buffer of this many bytes and say whether that worked.
+    CreateBuffer(u64),
+    /// Have a child relay create a buffer of this many bytes, and pass its answer up.
+    SpawnCreate(u64),
 }
 
 #[derive(Default)]
@@ -60,6 +70,24 @@ impl Worker for Relay {
         let Received { data, ports, buffers } = message;
         match data {
             Command::Forward(0) => self.end_of_chain(ports, buffers),
+            Command::Report => {
+                for port in ports {
+                    let id = port.id();
+                    port.on_message(|_: &mut Self, value: Value| post(&json!({ "port-message": value })))
+                        .on_close(move |_: &mut Self| post(&json!({ "port-closed": id })));
+                }
+            }
+            Command::CreateBuffer(len) => match Buffer::new(len) {
+                Ok(buffer) => post(&json!({ "created": buffer.len() })),
+                Err(error) => post(&json!({ "error": error })),
+            },
+            Command::SpawnCreate(len) => {
+                let child = Child::spawn("relay.wasm", Some("relay-child"))
+                    .expect("relay.wasm is beside this worker")
+                    .on_message(|_: &mut Self, answer: Value| post(&answer));
+                child.post(&json!({ "create-buffer": len }));
+                self.children.push(child);
+            }
             Command::Forward(n) => {
                 let child = Child::spawn("relay.wasm", Some(&format!("relay-{n}")))
                     .expect("relay.wasm is beside this worker")

@@ -12,14 +12,21 @@ use super::{RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let host = args.engine.host(args.hardware_concurrency)?;
+    let shared_failures = host.watch_shared_failures();
     let is_graph = args.path.extension().is_some_and(|ext| ext == "toml");
     let (entry, others) = if is_graph {
         if args.name.is_some() {
             anyhow::bail!("--name is for a single component: a graph's manifest names its workers");
         }
         let graph = super::graph::check(&args.path, &host)?;
-        let running = graph.start(&host)?;
-        (running.entry, running.others)
+        match graph.start(&host) {
+            Ok(running) => (running.entry, running.others),
+            Err(error) => {
+                // Some workers may have run: this is a failure of the run, not of its input.
+                eprintln!("error: cannot start the graph: {error}");
+                return Ok(ExitCode::from(EXIT_FAILED));
+            }
+        }
     } else {
         let component = host.load(&args.path)?;
         let name = args.name.clone().unwrap_or_else(|| {
@@ -32,7 +39,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let code = runtime.block_on(drive(&host, entry, others, lines));
+    let code = runtime.block_on(drive(&host, entry, others, lines, shared_failures));
     let _ = std::io::stdout().flush();
     if args.stats {
         print_stats(&host);
@@ -49,7 +56,9 @@ async fn drive(
     mut entry: WorkerHandle,
     others: Vec<(String, WorkerHandle)>,
     mut lines: mpsc::UnboundedReceiver<std::io::Result<String>>,
+    mut shared_failures: tokio::sync::broadcast::Receiver<wasm_workers::ErrorEvent>,
 ) -> u8 {
+    let mut shared_failed = false;
     // Registered now, before anything runs, so that no Ctrl-C is missed.
     let mut ctrl_c = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
         Ok(signal) => signal,
@@ -106,6 +115,11 @@ async fn drive(
                 eprintln!("wasm-workers: interrupted; the workers were terminated");
                 break EXIT_INTERRUPTED;
             }
+            Ok(error) = shared_failures.recv() => {
+                // A shared worker of the run failed: said now, and the run fails at its end.
+                eprintln!("error: {error}");
+                shared_failed = true;
+            }
             line = lines.recv(), if stdin_open => match line {
                 Some(Ok(line)) => {
                     line_number += 1;
@@ -148,6 +162,15 @@ async fn drive(
                 code = EXIT_FAILED;
             }
         }
+    }
+    // Wait for the entry worker's last event, so that its statistics are final.
+    while entry.recv().await.is_some() {}
+    while let Ok(error) = shared_failures.try_recv() {
+        eprintln!("error: {error}");
+        shared_failed = true;
+    }
+    if shared_failed && code == EXIT_OK {
+        code = EXIT_FAILED;
     }
     code
 }
