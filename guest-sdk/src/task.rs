@@ -327,8 +327,9 @@ impl<W: Worker> Pool<W> {
             });
             return;
         }
-        // One input per worker to start with; each answer brings the next.
-        for _ in 0..self.size() {
+        // Two inputs per worker to start with, so that a worker has its next input while its
+        // answer travels; each answer brings one more.
+        for _ in 0..2 * self.size() {
             feed(self, &map);
         }
     }

@@ -267,9 +267,19 @@ impl TaskQueue {
     pub(crate) fn release_keepalive(&self) {
         let mut state = self.lock();
         state.keepalive -= 1;
-        // Wake the receiver to decide again whether it is quiescent or idle.
         if state.keepalive == 0 && state.waiting {
-            self.wake(&mut state);
+            self.settle(&mut state);
+        }
+    }
+
+    /// The waiting receiver has lost its last keepalive: if it has no sender either it must
+    /// wake to end idle; otherwise it is quiescent now, which is recorded here, without waking
+    /// it (a wake-up per message would double the cost of a round trip).
+    fn settle(&self, state: &mut QueueState) {
+        if state.senders == 0 {
+            self.wake(state);
+        } else {
+            self.deactivate(state);
         }
     }
 
@@ -315,7 +325,12 @@ impl Drop for TaskSender {
             state.timers -= 1;
             state.keepalive -= 1;
             if state.keepalive == 0 && state.waiting {
-                self.queue.wake(&mut state);
+                self.queue.settle(&mut state);
+                if !state.quiet && state.waiting {
+                    // No timer left: it waits for nothing that can come by itself.
+                    state.quiet = true;
+                    self.queue.quiescence.leave();
+                }
             } else if state.timers == 0 && state.waiting && !state.quiet {
                 // It went to wait while this timer was pending, so it stayed counted busy:
                 // with no timer left it waits for nothing that can come by itself.
