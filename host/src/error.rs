@@ -30,16 +30,29 @@ pub enum LoadError {
     },
 }
 
-/// A worker's thread could not be started.
+/// A worker could not be started.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot start worker `{worker}` ({location}): {source}")]
-pub struct SpawnError {
-    /// The worker's name.
-    pub worker: String,
-    /// Its component's location.
-    pub location: String,
-    /// The operating system's error.
-    pub source: std::io::Error,
+pub enum SpawnError {
+    /// The operating system could not start its thread, or grant what it was given.
+    #[error("cannot start worker `{worker}` ({location}): {source}")]
+    Thread {
+        /// The worker's name.
+        worker: String,
+        /// Its component's location.
+        location: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A limit on the number of workers (of the host, or of the parent) was reached.
+    #[error("cannot start worker `{worker}` ({location}): {limit}")]
+    Limit {
+        /// The worker's name.
+        worker: String,
+        /// Its component's location.
+        location: String,
+        /// Which limit, and its value.
+        limit: String,
+    },
 }
 
 /// The host could not be created.

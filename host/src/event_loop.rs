@@ -284,13 +284,13 @@ impl TaskQueue {
     }
 
     /// Closes the queue: queued tasks are discarded and so is every later push. Returns the
-    /// number of tasks discarded.
+    /// number of messages discarded.
     pub(crate) fn close(&self) -> usize {
         let mut state = self.lock();
         state.closed = true;
         let discarded = std::mem::take(&mut state.tasks);
         drop(state);
-        discarded.len()
+        count_messages(&discarded)
     }
 
     /// Wakes the receiver with [`Next::Interrupted`], now and at every later `next`.
@@ -301,6 +301,11 @@ impl TaskQueue {
             self.wake(&mut state);
         }
     }
+}
+
+/// How many of `tasks` are messages (what a sender posted), as opposed to events.
+pub(crate) fn count_messages(tasks: &VecDeque<Task>) -> usize {
+    tasks.iter().filter(|task| matches!(task, Task::Message { .. })).count()
 }
 
 /// The right to post tasks to one worker. While one exists, the worker does not end idle;

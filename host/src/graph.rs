@@ -10,7 +10,7 @@
 //! args = ["--verbose"]                  # granted capabilities: nothing unless listed
 //! env = { LEVEL = "2" }
 //! dirs = [{ host = "data", guest = "/data", read-only = true }]
-//! limits = { memory = "64 MiB", table-elements = 10000, instances = 16 }
+//! limits = { memory = "64 MiB", table-elements = 10000, instances = 16, children = 8 }
 //! spawns = ["core.wasm"]                # children it spawns, for the picture only
 //!
 //! [shared.map]                          # a shared worker, by name
@@ -96,6 +96,7 @@ struct LimitsEntry {
     memory: Option<Spanned<Size>>,
     table_elements: Option<usize>,
     instances: Option<usize>,
+    children: Option<usize>,
 }
 
 /// A size in bytes: a number, or a string like `"64 MiB"`.
@@ -377,6 +378,7 @@ impl Graph {
                 memory: worker.limits.memory.as_ref().and_then(|m| m.get_ref().bytes().ok()).map(|b| b as usize),
                 table_elements: worker.limits.table_elements,
                 instances: worker.limits.instances,
+                children: worker.limits.children,
             };
             let capabilities = Capabilities {
                 args: worker.args.clone(),

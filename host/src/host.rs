@@ -27,6 +27,11 @@ pub struct HostConfig {
     pub hardware_concurrency: Option<u32>,
     /// The largest buffer a worker may create, in bytes; 4 GiB if `None`.
     pub max_buffer_len: Option<u64>,
+    /// How many workers may run at once in this host, children and shared workers included;
+    /// if `None`, as many as the kernel's limit on memory mappings safely allows (each worker
+    /// takes about a dozen), at most 100,000. Past it, spawning fails with
+    /// [`SpawnError::Limit`] instead of the process running out of mappings.
+    pub max_workers: Option<usize>,
     /// Where compiled components are cached on disk; no cache if `None`.
     ///
     /// The cache holds machine code that this process runs: the directory must be writable
@@ -72,8 +77,9 @@ struct HostInner {
     /// asking for one component compile it once, and different components compile in parallel.
     components: Mutex<HashMap<PathBuf, Arc<Mutex<Option<Component>>>>>,
     hardware_concurrency: u32,
-    /// Workers whose threads are running.
+    /// Workers whose threads are running (or are being started).
     live: AtomicUsize,
+    max_workers: usize,
     max_buffer_len: u64,
     /// Bytes copied into or out of buffers by guests.
     buffer_bytes_copied: AtomicU64,
@@ -86,6 +92,8 @@ struct HostInner {
     compiled: AtomicU64,
     cache_hits: AtomicU64,
     quiescence: Arc<Quiescence>,
+    dropped_receiver_gone: AtomicU64,
+    dropped_discarded: AtomicU64,
     /// Failures of workers that have no parent to tell (shared workers).
     shared_failures: tokio::sync::broadcast::Sender<ErrorEvent>,
 }
@@ -117,6 +125,7 @@ impl Host {
             components: Mutex::default(),
             hardware_concurrency: hardware_concurrency.max(1),
             live: AtomicUsize::new(0),
+            max_workers: config.max_workers.unwrap_or_else(default_max_workers).max(1),
             max_buffer_len: config.max_buffer_len.unwrap_or(DEFAULT_MAX_BUFFER_LEN),
             buffer_bytes_copied: AtomicU64::new(0),
             shared: SharedWorkers::default(),
@@ -127,6 +136,8 @@ impl Host {
             compiled: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             quiescence: Arc::default(),
+            dropped_receiver_gone: AtomicU64::new(0),
+            dropped_discarded: AtomicU64::new(0),
             shared_failures: tokio::sync::broadcast::Sender::new(64),
         })))
     }
@@ -180,16 +191,13 @@ impl Host {
     ///
     /// # Errors
     ///
-    /// [`SpawnError`] if the operating system cannot start a thread.
+    /// [`SpawnError::Limit`] if the host runs its limit of workers; [`SpawnError::Thread`] if
+    /// the operating system cannot start a thread or grant a directory.
     ///
     /// [`WorkerEvent::Error`]: crate::WorkerEvent::Error
     pub fn spawn(&self, component: &Component, options: WorkerOptions) -> Result<WorkerHandle, SpawnError> {
         let name = options.name.clone().unwrap_or_default();
-        worker::spawn_root(self, component, options).map_err(|source| SpawnError {
-            worker: name,
-            location: component.location().to_string(),
-            source,
-        })
+        worker::spawn_root(self, component, options).map_err(|failure| failure.into_error(&name, component.location()))
     }
 
     /// Connects to the shared worker named `name` (`new SharedWorker(url, name)`), starting it
@@ -272,6 +280,25 @@ impl Host {
         self.0.quiescence.wait().await;
     }
 
+    /// How many messages were dropped, by reason. (Messages on ports are not counted yet.)
+    pub fn dropped_messages(&self) -> DroppedMessages {
+        DroppedMessages {
+            receiver_gone: self.0.dropped_receiver_gone.load(Ordering::Relaxed),
+            discarded: self.0.dropped_discarded.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn count_dropped(&self, why: Dropped, messages: usize) {
+        if messages == 0 {
+            return;
+        }
+        let counter = match why {
+            Dropped::ReceiverGone => &self.0.dropped_receiver_gone,
+            Dropped::Discarded => &self.0.dropped_discarded,
+        };
+        counter.fetch_add(messages as u64, Ordering::Relaxed);
+    }
+
     /// Subscribes to the failures of shared workers, which have no parent to tell. A failure
     /// is also logged (at `error` level) whether or not anyone listens.
     pub fn watch_shared_failures(&self) -> tokio::sync::broadcast::Receiver<ErrorEvent> {
@@ -308,13 +335,49 @@ impl Host {
         self.0.live.load(Ordering::Acquire)
     }
 
-    pub(crate) fn worker_started(&self) {
-        self.0.live.fetch_add(1, Ordering::AcqRel);
+    /// Counts a worker in, unless the host runs its limit already.
+    pub(crate) fn reserve_worker(&self) -> bool {
+        let max = self.0.max_workers;
+        self.0.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| (live < max).then_some(live + 1)).is_ok()
+    }
+
+    /// The most workers this host runs at once.
+    pub fn max_workers(&self) -> usize {
+        self.0.max_workers
     }
 
     pub(crate) fn worker_stopped(&self) {
         self.0.live.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Why a message was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dropped {
+    /// Posted to a worker that had ended (closed, failed, terminated), or to no parent.
+    ReceiverGone,
+    /// Queued at a worker that closed or was terminated before running it.
+    Discarded,
+}
+
+/// How many messages between workers were dropped, by reason. Every message a worker posts
+/// to its parent or a child is either delivered or counted here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DroppedMessages {
+    /// Posted to a worker that had already ended (or, from a shared worker, to no parent).
+    pub receiver_gone: u64,
+    /// Queued at a worker that closed or was terminated before running it.
+    pub discarded: u64,
+}
+
+/// The default of [`HostConfig::max_workers`]: a twelfth of the kernel's limit on memory
+/// mappings per process (each worker takes about a dozen: thread stack and guard, signal
+/// stack, linear memory and its guard, tables), at most 100,000.
+fn default_max_workers() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .map_or(4096, |maps| (maps / 12).clamp(64, 100_000))
 }
 
 impl std::fmt::Debug for Host {

@@ -16,6 +16,8 @@ pub struct Limits {
     pub table_elements: Option<usize>,
     /// Core instances in the worker's component.
     pub instances: Option<usize>,
+    /// Children running at once (inherited, so it bounds every generation below too).
+    pub children: Option<usize>,
 }
 
 /// The store's limiter: enforces [`Limits`] and records the peak memory.

@@ -17,7 +17,7 @@ use crate::bindings::types::{self, Host as TypesHost, HostBuffer, HostMessagePor
 use crate::buffer::Buffer;
 use crate::engine::Component;
 use crate::event_loop::{Task, TaskQueue};
-use crate::host::Host;
+use crate::host::{Dropped, Host};
 use crate::message::Message;
 use crate::port::{self, MessagePort};
 use crate::stdio::GuestOutput;
@@ -380,7 +380,9 @@ impl ScopeHost for WorkerState {
 
     fn post_message(&mut self, message: types::Message) -> wasmtime::Result<()> {
         let message = self.lift_message(message)?;
-        self.parent.post(message);
+        if !self.parent.post(message) {
+            self.host.count_dropped(Dropped::ReceiverGone, 1);
+        }
         Ok(())
     }
 
@@ -429,7 +431,8 @@ impl ScopeHost for WorkerState {
         // The closing flag: what is queued is discarded now, and so is every later task
         // (posts to this worker fail from now on, and a shared worker is not reused).
         self.closing = true;
-        self.queue.close();
+        let discarded = self.queue.close();
+        self.host.count_dropped(Dropped::Discarded, discarded);
         Ok(())
     }
 
@@ -453,6 +456,12 @@ impl HostWorker for WorkerState {
             Ok(component) => component,
             Err(error) => return Ok(Err(error.to_string())),
         };
+        if let Some(max) = self.limits.children {
+            self.children.retain(|_, child| !child.has_stopped());
+            if self.children.len() >= max {
+                return Ok(Err(format!("cannot start `{location}`: this worker runs its limit of {max} children")));
+            }
+        }
         let id = self.next_child;
         self.next_child += 1;
         let parent = ParentLink::Worker { queue: self.queue.clone(), child: id };
@@ -461,7 +470,7 @@ impl HostWorker for WorkerState {
         let options = WorkerOptions { name: options.name, limits: self.limits, ..WorkerOptions::default() };
         let (sender, control, _) = match worker::spawn(&self.host, &component, options, parent, None) {
             Ok(spawned) => spawned,
-            Err(error) => return Ok(Err(format!("cannot start a thread for {location}: {error}"))),
+            Err(failure) => return Ok(Err(format!("cannot start `{location}`: {failure}"))),
         };
         if self.children.len() >= self.prune_at {
             self.children.retain(|_, child| !child.has_stopped());
@@ -479,7 +488,9 @@ impl HostWorker for WorkerState {
         let message = self.lift_message(message)?;
         let child = self.table.get(&worker)?;
         // A child that has ended discards the message, as a closed event loop does.
-        let _ = child.sender.send(Task::Message { source: Source::Parent, message });
+        if child.sender.send(Task::Message { source: Source::Parent, message }).is_err() {
+            self.host.count_dropped(Dropped::ReceiverGone, 1);
+        }
         Ok(())
     }
 

@@ -34,14 +34,9 @@ pub enum ConnectError {
         /// The component the client asked for.
         requested: String,
     },
-    /// Its thread could not be started.
-    #[error("cannot start shared worker `{name}`: {source}")]
-    Spawn {
-        /// The shared worker's name.
-        name: String,
-        /// The operating system's error.
-        source: std::io::Error,
-    },
+    /// It could not be started.
+    #[error(transparent)]
+    Spawn(#[from] crate::SpawnError),
 }
 
 #[derive(Default)]
@@ -93,7 +88,7 @@ impl SharedWorkers {
         };
         let options = WorkerOptions::named(name);
         let (sender, control, queue) = worker::spawn(host, component, options, ParentLink::None, Some(name.to_string()))
-            .map_err(|source| ConnectError::Spawn { name: name.to_string(), source })?;
+            .map_err(|failure| failure.into_error(name, component.location()))?;
         // The connect task goes first; the sender is dropped so that only clients (and what
         // the worker itself starts) keep it alive. If the worker already failed to start, the
         // task is refused and the client's port is closed at once.

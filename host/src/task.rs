@@ -377,12 +377,10 @@ impl Shared {
         if state.slots[slot].worker.is_none() {
             let generation = state.slots[slot].generation + 1;
             let events = self.events.clone();
-            let sink: worker::EventSink = Box::new(move |event| {
-                let _ = events.send(Event::Worker { slot, generation, event });
-            });
+            let sink: worker::EventSink = Box::new(move |event| events.send(Event::Worker { slot, generation, event }).is_ok());
             let options = WorkerOptions::named(format!("{}-{slot}", self.config.name));
             let (sender, control, _) = worker::spawn(&self.host, &self.component, options, ParentLink::Host(sink), None)
-                .map_err(|e| TaskError::Spawn(e.to_string()))?;
+                .map_err(|failure| TaskError::Spawn(failure.to_string()))?;
             state.slots[slot].generation = generation;
             state.slots[slot].worker = Some(SlotWorker { sender, control });
             state.live.insert((slot, generation));

@@ -18,7 +18,7 @@ use wasmtime::{Store, UpdateDeadline};
 use crate::bindings;
 use crate::engine::Component;
 use crate::event_loop::{Next, Task, TaskQueue, TaskSender};
-use crate::host::Host;
+use crate::host::{Dropped, Host};
 use crate::message::{check_json, Codec, Message};
 use crate::port::Ready;
 use crate::limits::Limits;
@@ -156,8 +156,9 @@ impl Control {
     }
 }
 
-/// Receives a host-parented worker's events, on the worker's thread.
-pub(crate) type EventSink = Box<dyn Fn(WorkerEvent) + Send + Sync>;
+/// Receives a host-parented worker's events, on the worker's thread; returns false if the
+/// receiving side is gone (the event is dropped).
+pub(crate) type EventSink = Box<dyn Fn(WorkerEvent) -> bool + Send + Sync>;
 
 /// Where a worker's messages and its end go.
 pub(crate) enum ParentLink {
@@ -172,14 +173,13 @@ pub(crate) enum ParentLink {
 }
 
 impl ParentLink {
-    /// Delivers a message to the parent; discarded if the parent has ended.
-    pub(crate) fn post(&self, message: Message) {
+    /// Delivers a message to the parent. Returns false if it was dropped: the parent has
+    /// ended (or there is none).
+    pub(crate) fn post(&self, message: Message) -> bool {
         match self {
             ParentLink::Host(sink) => sink(WorkerEvent::Message(message)),
-            ParentLink::Worker { queue, child } => {
-                let _ = queue.push(Task::Message { source: Source::Child(*child), message });
-            }
-            ParentLink::None => {}
+            ParentLink::Worker { queue, child } => queue.push(Task::Message { source: Source::Child(*child), message }).is_ok(),
+            ParentLink::None => false,
         }
     }
 
@@ -187,10 +187,12 @@ impl ParentLink {
     /// it terminated the child itself, or has ended itself.
     fn exit(self, exit: Exit, host: &Host) {
         match self {
-            ParentLink::Host(sink) => sink(match exit {
-                Exit::Failed(error) => WorkerEvent::Error(error),
-                Exit::Closed(reason) => WorkerEvent::Closed(reason),
-            }),
+            ParentLink::Host(sink) => {
+                sink(match exit {
+                    Exit::Failed(error) => WorkerEvent::Error(error),
+                    Exit::Closed(reason) => WorkerEvent::Closed(reason),
+                });
+            }
             ParentLink::Worker { queue, child } => {
                 let _ = match exit {
                     Exit::Failed(error) => queue.push(Task::ChildError { child, error }),
@@ -317,17 +319,48 @@ pub struct ChildWorker {
     pub(crate) control: Arc<Control>,
 }
 
+/// Why a worker could not be started.
+pub(crate) enum SpawnFailure {
+    /// A worker-count limit.
+    Limit(String),
+    /// The operating system.
+    Os(std::io::Error),
+}
+
+impl From<std::io::Error> for SpawnFailure {
+    fn from(error: std::io::Error) -> Self {
+        SpawnFailure::Os(error)
+    }
+}
+
+impl SpawnFailure {
+    pub(crate) fn into_error(self, worker: &str, location: &str) -> crate::SpawnError {
+        let (worker, location) = (worker.to_string(), location.to_string());
+        match self {
+            SpawnFailure::Limit(limit) => crate::SpawnError::Limit { worker, location, limit },
+            SpawnFailure::Os(source) => crate::SpawnError::Thread { worker, location, source },
+        }
+    }
+}
+
+impl fmt::Display for SpawnFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnFailure::Limit(limit) => f.write_str(limit),
+            SpawnFailure::Os(error) => write!(f, "{error}"),
+        }
+    }
+}
+
 /// Spawns a worker whose messages and end go to the host program.
 pub(crate) fn spawn_root(
     host: &Host,
     component: &Component,
     options: WorkerOptions,
-) -> std::io::Result<WorkerHandle> {
+) -> Result<WorkerHandle, SpawnFailure> {
     let (events_tx, events) = mpsc::unbounded_channel();
     let name = options.name.clone().unwrap_or_default();
-    let sink: EventSink = Box::new(move |event| {
-        let _ = events_tx.send(event);
-    });
+    let sink: EventSink = Box::new(move |event| events_tx.send(event).is_ok());
     let (sender, control, _) = spawn(host, component, options, ParentLink::Host(sink), None)?;
     Ok(WorkerHandle { name, sender: Some(sender), events, control })
 }
@@ -340,7 +373,11 @@ pub(crate) fn spawn(
     options: WorkerOptions,
     parent: ParentLink,
     shared: Option<String>,
-) -> std::io::Result<(TaskSender, Arc<Control>, Arc<TaskQueue>)> {
+) -> Result<(TaskSender, Arc<Control>, Arc<TaskQueue>), SpawnFailure> {
+    // Counted in before anything is made, and out again on every failure below.
+    if !host.reserve_worker() {
+        return Err(SpawnFailure::Limit(format!("this host runs its limit of {} workers", host.max_workers())));
+    }
     let parent_queue = match &parent {
         ParentLink::Worker { queue, .. } => Some(queue.clone()),
         ParentLink::Host(_) | ParentLink::None => None,
@@ -359,16 +396,16 @@ pub(crate) fn spawn(
     let state = match WorkerState::new(host.clone(), component, options, queue.clone(), control.clone(), parent, shared) {
         Ok(state) => state,
         Err(error) => {
+            host.worker_stopped();
             queue.close();
             queue.finish();
-            return Err(error);
+            return Err(error.into());
         }
     };
     let component = component.clone();
     let thread_name = if name.is_empty() { format!("worker {}", component.location()) } else { name };
     // A thread name cannot hold NUL, and the name may come from a guest.
     let thread_name = thread_name.replace('\0', "\u{FFFD}");
-    host.worker_started();
     let thread = std::thread::Builder::new().name(thread_name).spawn(move || run(component, state));
     match thread {
         Ok(thread) => *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread),
@@ -376,7 +413,7 @@ pub(crate) fn spawn(
             host.worker_stopped();
             queue.close();
             queue.finish();
-            return Err(error);
+            return Err(error.into());
         }
     }
     Ok((sender, control, queue))
@@ -425,6 +462,7 @@ fn run(component: Component, state: WorkerState) {
         exit => exit,
     };
     let discarded = queue.close();
+    store.data().host().count_dropped(Dropped::Discarded, discarded);
     let state = store.into_data();
     tracing::debug!(worker = %state.name, discarded, "worker ended");
     state.record_end(match &exit {
@@ -455,19 +493,27 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
         }
         while let Some(task) = batch.pop_front() {
             if store.data().control.is_terminated() {
+                discard(store, &batch, usize::from(matches!(task, Task::Message { .. })));
                 return Exit::Closed(CloseReason::Terminated);
             }
             if let Err(error) = run_task(store, guest, task) {
+                discard(store, &batch, 0);
                 return failure(store, "trapped", &error);
             }
             // `report-error` describes only a trap of the task that called it.
             store.data_mut().reported_error = None;
             if store.data().closing {
                 // The closing flag: tasks still queued (here and in the queue) are discarded.
+                discard(store, &batch, 0);
                 return Exit::Closed(CloseReason::Closed);
             }
         }
     }
+}
+
+/// Counts the messages left in `batch` (plus `extra` taken out of it) as discarded.
+fn discard(store: &Store<WorkerState>, batch: &VecDeque<Task>, extra: usize) {
+    store.data().host().count_dropped(Dropped::Discarded, crate::event_loop::count_messages(batch) + extra);
 }
 
 /// How many messages one `PortReady` task delivers before yielding to other tasks.

@@ -316,3 +316,69 @@ fn a_component_is_compiled_once_per_host() {
     assert_eq!(next_json(&mut one), json!(1));
     assert_eq!(next_json(&mut two), json!(2));
 }
+
+#[test]
+fn a_host_refuses_workers_past_its_limit_with_a_typed_error() {
+    let host = Host::with_config(HostConfig { max_workers: Some(2), ..HostConfig::default() }).unwrap();
+    let echo = host.load(guest("echo")).unwrap();
+    let mut first = host.spawn(&echo, WorkerOptions::named("one")).unwrap();
+    let _second = host.spawn(&echo, WorkerOptions::named("two")).unwrap();
+    match host.spawn(&echo, WorkerOptions::named("three")) {
+        Err(error @ wasm_workers::SpawnError::Limit { .. }) => assert!(error.to_string().contains("limit of 2 workers"), "{error}"),
+        other => panic!("expected the worker limit, got {other:?}"),
+    }
+    // A place frees up when a worker ends.
+    first.terminate();
+    expect_closed(&mut first, CloseReason::Terminated);
+    let mut third = host.spawn(&echo, WorkerOptions::named("three")).unwrap();
+    post(&third, json!("in"));
+    assert_eq!(next_json(&mut third), "in");
+}
+
+#[test]
+fn a_worker_cannot_spawn_more_children_than_its_limit() {
+    let host = Host::new().unwrap();
+    let supervisor = host.load(guest("supervisor")).unwrap();
+    let options = WorkerOptions {
+        limits: wasm_workers::Limits { children: Some(2), ..Default::default() },
+        ..WorkerOptions::named("supervisor")
+    };
+    let mut worker = host.spawn(&supervisor, options).unwrap();
+    let spec = json!({ "location": "echo.wasm" });
+    post(&worker, json!({ "spawn": [spec, spec, spec] }));
+    let report = next_json(&mut worker);
+    assert_eq!(report["child"], 2);
+    assert!(report["spawn-error"].as_str().unwrap().contains("limit of 2 children"), "{report}");
+}
+
+#[test]
+fn every_message_is_delivered_or_counted_as_dropped() {
+    let host = Host::new().unwrap();
+    // Host to worker: refused posts are errors the caller sees; the rest are delivered or
+    // counted as discarded when the worker closed.
+    let echo = host.load(guest("echo")).unwrap();
+    let mut worker = host.spawn(&echo, WorkerOptions::named("echo")).unwrap();
+    let mut refused = 0;
+    for word in ["a", "close", "b", "c"] {
+        if worker.post_message(Message::json(&word).unwrap()).is_err() {
+            refused += 1;
+        }
+    }
+    assert_eq!(next_json(&mut worker), "a");
+    assert_eq!(next_json(&mut worker), "close");
+    expect_closed(&mut worker, CloseReason::Closed);
+    let dropped = host.dropped_messages();
+    assert_eq!(refused + dropped.discarded, 2, "{dropped:?}");
+
+    // Worker to worker: the supervisor's last message to its closed child is counted.
+    let before = host.dropped_messages();
+    let supervisor = host.load(guest("supervisor")).unwrap();
+    let mut worker = host.spawn(&supervisor, WorkerOptions::named("supervisor")).unwrap();
+    post(&worker, json!({ "spawn": [{ "location": "echo.wasm", "messages": ["x", "close", "y"] }] }));
+    assert_eq!(next_json(&mut worker), json!({ "child": 0, "message": "x" }));
+    assert_eq!(next_json(&mut worker), json!({ "child": 0, "message": "close" }));
+    assert_eq!(next_json(&mut worker), json!({ "child": 0, "closed": true }));
+    let after = host.dropped_messages();
+    let lost = (after.receiver_gone - before.receiver_gone) + (after.discarded - before.discarded);
+    assert_eq!(lost, 1, "\"y\" was dropped and counted: {after:?}");
+}

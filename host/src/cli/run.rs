@@ -231,6 +231,12 @@ fn print_stats(host: &Host) {
     }
     let (compiled, cached) = host.compile_counts();
     let _ = writeln!(out, "components: {compiled} compiled, {cached} from the cache");
+    let dropped = host.dropped_messages();
+    let _ = writeln!(
+        out,
+        "messages dropped: {} posted to a worker that had ended, {} discarded by a worker that closed or was terminated",
+        dropped.receiver_gone, dropped.discarded
+    );
 }
 
 /// Reads stdin line by line on a thread of its own.
