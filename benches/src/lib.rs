@@ -48,24 +48,7 @@ pub fn answer(worker: &mut WorkerHandle) -> Message {
     }
 }
 
-/// Whether `n` is prime, by trial division: the same algorithm as the `core` and
-/// `primes-task` guests.
-pub fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    if n % 2 == 0 {
-        return n == 2;
-    }
-    let mut d = 3;
-    while d * d <= n {
-        if n % d == 0 {
-            return false;
-        }
-        d += 2;
-    }
-    true
-}
+pub use prime_count::is_prime;
 
 /// Native baseline of the delegation example: `k` threads, equal ranges of `0..n`, results
 /// over a channel; thread spawning included.

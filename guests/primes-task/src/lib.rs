@@ -9,23 +9,6 @@ struct Range {
     to: u64,
 }
 
-fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    if n % 2 == 0 {
-        return n == 2;
-    }
-    let mut d = 3;
-    while d * d <= n {
-        if n % d == 0 {
-            return false;
-        }
-        d += 2;
-    }
-    true
-}
-
 #[derive(Default)]
 struct PrimesTask;
 
@@ -34,7 +17,7 @@ impl TaskWorker for PrimesTask {
     type Output = u64;
 
     fn run(&mut self, range: Range) -> Result<u64, String> {
-        Ok((range.from..range.to).filter(|&n| is_prime(n)).count() as u64)
+        Ok(prime_count::count(range.from, range.to))
     }
 }
 
