@@ -1,39 +1,15 @@
 //! What the benchmarks share: the bundled guests (built on first use), a host, waiting for a
 //! worker's answer, and the native-threads baselines each wasm figure is compared with.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::mpsc;
-use std::sync::OnceLock;
 
 use wasm_workers::{Component, Host, Message, WorkerEvent, WorkerHandle};
 
-/// The directory of the built guest components; the first call builds them.
-pub fn guests_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("benches/ has a parent");
-        let target = root.join("target").join("guests");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(root.join("guests").join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("cargo can be run to build the guests");
-        assert!(status.success(), "building the guests failed (is the wasm32-wasip2 target installed?)");
-        target.join("wasm32-wasip2").join("release")
-    })
-}
+pub use guest_build::guests_dir;
 
-/// Loads guest `name` (as cargo names its component) on `host`.
+/// Loads guest `name` on `host`.
 pub fn load(host: &Host, name: &str) -> Component {
-    host.load(guests_dir().join(format!("{}.wasm", name.replace('-', "_")))).expect("the guest loads")
+    host.load(guest_build::guest(name)).expect("the guest loads")
 }
 
 /// The next message from `worker`, blocking.

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{LazyLock, OnceLock};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -15,40 +15,8 @@ use wasm_workers::{CloseReason, ErrorEvent, Host, Message, WorkerEvent, WorkerHa
 /// How long any one event may take before a test fails. Generous: it only bounds a hang.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The directory of the built guest components. The first call builds them, with their own
-/// target dir so as not to wait on the lock of the `cargo test` that runs us.
-pub fn guests_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent");
-        let target = root.join("target").join("guests");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(root.join("guests").join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .output()
-            .expect("cargo can be run to build the guests");
-        assert!(
-            output.status.success(),
-            "building the guests failed (is the wasm32-wasip2 target installed?):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        target.join("wasm32-wasip2").join("release")
-    })
-}
-
-/// The path of guest `name` (`echo`, `shared-hello`, ...). Cargo names a library's
-/// component after the crate with `_` for `-` (`shared_hello.wasm`), a binary's as the crate.
-pub fn guest(name: &str) -> PathBuf {
-    let library = guests_dir().join(format!("{}.wasm", name.replace('-', "_")));
-    if library.exists() { library } else { guests_dir().join(format!("{name}.wasm")) }
-}
+#[allow(unused_imports, reason = "each test binary uses a different part")]
+pub use guest_build::{guest, guests_dir};
 
 /// One host for the whole test binary, so that each guest is compiled once.
 pub fn host() -> &'static Host {
