@@ -184,15 +184,24 @@ impl TaskQueue {
         }
     }
 
-    /// Wakes the receiver if it waits, counting it busy again first: whatever woke it may
-    /// make it run.
-    fn wake(&self, state: &mut QueueState) {
+    /// Marks the receiver to be woken if it waits, counting it busy again first: whatever
+    /// woke it may make it run. Returns whether it must be notified, which the caller does
+    /// with [`notify`](Self::notify) after unlocking: a receiver notified under the lock
+    /// would wake only to block on it again (two more context switches per message when
+    /// both threads share a CPU).
+    #[must_use = "a receiver marked to be woken must be notified"]
+    fn wake(&self, state: &mut QueueState) -> bool {
         if std::mem::take(&mut state.quiet) {
             self.quiescence.enter();
         }
-        if state.waiting {
-            // Clear the flag so that a burst of pushes wakes the receiver once.
-            state.waiting = false;
+        // Clear the flag so that a burst of pushes wakes the receiver once.
+        std::mem::take(&mut state.waiting)
+    }
+
+    /// Unlocks `state`, then notifies the receiver if `notify` says so.
+    fn unlock_and_notify(&self, state: MutexGuard<'_, QueueState>, notify: bool) {
+        drop(state);
+        if notify {
             self.ready.notify_one();
         }
     }
@@ -254,7 +263,8 @@ impl TaskQueue {
         }
         state.tasks.push_back(task);
         self.activate(&mut state);
-        self.wake(&mut state);
+        let notify = self.wake(&mut state);
+        self.unlock_and_notify(state, notify);
         Ok(())
     }
 
@@ -267,19 +277,21 @@ impl TaskQueue {
     pub(crate) fn release_keepalive(&self) {
         let mut state = self.lock();
         state.keepalive -= 1;
-        if state.keepalive == 0 && state.waiting {
-            self.settle(&mut state);
-        }
+        let notify = state.keepalive == 0 && state.waiting && self.settle(&mut state);
+        self.unlock_and_notify(state, notify);
     }
 
     /// The waiting receiver has lost its last keepalive: if it has no sender either it must
     /// wake to end idle; otherwise it is quiescent now, which is recorded here, without waking
-    /// it (a wake-up per message would double the cost of a round trip).
-    fn settle(&self, state: &mut QueueState) {
+    /// it (a wake-up per message would double the cost of a round trip). Returns whether the
+    /// receiver must be notified.
+    #[must_use = "a receiver marked to be woken must be notified"]
+    fn settle(&self, state: &mut QueueState) -> bool {
         if state.senders == 0 {
-            self.wake(state);
+            self.wake(state)
         } else {
             self.deactivate(state);
+            false
         }
     }
 
@@ -297,9 +309,8 @@ impl TaskQueue {
     pub(crate) fn interrupt(&self) {
         let mut state = self.lock();
         state.interrupted = true;
-        if state.waiting {
-            self.wake(&mut state);
-        }
+        let notify = state.waiting && self.wake(&mut state);
+        self.unlock_and_notify(state, notify);
     }
 }
 
@@ -326,11 +337,12 @@ impl TaskSender {
 impl Drop for TaskSender {
     fn drop(&mut self) {
         let mut state = self.queue.lock();
+        let mut notify = false;
         if self.keepalive {
             state.timers -= 1;
             state.keepalive -= 1;
             if state.keepalive == 0 && state.waiting {
-                self.queue.settle(&mut state);
+                notify = self.queue.settle(&mut state);
                 if !state.quiet && state.waiting {
                     // No timer left: it waits for nothing that can come by itself.
                     state.quiet = true;
@@ -342,12 +354,11 @@ impl Drop for TaskSender {
                 state.quiet = true;
                 self.queue.quiescence.leave();
             }
-            return;
+        } else {
+            state.senders -= 1;
+            notify = state.senders == 0 && state.keepalive == 0 && state.waiting && self.queue.wake(&mut state);
         }
-        state.senders -= 1;
-        if state.senders == 0 && state.keepalive == 0 && state.waiting {
-            self.queue.wake(&mut state);
-        }
+        self.queue.unlock_and_notify(state, notify);
     }
 }
 
