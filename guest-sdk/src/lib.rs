@@ -348,8 +348,8 @@ impl FromMessage for RawMessage {
 ///
 /// If something in `transfer` was already transferred away; nothing is sent then.
 pub fn post_raw(codec: Codec, data: Vec<u8>, transfer: Transfer) -> Result<(), PostError> {
-    let (ports, buffers) = transfer.take()?;
-    scope::post_message(types::Message { codec: codec.into(), data, ports, buffers });
+    let transfer = transfer.take()?;
+    scope::post_message(types::Message { codec: codec.into(), data, transfer });
     Ok(())
 }
 
@@ -382,7 +382,7 @@ impl Transfer {
 
     /// Takes the handles out, detaching them; all or nothing. Naming one port or buffer
     /// twice is refused, as `postMessage` refuses duplicates in its transfer list.
-    fn take(self) -> Result<(Vec<types::MessagePort>, Vec<types::Buffer>), PostError> {
+    fn take(self) -> Result<Vec<types::Transferable>, PostError> {
         let detached = self.ports.iter().any(|p| p.0.handle.borrow().is_none())
             || self.buffers.iter().any(|b| b.0.borrow().is_none());
         let duplicate = self.ports.iter().enumerate().any(|(i, p)| self.ports[..i].iter().any(|q| Rc::ptr_eq(&p.0, &q.0)))
@@ -390,9 +390,9 @@ impl Transfer {
         if detached || duplicate {
             return Err(PostError::Detached);
         }
-        let ports = self.ports.iter().filter_map(Port::take_handle).collect();
-        let buffers = self.buffers.iter().filter_map(|b| b.0.borrow_mut().take()).collect();
-        Ok((ports, buffers))
+        let ports = self.ports.iter().filter_map(Port::take_handle).map(types::Transferable::Port);
+        let buffers = self.buffers.iter().filter_map(|b| b.0.borrow_mut().take()).map(types::Transferable::Buffer);
+        Ok(ports.chain(buffers).collect())
     }
 }
 
@@ -428,14 +428,14 @@ pub fn decode<T: DeserializeOwned>(codec: Codec, data: &[u8]) -> Result<T, Strin
 }
 
 fn message(codec: Codec, data: Vec<u8>) -> types::Message {
-    types::Message { codec: codec.into(), data, ports: Vec::new(), buffers: Vec::new() }
+    types::Message { codec: codec.into(), data, transfer: Vec::new() }
 }
 
 /// Encodes `value` as JSON into a message transferring `transfer`.
 fn message_with<T: Serialize + ?Sized>(value: &T, transfer: Transfer) -> Result<types::Message, PostError> {
     let (codec, data) = encode(Codec::Json, value)?;
-    let (ports, buffers) = transfer.take()?;
-    Ok(types::Message { codec: codec.into(), data, ports, buffers })
+    let transfer = transfer.take()?;
+    Ok(types::Message { codec: codec.into(), data, transfer })
 }
 
 /// Posts `value` to this worker's parent as JSON (`postMessage`).
@@ -478,6 +478,7 @@ pub fn post_bytes(codec: Codec, data: Vec<u8>) {
 /// Closes this worker (`close()`): the current handler runs to its end, every queued and
 /// later event is discarded, and the parent learns that this worker closed.
 pub fn close() {
+    CLOSING.set(true);
     scope::close();
 }
 
@@ -789,12 +790,23 @@ pub fn clear_timer(id: u32) {
     }
 }
 
+/// The ports and buffers transferred with a message that arrived.
+fn received(transfer: Vec<types::Transferable>) -> (Vec<Port>, Vec<Buffer>) {
+    let (mut ports, mut buffers) = (Vec::new(), Vec::new());
+    for object in transfer {
+        match object {
+            types::Transferable::Port(port) => ports.push(Port::from_handle(port)),
+            types::Transferable::Buffer(buffer) => buffers.push(Buffer::from_handle(buffer)),
+        }
+    }
+    (ports, buffers)
+}
+
 /// Wraps a typed callback as one that decodes the raw message first.
 fn typed<W: Worker, T: FromMessage + 'static>(source: Source, mut f: impl FnMut(&mut W, T) + 'static) -> MessageCallback<W> {
     Box::new(move |worker: &mut W, message: types::Message| {
         let codec = Codec::from(message.codec);
-        let mut ports = message.ports.into_iter().map(Port::from_handle).collect();
-        let mut buffers = message.buffers.into_iter().map(Buffer::from_handle).collect();
+        let (mut ports, mut buffers) = received(message.transfer);
         match T::from_message(codec, &message.data, &mut ports, &mut buffers) {
             Ok(value) => f(worker, value),
             Err(reason) => worker.on_message_error(MessageError { source, codec, data: message.data, reason }),
@@ -852,6 +864,8 @@ impl Entry {
 }
 
 thread_local! {
+    /// Set by [`close`]: the events still to come in this call are discarded.
+    static CLOSING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The worker's state, created before its first event.
     static WORKER: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
     /// Live children, by id.
@@ -1054,9 +1068,22 @@ pub mod dispatch {
         MessageError { source, codec: message.codec.into(), data: message.data, reason }
     }
 
-    /// `on-message`.
-    pub fn on_message<W: Worker>(source: types::Source, message: types::Message) {
+    /// Dispatches one message event; whether it was handled (false: its source child or
+    /// port has been let go of, and the message is discarded).
+    fn on_message<W: Worker>(
+        source: types::Source,
+        codec: types::Codec,
+        data: &[u8],
+        transfer: Vec<types::Transferable>,
+        error: Option<String>,
+    ) -> bool {
         let source = Source::from(source);
+        let message = |transfer| types::Message { codec, data: data.to_vec(), transfer };
+        if let Some(reason) = error {
+            let error = message_error(source, message(transfer), reason);
+            with_worker(|worker: &mut W| worker.on_message_error(error));
+            return true;
+        }
         fn deliver<W>(message: types::Message) -> impl FnOnce(&mut W, &mut Callbacks<W>) {
             move |worker, callbacks| {
                 if let Some(on_message) = &mut callbacks.on_message {
@@ -1065,37 +1092,47 @@ pub mod dispatch {
             }
         }
         match source {
+            // The common case decodes straight from the burst's bytes.
             Source::Parent => with_worker(|worker: &mut W| {
-                let codec = Codec::from(message.codec);
-                let mut ports = message.ports.into_iter().map(Port::from_handle).collect();
-                let mut buffers = message.buffers.into_iter().map(Buffer::from_handle).collect();
-                match W::Message::from_message(codec, &message.data, &mut ports, &mut buffers) {
+                let codec = Codec::from(codec);
+                let (mut ports, mut buffers) = received(transfer);
+                match W::Message::from_message(codec, data, &mut ports, &mut buffers) {
                     Ok(value) => worker.on_message(value),
                     Err(reason) => {
-                        worker.on_message_error(MessageError { source, codec, data: message.data, reason })
+                        worker.on_message_error(MessageError { source, codec, data: data.to_vec(), reason })
                     }
                 }
+                true
             }),
             // A child or port this worker let go of can have messages in flight: they find no
-            // entry and are dropped.
-            Source::Child(id) => {
-                with_entry(&CHILDREN, id, false, deliver::<W>(message));
-            }
-            Source::Port(id) => {
-                with_entry(&PORTS, id, false, deliver::<W>(message));
+            // entry and are discarded.
+            Source::Child(id) => with_entry(&CHILDREN, id, false, deliver::<W>(message(transfer))).is_some(),
+            Source::Port(id) => with_entry(&PORTS, id, false, deliver::<W>(message(transfer))).is_some(),
+        }
+    }
+
+    /// `on-messages`: each event of the burst in turn, until the worker closes. Returns how
+    /// many were discarded.
+    pub fn on_messages<W: Worker>(burst: types::MessageBurst) -> u32 {
+        let types::MessageBurst { events, data, transfer } = burst;
+        let mut transfer = transfer.into_iter();
+        let mut at = 0;
+        let mut discarded = 0;
+        for event in events {
+            let end = at + event.len as usize;
+            let bytes = data.get(at..end).unwrap_or_default();
+            at = end;
+            let moved = transfer.by_ref().take(event.transferred as usize).collect();
+            if CLOSING.get() || !on_message::<W>(event.source, event.codec, bytes, moved, event.error) {
+                discarded += 1;
             }
         }
+        discarded
     }
 
     /// `on-start`.
     pub fn on_start<W: Worker>() {
         with_worker(|worker: &mut W| worker.on_start());
-    }
-
-    /// `on-message-error`.
-    pub fn on_message_error<W: Worker>(source: types::Source, error: types::MessageError) {
-        let error = message_error(source.into(), error.message, error.reason);
-        with_worker(|worker: &mut W| worker.on_message_error(error));
     }
 
     /// `on-error`.
@@ -1171,18 +1208,8 @@ macro_rules! export_worker {
                     $crate::__private::dispatch::on_start::<$worker>()
                 }
 
-                fn on_message(
-                    source: $crate::__private::wasm_workers::worker::types::Source,
-                    message: $crate::__private::wasm_workers::worker::types::Message,
-                ) {
-                    $crate::__private::dispatch::on_message::<$worker>(source, message)
-                }
-
-                fn on_message_error(
-                    source: $crate::__private::wasm_workers::worker::types::Source,
-                    error: $crate::__private::wasm_workers::worker::types::MessageError,
-                ) {
-                    $crate::__private::dispatch::on_message_error::<$worker>(source, error)
+                fn on_messages(burst: $crate::__private::wasm_workers::worker::types::MessageBurst) -> u32 {
+                    $crate::__private::dispatch::on_messages::<$worker>(burst)
                 }
 
                 fn on_error(

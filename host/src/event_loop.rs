@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::message::Message;
 use crate::port::{MessagePort, PortCore};
@@ -104,6 +105,11 @@ pub(crate) struct TaskQueue {
     /// this queue's lock may be held while taking the parent's, never the other way round.
     parent: Option<Arc<TaskQueue>>,
     quiescence: Arc<Quiescence>,
+    /// Bumped by every push and interrupt, so that a spinning receiver sees them without
+    /// taking the lock.
+    pushes: AtomicUsize,
+    /// How long [`next`](Self::next) spins before it sleeps.
+    spin: Duration,
 }
 
 struct QueueState {
@@ -129,7 +135,11 @@ struct QueueState {
 impl TaskQueue {
     /// A new queue and its first sender. With a `parent`, the new worker starts active,
     /// counted as a keepalive there; it starts busy in `quiescence`.
-    pub(crate) fn new(parent: Option<Arc<TaskQueue>>, quiescence: Arc<Quiescence>) -> (Arc<TaskQueue>, TaskSender) {
+    pub(crate) fn new(
+        parent: Option<Arc<TaskQueue>>,
+        quiescence: Arc<Quiescence>,
+        spin: Duration,
+    ) -> (Arc<TaskQueue>, TaskSender) {
         if let Some(parent) = &parent {
             parent.acquire_keepalive();
         }
@@ -149,6 +159,8 @@ impl TaskQueue {
             ready: Condvar::new(),
             parent,
             quiescence,
+            pushes: AtomicUsize::new(0),
+            spin,
         });
         let sender = TaskSender { queue: queue.clone(), keepalive: false };
         (queue, sender)
@@ -222,8 +234,11 @@ impl TaskQueue {
 
     /// Blocks until there are tasks, the worker is interrupted, or it is idle for good, and
     /// moves all queued tasks into `batch` (which must be empty).
+    ///
+    /// Before it sleeps it spins for up to the queue's spin time, without the lock.
     pub(crate) fn next(&self, batch: &mut VecDeque<Task>) -> Next {
         let mut state = self.lock();
+        let mut spun = self.spin.is_zero();
         loop {
             if state.interrupted {
                 return Next::Interrupted;
@@ -238,6 +253,19 @@ impl TaskQueue {
                     state.closed = true;
                     return Next::Idle;
                 }
+            }
+            if !spun {
+                spun = true;
+                let seen = self.pushes.load(Ordering::Acquire);
+                drop(state);
+                let start = Instant::now();
+                while self.pushes.load(Ordering::Acquire) == seen && start.elapsed() < self.spin {
+                    std::hint::spin_loop();
+                }
+                state = self.lock();
+                continue;
+            }
+            if state.keepalive == 0 {
                 // Quiescent: only the parent can wake this worker now.
                 self.deactivate(&mut state);
             }
@@ -262,6 +290,7 @@ impl TaskQueue {
             return Err(task);
         }
         state.tasks.push_back(task);
+        self.pushes.fetch_add(1, Ordering::Release);
         self.activate(&mut state);
         let notify = self.wake(&mut state);
         self.unlock_and_notify(state, notify);
@@ -309,6 +338,7 @@ impl TaskQueue {
     pub(crate) fn interrupt(&self) {
         let mut state = self.lock();
         state.interrupted = true;
+        self.pushes.fetch_add(1, Ordering::Release);
         let notify = state.waiting && self.wake(&mut state);
         self.unlock_and_notify(state, notify);
     }
@@ -373,7 +403,7 @@ mod tests {
 
     #[test]
     fn tasks_arrive_in_order_in_one_batch() {
-        let (queue, sender) = TaskQueue::new(None, Default::default());
+        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO);
         for n in 0..3 {
             assert!(sender.send(message(n)).is_ok());
         }
@@ -391,7 +421,7 @@ mod tests {
 
     #[test]
     fn idle_when_the_sender_and_the_keepalives_are_gone() {
-        let (queue, sender) = TaskQueue::new(None, Default::default());
+        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO);
         let timer = queue.timer_sender();
         drop(sender);
         let q = queue.clone();
@@ -406,8 +436,8 @@ mod tests {
 
     #[test]
     fn a_quiescent_child_releases_its_parent() {
-        let (parent, parent_sender) = TaskQueue::new(None, Default::default());
-        let (child, _child_sender) = TaskQueue::new(Some(parent.clone()), Default::default());
+        let (parent, parent_sender) = TaskQueue::new(None, Default::default(), Duration::ZERO);
+        let (child, _child_sender) = TaskQueue::new(Some(parent.clone()), Default::default(), Duration::ZERO);
         drop(parent_sender);
         // The child waits with nothing to do: the parent, with no sender, ends idle.
         let c = child.clone();
@@ -423,7 +453,7 @@ mod tests {
 
     #[test]
     fn closed_queue_discards() {
-        let (queue, sender) = TaskQueue::new(None, Default::default());
+        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO);
         assert!(sender.send(message(1)).is_ok());
         assert_eq!(queue.close(), 1);
         assert!(sender.send(message(2)).is_err());
@@ -431,7 +461,7 @@ mod tests {
 
     #[test]
     fn interrupt_wakes_a_blocked_receiver() {
-        let (queue, _sender) = TaskQueue::new(None, Default::default());
+        let (queue, _sender) = TaskQueue::new(None, Default::default(), Duration::ZERO);
         let q = queue.clone();
         let waiter = std::thread::spawn(move || {
             let mut batch = VecDeque::new();

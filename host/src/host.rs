@@ -1,5 +1,6 @@
 //! The host: one engine, the components it has loaded, and the workers it spawns.
 
+use std::time::Duration;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -42,7 +43,17 @@ pub struct HostConfig {
     /// `wasm-workers compile`). Their machine code is trusted as it is: enable this only for
     /// files that are yours. Off by default.
     pub allow_precompiled: bool,
+    /// How long a worker whose queue has run empty keeps checking for a task before its
+    /// thread sleeps. Waking a sleeping thread on another CPU costs tens of microseconds on
+    /// a VM; a short spin catches the next message of a conversation or a stream without
+    /// it, for the price of that much CPU time after each burst. If `None`:
+    /// [`DEFAULT_SPIN`] when this process may run on more than one CPU, else no spin (a
+    /// spinning thread would only delay the thread it waits for).
+    pub spin: Option<Duration>,
 }
+
+/// The default of [`HostConfig::spin`] on more than one CPU.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
 /// The default of [`HostConfig::max_buffer_len`].
 pub const DEFAULT_MAX_BUFFER_LEN: u64 = 4 << 30;
@@ -92,6 +103,7 @@ struct HostInner {
     compiled: AtomicU64,
     cache_hits: AtomicU64,
     quiescence: Arc<Quiescence>,
+    spin: Duration,
     dropped_receiver_gone: AtomicU64,
     dropped_discarded: AtomicU64,
     /// Failures of workers that have no parent to tell (shared workers).
@@ -136,6 +148,10 @@ impl Host {
             compiled: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             quiescence: Arc::default(),
+            spin: config.spin.unwrap_or_else(|| {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if cpus > 1 { DEFAULT_SPIN } else { Duration::ZERO }
+            }),
             dropped_receiver_gone: AtomicU64::new(0),
             dropped_discarded: AtomicU64::new(0),
             shared_failures: tokio::sync::broadcast::Sender::new(64),
@@ -308,6 +324,11 @@ impl Host {
     pub(crate) fn shared_worker_failed(&self, error: ErrorEvent) {
         tracing::error!("{error}");
         let _ = self.0.shared_failures.send(error);
+    }
+
+    /// How long an idle worker spins before it sleeps ([`HostConfig::spin`]).
+    pub(crate) fn spin(&self) -> Duration {
+        self.0.spin
     }
 
     pub(crate) fn quiescence(&self) -> &Arc<Quiescence> {

@@ -56,7 +56,7 @@ pub use buffer::{Buffer, BufferError};
 pub use engine::Component;
 pub use graph::{Graph, Manifest, ManifestError, RunningGraph, StartError};
 pub use error::{HostError, LoadError, SpawnError};
-pub use host::{DroppedMessages, Host, HostConfig, DEFAULT_MAX_BUFFER_LEN};
+pub use host::{DroppedMessages, Host, HostConfig, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN};
 pub use port::{channel, MessagePort, PortClosed, PortEvent};
 pub use shared::ConnectError;
 pub use message::{Codec, DecodeError, Message};

@@ -153,10 +153,14 @@ impl WorkerState {
     /// Lowers a message for delivery to this worker's guest: its ports and buffers move into
     /// this worker's resource table.
     pub(crate) fn lower_message(&mut self, message: Message) -> wasmtime::Result<types::Message> {
-        let ports = message.ports.into_iter().map(|port| self.adopt_port(port)).collect::<wasmtime::Result<_>>()?;
-        let buffers =
-            message.buffers.into_iter().map(|buffer| self.hold_buffer(buffer)).collect::<wasmtime::Result<_>>()?;
-        Ok(types::Message { codec: message.codec.into(), data: message.data, ports, buffers })
+        let mut transfer = Vec::with_capacity(message.ports.len() + message.buffers.len());
+        for port in message.ports {
+            transfer.push(types::Transferable::Port(self.adopt_port(port)?));
+        }
+        for buffer in message.buffers {
+            transfer.push(types::Transferable::Buffer(self.hold_buffer(buffer)?));
+        }
+        Ok(types::Message { codec: message.codec.into(), data: message.data, transfer })
     }
 
     /// Puts a buffer into this worker's table, counting its bytes.
@@ -178,17 +182,20 @@ impl WorkerState {
     /// (the guest's handles were consumed by the call) and travel with the message.
     fn lift_message(&mut self, message: types::Message) -> wasmtime::Result<Message> {
         self.stats.posted(message.data.len());
-        let mut ports = Vec::with_capacity(message.ports.len());
-        for port in message.ports {
-            let mut port = self.table.delete(port)?;
-            port.detach();
-            ports.push(port);
-        }
-        let mut buffers = Vec::with_capacity(message.buffers.len());
-        for buffer in message.buffers {
-            let buffer = self.table.delete(buffer)?;
-            self.buffer_bytes = self.buffer_bytes.saturating_sub(buffer.len());
-            buffers.push(buffer);
+        let (mut ports, mut buffers) = (Vec::new(), Vec::new());
+        for object in message.transfer {
+            match object {
+                types::Transferable::Port(port) => {
+                    let mut port = self.table.delete(port)?;
+                    port.detach();
+                    ports.push(port);
+                }
+                types::Transferable::Buffer(buffer) => {
+                    let buffer = self.table.delete(buffer)?;
+                    self.buffer_bytes = self.buffer_bytes.saturating_sub(buffer.len());
+                    buffers.push(buffer);
+                }
+            }
         }
         Ok(Message { codec: message.codec.into(), data: message.data, ports, buffers })
     }

@@ -49,8 +49,8 @@ impl WorkerStats {
         WorkerStats { name, location, ..WorkerStats::default() }
     }
 
-    pub(crate) fn received(&self, bytes: usize) {
-        self.messages_in.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn received(&self, messages: usize, bytes: usize) {
+        self.messages_in.fetch_add(messages as u64, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 

@@ -382,7 +382,7 @@ pub(crate) fn spawn(
         ParentLink::Worker { queue, .. } => Some(queue.clone()),
         ParentLink::Host(_) | ParentLink::None => None,
     };
-    let (queue, sender) = TaskQueue::new(parent_queue, host.quiescence().clone());
+    let (queue, sender) = TaskQueue::new(parent_queue, host.quiescence().clone(), host.spin());
     let control = Arc::new(Control {
         terminated: AtomicBool::new(false),
         queue: queue.clone(),
@@ -485,6 +485,7 @@ fn run(component: Component, state: WorkerState) {
 /// Runs tasks until the worker closes, is terminated, fails or is idle for good.
 fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &TaskQueue) -> Exit {
     let mut batch = VecDeque::new();
+    let mut burst = Vec::new();
     loop {
         match queue.next(&mut batch) {
             Next::Tasks => {}
@@ -496,7 +497,20 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
                 discard(store, &batch, usize::from(matches!(task, Task::Message { .. })));
                 return Exit::Closed(CloseReason::Terminated);
             }
-            if let Err(error) = run_task(store, guest, task) {
+            let result = match task {
+                Task::Message { source, message } => {
+                    // The messages queued behind this one go in the same call.
+                    burst.push((source, message));
+                    while burst.len() < BURST && matches!(batch.front(), Some(Task::Message { .. })) {
+                        if let Some(Task::Message { source, message }) = batch.pop_front() {
+                            burst.push((source, message));
+                        }
+                    }
+                    deliver(store, guest, &mut burst)
+                }
+                task => run_task(store, guest, task),
+            };
+            if let Err(error) = result {
                 discard(store, &batch, 0);
                 return failure(store, "trapped", &error);
             }
@@ -516,22 +530,21 @@ fn discard(store: &Store<WorkerState>, batch: &VecDeque<Task>, extra: usize) {
     store.data().host().count_dropped(Dropped::Discarded, crate::event_loop::count_messages(batch) + extra);
 }
 
+/// The most messages one `on-messages` call delivers: a burst costs one call into the guest,
+/// not one per message, yet stays bounded in the guest's memory.
+const BURST: usize = 256;
+
 /// How many messages one `PortReady` task delivers before yielding to other tasks.
 const PORT_BATCH: usize = 64;
 
-/// One task: one call into the guest, or one per message waiting at a port.
+/// One task other than a message from the parent or a child: one call into the guest, or one
+/// per message waiting at a port.
 fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task) -> wasmtime::Result<()> {
     let handlers = guest.wasm_workers_worker_handlers();
     match task {
         // A child this worker terminated delivers nothing more, even what was in flight.
-        Task::Message { source: Source::Child(child), .. }
-        | Task::ChildError { child, .. }
-        | Task::ChildClosed { child }
-            if store.data().terminated_child(child) =>
-        {
-            Ok(())
-        }
-        Task::Message { source, message } => deliver(store, guest, source, message),
+        Task::ChildError { child, .. } | Task::ChildClosed { child } if store.data().terminated_child(child) => Ok(()),
+        Task::Message { source, message } => deliver(store, guest, &mut vec![(source, message)]),
         Task::ChildError { child, error } => {
             store.data_mut().forget_child(child);
             handlers.call_on_error(store, bindings::types::Source::Child(child), &error.into())
@@ -542,11 +555,17 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
         }
         Task::PortReady(port) => {
             // A bounded batch, then the port queues itself again: a peer that never stops
-            // posting cannot keep the worker's other tasks waiting.
+            // posting cannot keep the worker's other tasks waiting. One message per call:
+            // the guest may transfer the port while handling any of them, and the messages
+            // behind it must then travel with the port.
             let queue = store.data().queue.clone();
+            let mut one = Vec::with_capacity(1);
             for _ in 0..PORT_BATCH {
                 match port.next_for(&queue) {
-                    Ready::Message(id, message) => deliver(store, guest, Source::Port(id), message)?,
+                    Ready::Message(id, message) => {
+                        one.push((Source::Port(id), message));
+                        deliver(store, guest, &mut one)?;
+                    }
                     Ready::Closed(id) => return handlers.call_on_close(store, bindings::types::Source::Port(id)),
                     Ready::Done => return Ok(()),
                 }
@@ -572,27 +591,68 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
     }
 }
 
-/// Delivers a message: `on-message`, or `on-message-error` if its JSON is malformed.
+/// Delivers `messages` (drained) in one `on-messages` call: each as a `message` event, or a
+/// `messageerror` event if its JSON is malformed. Messages from a child this worker has
+/// terminated are dropped (counted as discarded), as are those the guest reports discarded.
 fn deliver(
     store: &mut Store<WorkerState>,
     guest: &bindings::Worker,
-    source: Source,
-    message: Message,
+    messages: &mut Vec<(Source, Message)>,
 ) -> wasmtime::Result<()> {
-    let handlers = guest.wasm_workers_worker_handlers();
-    let malformed = match message.codec {
-        Codec::Json => check_json(&message.data).err(),
-        _ => None,
-    };
-    store.data().stats().received(message.data.len());
-    let message = store.data_mut().lower_message(message)?;
-    match malformed {
-        Some(error) => {
-            let error = bindings::types::MessageError { message, reason: format!("malformed JSON: {error}") };
-            handlers.call_on_message_error(store, source.into(), &error)
+    use bindings::types::{MessageBurst, MessageHeader};
+    let mut discarded = 0;
+    if let [(Source::Child(child), _)] = messages.as_slice() {
+        if store.data().terminated_child(*child) {
+            messages.clear();
+            store.data().host().count_dropped(Dropped::Discarded, 1);
+            return Ok(());
         }
-        None => handlers.call_on_message(store, source.into(), &message),
     }
+    let single = messages.len() == 1;
+    let mut burst = MessageBurst { events: Vec::with_capacity(messages.len()), data: Vec::new(), transfer: Vec::new() };
+    for (source, message) in messages.drain(..) {
+        if let Source::Child(child) = source {
+            if store.data().terminated_child(child) {
+                discarded += 1;
+                continue;
+            }
+        }
+        let error = match message.codec {
+            Codec::Json => check_json(&message.data).err().map(|error| format!("malformed JSON: {error}")),
+            _ => None,
+        };
+        let codec = message.codec.into();
+        let len = u32::try_from(message.data.len()).map_err(|_| wasmtime::Error::msg("a message of more than 4 GiB"))?;
+        let message = store.data_mut().lower_message(message)?;
+        let transferred = message.transfer.len() as u32;
+        burst.transfer.extend(message.transfer);
+        if single {
+            // Moved, not copied: a large message costs no extra copy.
+            burst.data = message.data;
+        } else {
+            burst.data.extend_from_slice(&message.data);
+        }
+        burst.events.push(MessageHeader { source: source.into(), codec, len, transferred, error });
+    }
+    if !burst.events.is_empty() {
+        // Those the guest discarded are mostly the last ones (after a `close`). If the call
+        // fails (a trap, or `terminate`), every message was handed over: counted received.
+        let count = burst.events.len();
+        let guest_discarded = match guest.wasm_workers_worker_handlers().call_on_messages(&mut *store, &burst) {
+            Ok(discarded) => (discarded as usize).min(count),
+            Err(error) => {
+                store.data().stats().received(count, burst.data.len());
+                store.data().host().count_dropped(Dropped::Discarded, discarded);
+                return Err(error);
+            }
+        };
+        let handled = count - guest_discarded;
+        let bytes = burst.events[..handled].iter().map(|event| event.len as usize).sum();
+        store.data().stats().received(handled, bytes);
+        discarded += guest_discarded;
+    }
+    store.data().host().count_dropped(Dropped::Discarded, discarded);
+    Ok(())
 }
 
 /// The runtime error of a worker whose guest trapped or could not start.

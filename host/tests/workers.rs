@@ -220,6 +220,28 @@ fn ten_thousand_messages_arrive_in_order() {
 }
 
 #[test]
+fn a_burst_of_mixed_messages_is_handled_one_by_one_in_order() {
+    // Posted together, these reach the worker in one call (a burst): each keeps its own
+    // bytes, and the malformed ones become message errors in their place.
+    let mut echo = spawn("echo");
+    let long = "x".repeat(100_000);
+    let sent = [json!("a"), json!(long), json!({ "k": [1, 2, 3] }), json!(""), json!(7)];
+    for (i, value) in sent.iter().enumerate() {
+        post(&echo, value.clone());
+        if i % 2 == 0 {
+            echo.post_message(Message::new(Codec::Json, format!("{{bad {i}").into_bytes())).unwrap();
+        }
+    }
+    for (i, value) in sent.iter().enumerate() {
+        assert_eq!(&next_json(&mut echo), value);
+        if i % 2 == 0 {
+            let reply = next_json(&mut echo);
+            assert!(reply["message-error"].as_str().unwrap().contains("malformed JSON"), "{reply}");
+        }
+    }
+}
+
+#[test]
 fn a_message_in_the_wrong_encoding_is_a_message_error_not_a_trap() {
     let mut echo = spawn("echo");
     // Labelled JSON, but not JSON: the host refuses to deliver it as a message.
