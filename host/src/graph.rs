@@ -189,13 +189,23 @@ impl Manifest {
             line: None,
             message: format!("cannot read the manifest: {error}"),
         })?;
-        let mut manifest: Manifest = toml::from_str(&text).map_err(|error| ManifestError {
-            file: path.to_path_buf(),
-            line: error.span().map(|span| line_of(&text, span.start)),
+        Manifest::parse(&text, path)
+    }
+
+    /// Parses `text` as the manifest at `file` (which names it in errors, and against whose
+    /// directory its paths resolve): its syntax and its fields, nothing else. It reads no file.
+    ///
+    /// # Errors
+    ///
+    /// [`ManifestError`] if `text` is not TOML, or has unknown or mistyped keys.
+    pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
+        let mut manifest: Manifest = toml::from_str(text).map_err(|error| ManifestError {
+            file: file.to_path_buf(),
+            line: error.span().map(|span| line_of(text, span.start)),
             message: error.message().trim().to_string(),
         })?;
-        manifest.file = path.to_path_buf();
-        manifest.text = text;
+        manifest.file = file.to_path_buf();
+        manifest.text = text.to_string();
         Ok(manifest)
     }
 
@@ -211,14 +221,15 @@ impl Manifest {
         self.file.parent().unwrap_or(Path::new("")).join(path)
     }
 
-    /// Checks everything that can be checked before starting: the entry, names, channel
-    /// ends, directories, limits, and that every component loads as a worker (compiling it,
-    /// or taking it from the cache).
+    /// Checks what needs neither the filesystem nor the engine: that the entry is a worker,
+    /// that worker names are unique, the limits, and that every channel end names a known
+    /// worker or shared worker (a worker's labels unique). [`check`](Self::check) does this
+    /// first.
     ///
     /// # Errors
     ///
     /// The first problem found, with its line and key.
-    pub fn check(self, host: &Host) -> Result<Graph, ManifestError> {
+    pub fn validate(&self) -> Result<(), ManifestError> {
         if !self.workers.contains_key(self.entry.get_ref()) {
             return Err(self.error(
                 Some(self.entry.span()),
@@ -231,14 +242,6 @@ impl Manifest {
             if let Some(other) = names.insert(name.to_string(), key.clone()) {
                 let span = worker.name.as_ref().map_or(worker.component.span(), |n| n.span());
                 return Err(self.error(Some(span), format!("workers.{key}.name: `{name}` is already the name of workers.{other}")));
-            }
-            for dir in &worker.dirs {
-                if !self.resolve(dir.host.get_ref()).is_dir() {
-                    return Err(self.error(
-                        Some(dir.host.span()),
-                        format!("workers.{key}.dirs: `{}` is not a directory", dir.host.get_ref()),
-                    ));
-                }
             }
             if let Some(memory) = &worker.limits.memory {
                 let bytes = memory
@@ -281,6 +284,28 @@ impl Manifest {
                     )),
                 };
                 known.map_err(|message| self.error(Some(end.span()), message))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks everything that can be checked before starting: first what
+    /// [`validate`](Self::validate) checks, then the directories, and that every component
+    /// loads as a worker (compiling it, or taking it from the cache).
+    ///
+    /// # Errors
+    ///
+    /// The first problem found, with its line and key.
+    pub fn check(self, host: &Host) -> Result<Graph, ManifestError> {
+        self.validate()?;
+        for (key, worker) in &self.workers {
+            for dir in &worker.dirs {
+                if !self.resolve(dir.host.get_ref()).is_dir() {
+                    return Err(self.error(
+                        Some(dir.host.span()),
+                        format!("workers.{key}.dirs: `{}` is not a directory", dir.host.get_ref()),
+                    ));
+                }
             }
         }
         let mut components = HashMap::new();
