@@ -1,6 +1,9 @@
 //! The host: one engine, the components it has loaded, and the workers it spawns.
 
 use std::time::Duration;
+
+use crate::accounting::{DroppedMessages, Ledger, MessageCounts};
+use crate::limits::DEADLINE_TICK;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -104,8 +107,8 @@ struct HostInner {
     cache_hits: AtomicU64,
     quiescence: Arc<Quiescence>,
     spin: Duration,
-    dropped_receiver_gone: AtomicU64,
-    dropped_discarded: AtomicU64,
+    ledger: Ledger,
+    deadline_ticker: std::sync::Once,
     /// Failures of workers that have no parent to tell (shared workers).
     shared_failures: tokio::sync::broadcast::Sender<ErrorEvent>,
 }
@@ -152,8 +155,8 @@ impl Host {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
                 if cpus > 1 { DEFAULT_SPIN } else { Duration::ZERO }
             }),
-            dropped_receiver_gone: AtomicU64::new(0),
-            dropped_discarded: AtomicU64::new(0),
+            ledger: Ledger::default(),
+            deadline_ticker: std::sync::Once::new(),
             shared_failures: tokio::sync::broadcast::Sender::new(64),
         })))
     }
@@ -296,23 +299,37 @@ impl Host {
         self.0.quiescence.wait().await;
     }
 
-    /// How many messages were dropped, by reason. (Messages on ports are not counted yet.)
+    /// How many messages were dropped, by reason.
     pub fn dropped_messages(&self) -> DroppedMessages {
-        DroppedMessages {
-            receiver_gone: self.0.dropped_receiver_gone.load(Ordering::Relaxed),
-            discarded: self.0.dropped_discarded.load(Ordering::Relaxed),
-        }
+        self.0.ledger.counts().dropped
     }
 
-    pub(crate) fn count_dropped(&self, why: Dropped, messages: usize) {
-        if messages == 0 {
-            return;
-        }
-        let counter = match why {
-            Dropped::ReceiverGone => &self.0.dropped_receiver_gone,
-            Dropped::Discarded => &self.0.dropped_discarded,
-        };
-        counter.fetch_add(messages as u64, Ordering::Relaxed);
+    /// How many messages were posted, delivered and dropped (see [`crate::accounting`]).
+    pub fn message_counts(&self) -> MessageCounts {
+        self.0.ledger.counts()
+    }
+
+    /// Starts the thread that advances the engine's epoch every [`DEADLINE_TICK`], so that
+    /// running guests check their CPU deadline; once, when the first worker with a deadline
+    /// starts. It ends when the engine is dropped.
+    pub(crate) fn start_deadline_ticker(&self) {
+        self.0.deadline_ticker.call_once(|| {
+            let engine = self.0.engine.weak();
+            let started = std::thread::Builder::new().name("wasm-workers deadline ticker".into()).spawn(move || {
+                while let Some(engine) = engine.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(DEADLINE_TICK);
+                }
+            });
+            if let Err(error) = started {
+                tracing::error!("cannot start the deadline ticker; CPU deadlines are not enforced: {error}");
+            }
+        });
+    }
+
+    pub(crate) fn ledger(&self) -> &Ledger {
+        &self.0.ledger
     }
 
     /// Subscribes to the failures of shared workers, which have no parent to tell. A failure
@@ -370,25 +387,6 @@ impl Host {
     pub(crate) fn worker_stopped(&self) {
         self.0.live.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// Why a message was dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dropped {
-    /// Posted to a worker that had ended (closed, failed, terminated), or to no parent.
-    ReceiverGone,
-    /// Queued at a worker that closed or was terminated before running it.
-    Discarded,
-}
-
-/// How many messages between workers were dropped, by reason. Every message a worker posts
-/// to its parent or a child is either delivered or counted here.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DroppedMessages {
-    /// Posted to a worker that had already ended (or, from a shared worker, to no parent).
-    pub receiver_gone: u64,
-    /// Queued at a worker that closed or was terminated before running it.
-    pub discarded: u64,
 }
 
 /// The default of [`HostConfig::max_workers`]: a twelfth of the kernel's limit on memory

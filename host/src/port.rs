@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
-use crate::event_loop::{Task, TaskQueue};
+use crate::accounting::{DropReason, Ledger};
+use crate::event_loop::{QueueLimits, Refusal, Task, TaskQueue};
+use crate::limits::Limits;
 use crate::message::Message;
 
 /// One end of a message channel (a `MessagePort`), as the host program holds it.
@@ -36,12 +38,28 @@ pub enum PortEvent {
     Closed,
 }
 
-/// The error of posting on a port that is closed.
+/// The error of posting on a port that does not take the message: the message comes back.
 #[derive(Debug, thiserror::Error)]
-#[error("the port is closed")]
-pub struct PortClosed {
+#[error("cannot post on the port: {reason}")]
+pub struct PortPostError {
+    /// Why.
+    pub reason: PortRefusal,
     /// The message that was not posted.
     pub message: Message,
+}
+
+/// Why a post on a port was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PortRefusal {
+    /// This port was closed.
+    #[error("it is closed")]
+    Closed,
+    /// The entangled port's queue holds as many messages or bytes as it may.
+    #[error("the entangled port's queue is full")]
+    QueueFull,
+    /// The message is larger than the entangled port accepts.
+    #[error("the message is larger than the entangled port accepts")]
+    TooLarge,
 }
 
 /// A new message channel (`new MessageChannel()`): two entangled ports.
@@ -59,27 +77,52 @@ impl MessagePort {
     ///
     /// # Errors
     ///
-    /// [`PortClosed`] if this port was closed; the message comes back in the error.
-    pub fn post_message(&self, mut message: Message) -> Result<(), PortClosed> {
+    /// [`PortPostError`] if this port was closed, if the entangled port's queue is full, or
+    /// if the message is larger than it accepts; the message comes back in the error.
+    pub fn post_message(&self, mut message: Message) -> Result<(), PortPostError> {
         message.detach_ports();
-        let peer = {
-            let state = self.core.lock();
-            if state.closed {
-                return Err(PortClosed { message });
-            }
-            state.peer.clone()
-        };
-        if let Some(peer) = peer {
-            peer.deliver(message);
+        let ledger = self.core.lock().ledger.clone();
+        if let Some(ledger) = &ledger {
+            message.count_posted(ledger);
         }
-        Ok(())
+        let (refusal, message) = match self.core.post(message, ledger.as_ref()) {
+            Ok(()) => return Ok(()),
+            Err(refused) => refused,
+        };
+        let reason = match refusal {
+            Refusal::Closed => PortRefusal::Closed,
+            Refusal::QueueFull => PortRefusal::QueueFull,
+            Refusal::TooLarge => PortRefusal::TooLarge,
+        };
+        match message {
+            Some(message) => Err(PortPostError { reason, message }),
+            // The entangled port was closed: discarded, as the chapter does.
+            None => Ok(()),
+        }
+    }
+
+    /// Posts a message a worker posted (counted as posted in `ledger`): settled as dropped
+    /// if refused, and why returned.
+    pub(crate) fn post_counted(&self, message: Message, ledger: &Ledger) -> Result<(), Refusal> {
+        self.core.post(message, Some(ledger)).map_err(|(refusal, _)| refusal)
     }
 
     /// The next event on this port; `None` after [`PortEvent::Closed`] or once this port is
     /// closed. The first call starts the port (`port.start()`): messages that arrived before
     /// are delivered first, in order.
     pub async fn recv(&mut self) -> Option<PortEvent> {
-        self.start_host().recv().await
+        let event = self.start_host().recv().await;
+        self.received(event)
+    }
+
+    /// Settles a message the host program receives as delivered.
+    fn received(&self, mut event: Option<PortEvent>) -> Option<PortEvent> {
+        if let Some(PortEvent::Message(message)) = &mut event {
+            if let Some(ledger) = &self.core.lock().ledger {
+                message.settle(ledger, None);
+            }
+        }
+        event
     }
 
     /// [`recv`](Self::recv) for code that is not async.
@@ -88,7 +131,8 @@ impl MessagePort {
     ///
     /// If called from within an asynchronous execution context (a tokio runtime).
     pub fn recv_blocking(&mut self) -> Option<PortEvent> {
-        self.start_host().blocking_recv()
+        let event = self.start_host().blocking_recv();
+        self.received(event)
     }
 
     fn start_host(&mut self) -> &mut mpsc::UnboundedReceiver<PortEvent> {
@@ -141,15 +185,21 @@ impl MessagePort {
                 }
             }
             for message in unread.into_iter().rev() {
+                state.queued_bytes += message.data.len();
                 state.queue.push_front(message);
             }
         }
     }
 
-    /// Makes the port held by a worker, known there as `id`. It is not started.
-    pub(crate) fn attach_to_worker(&mut self, queue: Arc<TaskQueue>, id: u32) {
+    /// Makes the port held by a worker, known there as `id`, with the worker's queue limits
+    /// and its host's ledger. It is not started.
+    pub(crate) fn attach_to_worker(&mut self, queue: Arc<TaskQueue>, id: u32, limits: QueueLimits, ledger: &Ledger) {
         self.events = None;
         let mut state = self.core.lock();
+        state.limits = limits;
+        if state.ledger.is_none() {
+            state.ledger = Some(ledger.clone());
+        }
         state.release_keepalive();
         state.started = false;
         state.scheduled = false;
@@ -166,6 +216,16 @@ impl MessagePort {
 
 impl Drop for MessagePort {
     fn drop(&mut self) {
+        // Messages the host program did not read are dropped with the port.
+        if let Some(mut events) = self.events.take() {
+            events.close();
+            let ledger = self.core.lock().ledger.clone();
+            while let Ok(event) = events.try_recv() {
+                if let (PortEvent::Message(mut message), Some(ledger)) = (event, &ledger) {
+                    message.settle(ledger, Some(DropReason::PortClosed));
+                }
+            }
+        }
         self.core.close();
     }
 }
@@ -198,6 +258,14 @@ struct PortState {
     /// The entangled end was closed: once the queued messages are delivered, the owning
     /// worker gets `on-close` (through `PortReady`, so the close never overtakes them).
     close_pending: bool,
+    /// The ledger of the host whose workers' messages this end carries; set by the first
+    /// counted message or worker that reaches it.
+    ledger: Option<Ledger>,
+    /// What this end's queue accepts: its holder's limits (the defaults until a worker holds
+    /// it).
+    limits: QueueLimits,
+    /// Bytes of data in `queue`.
+    queued_bytes: usize,
 }
 
 /// Who holds a port end.
@@ -243,6 +311,9 @@ impl PortCore {
                 peer: None,
                 counted: false,
                 close_pending: false,
+                ledger: None,
+                limits: Limits::default().queue(),
+                queued_bytes: 0,
             }),
         }
     }
@@ -253,14 +324,51 @@ impl PortCore {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A message arrives at this end.
-    fn deliver(self: &Arc<Self>, message: Message) {
+    /// Posts `message` from this end to the entangled one. If it is refused, it is settled
+    /// as dropped, and returned unless the entangled port was closed (the chapter then
+    /// discards it without an error).
+    fn post(&self, mut message: Message, ledger: Option<&Ledger>) -> Result<(), (Refusal, Option<Message>)> {
+        let peer = {
+            let state = self.lock();
+            if state.closed {
+                if let Some(ledger) = ledger {
+                    message.settle(ledger, Some(DropReason::PortClosed));
+                }
+                return Err((Refusal::Closed, Some(message)));
+            }
+            state.peer.clone()
+        };
+        let refused = match peer {
+            Some(peer) => match peer.deliver(message, ledger) {
+                Ok(()) => return Ok(()),
+                Err(refused) => refused,
+            },
+            None => (Refusal::Closed, message),
+        };
+        let (refusal, mut message) = refused;
+        if let Some(ledger) = ledger {
+            let reason = if refusal == Refusal::Closed { DropReason::PortClosed } else { refusal.reason() };
+            message.settle(ledger, Some(reason));
+        }
+        Err((refusal, (refusal != Refusal::Closed).then_some(message)))
+    }
+
+    /// A message arrives at this end, within its limits.
+    fn deliver(self: &Arc<Self>, message: Message, ledger: Option<&Ledger>) -> Result<(), (Refusal, Message)> {
         let mut state = self.lock();
         if state.closed {
-            return;
+            return Err((Refusal::Closed, message));
         }
+        if let Some(refusal) = state.limits.check(state.queue.len(), state.queued_bytes, &message) {
+            return Err((refusal, message));
+        }
+        if state.ledger.is_none() {
+            state.ledger = ledger.cloned();
+        }
+        state.queued_bytes += message.data.len();
         state.queue.push_back(message);
         self.flush_locked(&mut state);
+        Ok(())
     }
 
     /// Starts delivery to the owning worker (`port.start()`).
@@ -283,6 +391,8 @@ impl PortCore {
                 }
             }
             Owner::Host(events) => {
+                // Settled as delivered when the host program reads them.
+                state.queued_bytes = 0;
                 for message in state.queue.drain(..) {
                     let _ = events.send(PortEvent::Message(message));
                 }
@@ -301,6 +411,7 @@ impl PortCore {
         };
         if state.started {
             if let Some(message) = state.queue.pop_front() {
+                state.queued_bytes = state.queued_bytes.saturating_sub(message.data.len());
                 return Ready::Message(id, message);
             }
             if std::mem::take(&mut state.close_pending) {
@@ -338,7 +449,13 @@ impl PortCore {
                 return;
             }
             state.closed = true;
-            state.queue.clear();
+            state.queued_bytes = 0;
+            let ledger = state.ledger.clone();
+            for mut message in state.queue.drain(..) {
+                if let Some(ledger) = &ledger {
+                    message.settle(ledger, Some(DropReason::PortClosed));
+                }
+            }
             state.release_keepalive();
             // Ends the host program's event stream, if it was listening.
             state.owner = Owner::Transit;

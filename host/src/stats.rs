@@ -82,7 +82,8 @@ impl WorkerStats {
 }
 
 /// The CPU time the calling thread has used.
-fn thread_cpu_time() -> Duration {
+/// The CPU time the calling thread has used.
+pub(crate) fn thread_cpu_time() -> Duration {
     let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `time` is a valid, writable timespec; the clock id is a constant the OS knows.
     let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) } == 0;

@@ -17,10 +17,12 @@ use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings;
 use crate::engine::Component;
-use crate::event_loop::{Next, Task, TaskQueue, TaskSender};
-use crate::host::{Dropped, Host};
+use crate::accounting::{DropReason, Ledger};
+use crate::event_loop::{Next, Refusal, Task, TaskQueue, TaskSender};
+use crate::host::Host;
 use crate::message::{check_json, Codec, Message};
 use crate::port::Ready;
+use crate::stats::thread_cpu_time;
 use crate::limits::Limits;
 use crate::port::MessagePort;
 use crate::scope::WorkerState;
@@ -112,16 +114,36 @@ pub enum WorkerEvent {
     Closed(CloseReason),
 }
 
-/// The error of posting to a worker that can no longer receive.
+/// The error of posting a message that the worker does not take. The message is counted
+/// as dropped (see [`crate::accounting`]), and comes back in the error.
 #[derive(Debug, thiserror::Error)]
-#[error("worker `{worker}` no longer receives messages: {reason}")]
+#[error("cannot post to worker `{worker}`: {reason}")]
 pub struct PostError {
     /// The worker's name.
     pub worker: String,
-    /// Why: it has ended, or the handle's input was ended.
-    pub reason: &'static str,
-    /// The message that was not delivered.
+    /// Why.
+    pub reason: PostRefusal,
+    /// The message that was not posted.
     pub message: Message,
+}
+
+/// Why a post was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PostRefusal {
+    /// The worker has ended (closed, failed, terminated).
+    #[error("it has ended")]
+    Ended,
+    /// [`WorkerHandle::end_input`] was called.
+    #[error("its input was ended")]
+    InputEnded,
+    /// The worker's queue holds as many messages or bytes as its limits allow
+    /// ([`Limits::queued_messages`], [`Limits::queued_bytes`]); try again once it has
+    /// caught up.
+    #[error("its queue is full")]
+    QueueFull,
+    /// The message is larger than the worker accepts ([`Limits::message_size`]).
+    #[error("the message is larger than it accepts")]
+    TooLarge,
 }
 
 /// The state a worker shares with those who may terminate it.
@@ -175,11 +197,32 @@ pub(crate) enum ParentLink {
 impl ParentLink {
     /// Delivers a message to the parent. Returns false if it was dropped: the parent has
     /// ended (or there is none).
-    pub(crate) fn post(&self, message: Message) -> bool {
+    /// Posts `message` (counted as posted) to the parent, settling it in `ledger` if it is
+    /// refused or handed to the host program. Returns why it was refused, if it was.
+    pub(crate) fn post(&self, mut message: Message, ledger: &Ledger) -> Result<(), Refusal> {
         match self {
-            ParentLink::Host(sink) => sink(WorkerEvent::Message(message)),
-            ParentLink::Worker { queue, child } => queue.push(Task::Message { source: Source::Child(*child), message }).is_ok(),
-            ParentLink::None => false,
+            ParentLink::Host(sink) => {
+                // Handed to the host program's channel: delivered.
+                let counted = std::mem::take(&mut message.counted);
+                let sent = sink(WorkerEvent::Message(message));
+                if counted {
+                    match sent {
+                        true => ledger.delivered(1),
+                        false => ledger.dropped(DropReason::ReceiverGone, 1),
+                    }
+                }
+                if sent { Ok(()) } else { Err(Refusal::Closed) }
+            }
+            ParentLink::Worker { queue, child } => {
+                queue.push_message(Source::Child(*child), message).map_err(|(refusal, mut message)| {
+                    message.settle(ledger, Some(refusal.reason()));
+                    refusal
+                })
+            }
+            ParentLink::None => {
+                message.settle(ledger, Some(DropReason::ReceiverGone));
+                Err(Refusal::Closed)
+            }
         }
     }
 
@@ -224,6 +267,7 @@ pub struct WorkerHandle {
     sender: Option<TaskSender>,
     events: mpsc::UnboundedReceiver<WorkerEvent>,
     control: Arc<Control>,
+    ledger: Ledger,
 }
 
 impl WorkerHandle {
@@ -248,21 +292,29 @@ impl WorkerHandle {
     ///
     /// # Errors
     ///
-    /// [`PostError`] if the worker has ended (closed, failed, terminated) or
-    /// [`end_input`](Self::end_input) was called; the message comes back in the error.
+    /// [`PostError`] if the worker has ended (closed, failed, terminated), if
+    /// [`end_input`](Self::end_input) was called, if its queue is full, or if the message is
+    /// larger than it accepts; the message comes back in the error.
     pub fn post_message(&self, mut message: Message) -> Result<(), PostError> {
         message.detach_ports();
-        let Some(sender) = &self.sender else {
-            return Err(self.post_error("its input was ended", message));
+        message.count_posted(&self.ledger);
+        let refused = match &self.sender {
+            None => (PostRefusal::InputEnded, DropReason::ReceiverGone, message),
+            Some(sender) => match sender.send_message(message) {
+                Ok(()) => return Ok(()),
+                Err((refusal, message)) => {
+                    let why = match refusal {
+                        Refusal::Closed => PostRefusal::Ended,
+                        Refusal::QueueFull => PostRefusal::QueueFull,
+                        Refusal::TooLarge => PostRefusal::TooLarge,
+                    };
+                    (why, refusal.reason(), message)
+                }
+            },
         };
-        sender.send(Task::Message { source: Source::Parent, message }).map_err(|task| {
-            let Task::Message { message, .. } = task else { unreachable!("sent a message") };
-            self.post_error("it has ended", message)
-        })
-    }
-
-    fn post_error(&self, reason: &'static str, message: Message) -> PostError {
-        PostError { worker: self.name.clone(), reason, message }
+        let (reason, dropped, mut message) = refused;
+        message.settle(&self.ledger, Some(dropped));
+        Err(PostError { worker: self.name.clone(), reason, message })
     }
 
     /// Says that the host will post no more messages. A worker with an empty queue and
@@ -362,7 +414,7 @@ pub(crate) fn spawn_root(
     let name = options.name.clone().unwrap_or_default();
     let sink: EventSink = Box::new(move |event| events_tx.send(event).is_ok());
     let (sender, control, _) = spawn(host, component, options, ParentLink::Host(sink), None)?;
-    Ok(WorkerHandle { name, sender: Some(sender), events, control })
+    Ok(WorkerHandle { name, sender: Some(sender), events, control, ledger: host.ledger().clone() })
 }
 
 /// Spawns a worker thread; `shared` is its name if it is a shared worker. Returns the first
@@ -382,7 +434,7 @@ pub(crate) fn spawn(
         ParentLink::Worker { queue, .. } => Some(queue.clone()),
         ParentLink::Host(_) | ParentLink::None => None,
     };
-    let (queue, sender) = TaskQueue::new(parent_queue, host.quiescence().clone(), host.spin());
+    let (queue, sender) = TaskQueue::new(parent_queue, host.quiescence().clone(), host.spin(), options.limits.queue());
     let control = Arc::new(Control {
         terminated: AtomicBool::new(false),
         queue: queue.clone(),
@@ -430,6 +482,14 @@ impl Drop for Finish {
     }
 }
 
+/// Notes the start of a task, for the CPU deadline.
+fn start_task(store: &mut Store<WorkerState>) -> wasmtime::Result<()> {
+    if store.data().limits.deadline.is_some() {
+        store.data_mut().task_started = Some(thread_cpu_time());
+    }
+    Ok(())
+}
+
 /// The body of a worker's thread.
 fn run(component: Component, state: WorkerState) {
     let queue = state.queue.clone();
@@ -439,18 +499,31 @@ fn run(component: Component, state: WorkerState) {
     store.limiter(|state| state.limiter());
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|store| {
-        if store.data().control.is_terminated() {
-            Err(wasmtime::Trap::Interrupt.into())
-        } else {
-            Ok(UpdateDeadline::Continue(1))
+        let state = store.data();
+        if state.control.is_terminated() {
+            return Err(wasmtime::Trap::Interrupt.into());
         }
+        if let (Some(deadline), Some(started)) = (state.limits.deadline, state.task_started) {
+            let used = thread_cpu_time().saturating_sub(started);
+            if used > deadline {
+                return Err(wasmtime::Error::msg(format!(
+                    "exceeded its CPU deadline of {} ms (ran {} ms)",
+                    deadline.as_millis(),
+                    used.as_millis()
+                )));
+            }
+        }
+        Ok(UpdateDeadline::Continue(1))
     });
+    if store.data().limits.deadline.is_some() {
+        store.data().host().start_deadline_ticker();
+    }
 
     // A terminate that came before the deadline was set bumped the epoch too early to count.
     let exit = if control.is_terminated() {
         Exit::Closed(CloseReason::Terminated)
     } else { match component.pre().instantiate(&mut store) {
-        Ok(guest) => match guest.wasm_workers_worker_handlers().call_on_start(&mut store) {
+        Ok(guest) => match start_task(&mut store).and_then(|()| guest.wasm_workers_worker_handlers().call_on_start(&mut store)) {
             Ok(()) if store.data().closing => Exit::Closed(CloseReason::Closed),
             Ok(()) => event_loop(&mut store, &guest, &queue),
             Err(error) => failure(&store, "trapped", &error),
@@ -462,9 +535,10 @@ fn run(component: Component, state: WorkerState) {
         exit => exit,
     };
     let discarded = queue.close();
-    store.data().host().count_dropped(Dropped::Discarded, discarded);
+    let count = discarded.len();
+    crate::event_loop::discard(discarded, store.data().host().ledger());
     let state = store.into_data();
-    tracing::debug!(worker = %state.name, discarded, "worker ended");
+    tracing::debug!(worker = %state.name, discarded = count, "worker ended");
     state.record_end(match &exit {
         Exit::Closed(CloseReason::Closed) => "closed".to_string(),
         Exit::Closed(CloseReason::Idle) => "idle".to_string(),
@@ -494,9 +568,11 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
         }
         while let Some(task) = batch.pop_front() {
             if store.data().control.is_terminated() {
-                discard(store, &batch, usize::from(matches!(task, Task::Message { .. })));
+                batch.push_front(task);
+                discard(store, &mut batch);
                 return Exit::Closed(CloseReason::Terminated);
             }
+            let _ = start_task(store);
             let result = match task {
                 Task::Message { source, message } => {
                     // The messages queued behind this one go in the same call.
@@ -511,23 +587,23 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
                 task => run_task(store, guest, task),
             };
             if let Err(error) = result {
-                discard(store, &batch, 0);
+                discard(store, &mut batch);
                 return failure(store, "trapped", &error);
             }
             // `report-error` describes only a trap of the task that called it.
             store.data_mut().reported_error = None;
             if store.data().closing {
                 // The closing flag: tasks still queued (here and in the queue) are discarded.
-                discard(store, &batch, 0);
+                discard(store, &mut batch);
                 return Exit::Closed(CloseReason::Closed);
             }
         }
     }
 }
 
-/// Counts the messages left in `batch` (plus `extra` taken out of it) as discarded.
-fn discard(store: &Store<WorkerState>, batch: &VecDeque<Task>, extra: usize) {
-    store.data().host().count_dropped(Dropped::Discarded, crate::event_loop::count_messages(batch) + extra);
+/// Settles the messages left in `batch` as discarded.
+fn discard(store: &Store<WorkerState>, batch: &mut VecDeque<Task>) {
+    crate::event_loop::discard(batch.drain(..), store.data().host().ledger());
 }
 
 /// The most messages one `on-messages` call delivers: a burst costs one call into the guest,
@@ -600,20 +676,16 @@ fn deliver(
     messages: &mut Vec<(Source, Message)>,
 ) -> wasmtime::Result<()> {
     use bindings::types::{MessageBurst, MessageHeader};
-    let mut discarded = 0;
-    if let [(Source::Child(child), _)] = messages.as_slice() {
-        if store.data().terminated_child(*child) {
-            messages.clear();
-            store.data().host().count_dropped(Dropped::Discarded, 1);
-            return Ok(());
-        }
-    }
+    let ledger = store.data().host().ledger().clone();
     let single = messages.len() == 1;
     let mut burst = MessageBurst { events: Vec::with_capacity(messages.len()), data: Vec::new(), transfer: Vec::new() };
-    for (source, message) in messages.drain(..) {
+    // Whether each event's message was counted as posted, to settle it once the call is over.
+    let mut counted = Vec::with_capacity(messages.len());
+    let mut drained = messages.drain(..);
+    while let Some((source, mut message)) = drained.next() {
         if let Source::Child(child) = source {
             if store.data().terminated_child(child) {
-                discarded += 1;
+                message.settle(&ledger, Some(DropReason::Discarded));
                 continue;
             }
         }
@@ -622,7 +694,12 @@ fn deliver(
             _ => None,
         };
         let codec = message.codec.into();
-        let len = u32::try_from(message.data.len()).map_err(|_| wasmtime::Error::msg("a message of more than 4 GiB"))?;
+        let Ok(len) = u32::try_from(message.data.len()) else {
+            // Beyond what a 32-bit guest can hold: refused like a message over its size limit.
+            message.settle(&ledger, Some(DropReason::TooLarge));
+            continue;
+        };
+        counted.push(std::mem::take(&mut message.counted));
         let message = store.data_mut().lower_message(message)?;
         let transferred = message.transfer.len() as u32;
         burst.transfer.extend(message.transfer);
@@ -634,25 +711,23 @@ fn deliver(
         }
         burst.events.push(MessageHeader { source: source.into(), codec, len, transferred, error });
     }
-    if !burst.events.is_empty() {
-        // Those the guest discarded are mostly the last ones (after a `close`). If the call
-        // fails (a trap, or `terminate`), every message was handed over: counted received.
-        let count = burst.events.len();
-        let guest_discarded = match guest.wasm_workers_worker_handlers().call_on_messages(&mut *store, &burst) {
-            Ok(discarded) => (discarded as usize).min(count),
-            Err(error) => {
-                store.data().stats().received(count, burst.data.len());
-                store.data().host().count_dropped(Dropped::Discarded, discarded);
-                return Err(error);
-            }
-        };
-        let handled = count - guest_discarded;
-        let bytes = burst.events[..handled].iter().map(|event| event.len as usize).sum();
-        store.data().stats().received(handled, bytes);
-        discarded += guest_discarded;
+    drop(drained);
+    if burst.events.is_empty() {
+        return Ok(());
     }
-    store.data().host().count_dropped(Dropped::Discarded, discarded);
-    Ok(())
+    // Those the guest discarded are the last ones after a `close`, or messages from a child
+    // or port it let go of. If the call fails (a trap, or `terminate`), every message was
+    // handed over: delivered.
+    let count = burst.events.len();
+    let (handled, result) = match guest.wasm_workers_worker_handlers().call_on_messages(&mut *store, &burst) {
+        Ok(discarded) => (count - (discarded as usize).min(count), Ok(())),
+        Err(error) => (count, Err(error)),
+    };
+    let bytes = burst.events[..handled].iter().map(|event| event.len as usize).sum();
+    store.data().stats().received(handled, bytes);
+    ledger.delivered(counted[..handled].iter().filter(|&&c| c).count());
+    ledger.dropped(DropReason::Discarded, counted[handled..].iter().filter(|&&c| c).count());
+    result
 }
 
 /// The runtime error of a worker whose guest trapped or could not start.

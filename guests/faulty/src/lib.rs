@@ -37,7 +37,7 @@ impl Worker for Faulty {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
             }
-            "bad-json" => post_bytes(Codec::Json, b"{not json".to_vec()),
+            "bad-json" => post_bytes(Codec::Json, b"{not json".to_vec()).unwrap(),
             "bad-postcard" => post_encoded(Codec::Postcard, &(7u32, "seven")).expect("postcard encodes a tuple"),
             _ => post(&command),
         }
