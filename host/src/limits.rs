@@ -68,11 +68,13 @@ pub(crate) struct Limiter {
     memory: usize,
     /// The largest `memory` has been.
     pub(crate) peak_memory: usize,
+    /// A growth was refused by the memory limit.
+    pub(crate) memory_limit_hit: bool,
 }
 
 impl Limiter {
     pub(crate) fn new(limits: Limits) -> Self {
-        Limiter { limits, memory: 0, peak_memory: 0 }
+        Limiter { limits, memory: 0, peak_memory: 0, memory_limit_hit: false }
     }
 
     /// The worker's linear memory now, in bytes.
@@ -84,6 +86,7 @@ impl Limiter {
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if self.limits.memory.is_some_and(|limit| desired > limit) {
+            self.memory_limit_hit = true;
             return Ok(false);
         }
         self.memory = self.memory.saturating_sub(current).saturating_add(desired);

@@ -7,11 +7,13 @@
 //! so messages on one port arrive in the order posted, across any number of transfers.
 //!
 //! Lock order: a port's lock may be held while pushing to a worker's task queue, never the
-//! other way round; the two ends of a channel are never locked at the same time.
+//! other way round; the two ends of a channel are never locked at the same time. A port's
+//! lock may be held while taking the lock of a port in transit in one of its queued messages,
+//! never the other way round.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::mpsc;
 
@@ -185,6 +187,9 @@ impl MessagePort {
                 }
             }
             for message in unread.into_iter().rev() {
+                for port in &message.ports {
+                    port.core.lock().container = Some(Arc::downgrade(&self.core));
+                }
                 state.queued_bytes += message.data.len();
                 state.queue.push_front(message);
             }
@@ -197,6 +202,7 @@ impl MessagePort {
         self.events = None;
         let mut state = self.core.lock();
         state.limits = limits;
+        state.container = None;
         if state.ledger.is_none() {
             state.ledger = Some(ledger.clone());
         }
@@ -266,6 +272,8 @@ struct PortState {
     limits: QueueLimits,
     /// Bytes of data in `queue`.
     queued_bytes: usize,
+    /// While this end is in transit inside a message waiting at another port: that port.
+    container: Option<Weak<PortCore>>,
 }
 
 /// Who holds a port end.
@@ -314,6 +322,7 @@ impl PortCore {
                 ledger: None,
                 limits: Limits::default().queue(),
                 queued_bytes: 0,
+                container: None,
             }),
         }
     }
@@ -355,12 +364,26 @@ impl PortCore {
 
     /// A message arrives at this end, within its limits.
     fn deliver(self: &Arc<Self>, message: Message, ledger: Option<&Ledger>) -> Result<(), (Refusal, Message)> {
+        // The ports it carries wait in this queue now (set before taking this port's lock: a
+        // port's lock is never held while taking another's, but in `flush_locked`).
+        let contained: Vec<Arc<PortCore>> = message.ports.iter().map(|port| port.core.clone()).collect();
+        for port in &contained {
+            port.lock().container = Some(Arc::downgrade(self));
+        }
+        let refused = |refusal, message| {
+            for port in &contained {
+                port.lock().container = None;
+            }
+            Err((refusal, message))
+        };
         let mut state = self.lock();
         if state.closed {
-            return Err((Refusal::Closed, message));
+            drop(state);
+            return refused(Refusal::Closed, message);
         }
         if let Some(refusal) = state.limits.check(state.queue.len(), state.queued_bytes, &message) {
-            return Err((refusal, message));
+            drop(state);
+            return refused(refusal, message);
         }
         if state.ledger.is_none() {
             state.ledger = ledger.cloned();
@@ -368,6 +391,10 @@ impl PortCore {
         state.queued_bytes += message.data.len();
         state.queue.push_back(message);
         self.flush_locked(&mut state);
+        drop(state);
+        if !contained.is_empty() {
+            self.collect_if_cycle(&contained);
+        }
         Ok(())
     }
 
@@ -394,6 +421,9 @@ impl PortCore {
                 // Settled as delivered when the host program reads them.
                 state.queued_bytes = 0;
                 for message in state.queue.drain(..) {
+                    for port in &message.ports {
+                        port.core.lock().container = None;
+                    }
                     let _ = events.send(PortEvent::Message(message));
                 }
             }
@@ -412,6 +442,9 @@ impl PortCore {
         if state.started {
             if let Some(message) = state.queue.pop_front() {
                 state.queued_bytes = state.queued_bytes.saturating_sub(message.data.len());
+                for port in &message.ports {
+                    port.core.lock().container = None;
+                }
                 return Ready::Message(id, message);
             }
             if std::mem::take(&mut state.close_pending) {
@@ -443,26 +476,56 @@ impl PortCore {
 
     /// Closes this end and disentangles the other, whose owner is told.
     fn close(&self) {
-        let peer = {
+        let (peer, dropped, ledger) = {
             let mut state = self.lock();
             if state.closed {
                 return;
             }
             state.closed = true;
             state.queued_bytes = 0;
-            let ledger = state.ledger.clone();
-            for mut message in state.queue.drain(..) {
-                if let Some(ledger) = &ledger {
-                    message.settle(ledger, Some(DropReason::PortClosed));
-                }
-            }
+            let dropped = std::mem::take(&mut state.queue);
             state.release_keepalive();
             // Ends the host program's event stream, if it was listening.
             state.owner = Owner::Transit;
-            state.peer.take()
+            (state.peer.take(), dropped, state.ledger.clone())
         };
+        // Dropped without the lock: the ports they carry close in turn, and one of them may
+        // be this port's own peer.
+        for mut message in dropped {
+            if let Some(ledger) = &ledger {
+                message.settle(ledger, Some(DropReason::PortClosed));
+            }
+        }
         if let Some(peer) = peer {
             peer.disentangle();
+        }
+    }
+
+    /// After a message carrying `contained` was queued here: if that closed a cycle of ports
+    /// in transit, each waiting in the queue of the next (a port posted to its own entangled
+    /// port is the shortest), nobody can ever receive any of them, so they are closed and
+    /// their messages dropped (the chapter's "doomed" message). Without this, the cycle
+    /// would hold itself alive: reference counting cannot free it.
+    fn collect_if_cycle(self: &Arc<Self>, contained: &[Arc<PortCore>]) {
+        let mut current = self.clone();
+        // Each step follows "is waiting in the queue of"; a chain longer than this is not
+        // worth the walk.
+        for _ in 0..1024 {
+            if contained.iter().any(|port| Arc::ptr_eq(port, &current)) {
+                self.close();
+                return;
+            }
+            let next = {
+                let state = current.lock();
+                if state.closed || !matches!(state.owner, Owner::Transit) {
+                    return;
+                }
+                state.container.as_ref().and_then(Weak::upgrade)
+            };
+            match next {
+                Some(next) => current = next,
+                None => return,
+            }
         }
     }
 
@@ -482,5 +545,49 @@ impl PortCore {
             }
         }
         state.release_keepalive();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Codec;
+
+    fn message() -> Message {
+        Message::new(Codec::Raw, vec![1])
+    }
+
+    #[test]
+    fn a_port_posted_to_its_own_entangled_port_is_doomed_and_the_channel_lost() {
+        let (mut one, two) = channel();
+        one.post_message(message().with_port(two)).unwrap();
+        assert!(matches!(one.recv_blocking(), Some(PortEvent::Closed)));
+    }
+
+    #[test]
+    fn ports_in_transit_waiting_in_each_others_queues_are_collected() {
+        let (mut a, b) = channel();
+        let (mut c, d) = channel();
+        // `d` waits in `b`'s queue, then `b` in `d`'s: nobody can ever receive either.
+        a.post_message(message().with_port(d)).unwrap();
+        c.post_message(message().with_port(b)).unwrap();
+        assert!(matches!(a.recv_blocking(), Some(PortEvent::Closed)));
+        assert!(matches!(c.recv_blocking(), Some(PortEvent::Closed)));
+    }
+
+    #[test]
+    fn a_port_in_transit_that_can_still_be_received_is_kept() {
+        let (a, b) = channel();
+        let (c, mut d) = channel();
+        // `b` waits in `d`'s queue, and `d` is held here: it can be received.
+        c.post_message(message().with_port(b)).unwrap();
+        match d.recv_blocking() {
+            Some(PortEvent::Message(mut message)) => {
+                let mut b = message.ports.pop().expect("the port came along");
+                a.post_message(message).unwrap();
+                assert!(matches!(b.recv_blocking(), Some(PortEvent::Message(_))));
+            }
+            other => panic!("expected the message carrying the port, got {other:?}"),
+        }
     }
 }

@@ -133,6 +133,11 @@ impl WorkerState {
         Ok(state)
     }
 
+    /// The memory limit, if a growth was refused because of it.
+    pub(crate) fn memory_limit_hit(&self) -> Option<usize> {
+        self.limits.memory.filter(|_| self.limiter.memory_limit_hit)
+    }
+
     pub(crate) fn limiter(&mut self) -> &mut Limiter {
         &mut self.limiter
     }

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -18,7 +18,7 @@ use wasmtime::{Store, UpdateDeadline};
 use crate::bindings;
 use crate::engine::Component;
 use crate::accounting::{DropReason, Ledger};
-use crate::event_loop::{Next, Refusal, Task, TaskQueue, TaskSender};
+use crate::event_loop::{Next, QueueLimits, Refusal, Task, TaskQueue, TaskSender};
 use crate::host::Host;
 use crate::message::{check_json, Codec, Message};
 use crate::port::Ready;
@@ -180,7 +180,7 @@ impl Control {
 
 /// Receives a host-parented worker's events, on the worker's thread; returns false if the
 /// receiving side is gone (the event is dropped).
-pub(crate) type EventSink = Box<dyn Fn(WorkerEvent) -> bool + Send + Sync>;
+pub(crate) type EventSink = Box<dyn Fn(WorkerEvent) -> Result<(), Refusal> + Send + Sync>;
 
 /// Where a worker's messages and its end go.
 pub(crate) enum ParentLink {
@@ -207,11 +207,11 @@ impl ParentLink {
                 let sent = sink(WorkerEvent::Message(message));
                 if counted {
                     match sent {
-                        true => ledger.delivered(1),
-                        false => ledger.dropped(DropReason::ReceiverGone, 1),
+                        Ok(()) => ledger.delivered(1),
+                        Err(refusal) => ledger.dropped(refusal.reason(), 1),
                     }
                 }
-                if sent { Ok(()) } else { Err(Refusal::Closed) }
+                sent
             }
             ParentLink::Worker { queue, child } => {
                 queue.push_message(Source::Child(*child), message).map_err(|(refusal, mut message)| {
@@ -231,7 +231,7 @@ impl ParentLink {
     fn exit(self, exit: Exit, host: &Host) {
         match self {
             ParentLink::Host(sink) => {
-                sink(match exit {
+                let _ = sink(match exit {
                     Exit::Failed(error) => WorkerEvent::Error(error),
                     Exit::Closed(reason) => WorkerEvent::Closed(reason),
                 });
@@ -268,6 +268,7 @@ pub struct WorkerHandle {
     events: mpsc::UnboundedReceiver<WorkerEvent>,
     control: Arc<Control>,
     ledger: Ledger,
+    unread: Arc<Unread>,
 }
 
 impl WorkerHandle {
@@ -328,6 +329,19 @@ impl WorkerHandle {
     pub async fn recv(&mut self) -> Option<WorkerEvent> {
         loop {
             let event = self.events.recv().await;
+            self.unread.read(&event);
+            if let Some(event) = self.filter(event) {
+                return event;
+            }
+        }
+    }
+
+    /// The next event if one has arrived, without waiting.
+    pub fn try_recv(&mut self) -> Option<WorkerEvent> {
+        loop {
+            let event = self.events.try_recv().ok();
+            event.as_ref()?;
+            self.unread.read(&event);
             if let Some(event) = self.filter(event) {
                 return event;
             }
@@ -342,6 +356,7 @@ impl WorkerHandle {
     pub fn recv_blocking(&mut self) -> Option<WorkerEvent> {
         loop {
             let event = self.events.blocking_recv();
+            self.unread.read(&event);
             if let Some(event) = self.filter(event) {
                 return event;
             }
@@ -412,9 +427,50 @@ pub(crate) fn spawn_root(
 ) -> Result<WorkerHandle, SpawnFailure> {
     let (events_tx, events) = mpsc::unbounded_channel();
     let name = options.name.clone().unwrap_or_default();
-    let sink: EventSink = Box::new(move |event| events_tx.send(event).is_ok());
+    // The host program's side of the worker is bounded like the worker's own queue: messages
+    // it has not read count against the worker's queue limits.
+    let limits = options.limits.queue();
+    let unread = Arc::new(Unread::default());
+    let counter = unread.clone();
+    let sink: EventSink = Box::new(move |event| {
+        if let WorkerEvent::Message(message) = &event {
+            if let Some(refusal) = counter.admit(&limits, message) {
+                return Err(refusal);
+            }
+        }
+        events_tx.send(event).map_err(|_| Refusal::Closed)
+    });
     let (sender, control, _) = spawn(host, component, options, ParentLink::Host(sink), None)?;
-    Ok(WorkerHandle { name, sender: Some(sender), events, control, ledger: host.ledger().clone() })
+    Ok(WorkerHandle { name, sender: Some(sender), events, control, ledger: host.ledger().clone(), unread })
+}
+
+/// Messages a worker sent to the host program that it has not read yet.
+#[derive(Default)]
+struct Unread {
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Unread {
+    /// Counts `message` in, unless it does not fit `limits` (only the worker's thread adds,
+    /// so checking and adding need not be one step).
+    fn admit(&self, limits: &QueueLimits, message: &Message) -> Option<Refusal> {
+        let (messages, bytes) = (self.messages.load(Ordering::Acquire), self.bytes.load(Ordering::Acquire));
+        let refusal = limits.check(messages, bytes, message);
+        if refusal.is_none() {
+            self.messages.fetch_add(1, Ordering::AcqRel);
+            self.bytes.fetch_add(message.data.len(), Ordering::AcqRel);
+        }
+        refusal
+    }
+
+    /// Counts a message out as read.
+    fn read(&self, event: &Option<WorkerEvent>) {
+        if let Some(WorkerEvent::Message(message)) = event {
+            self.messages.fetch_sub(1, Ordering::AcqRel);
+            self.bytes.fetch_sub(message.data.len(), Ordering::AcqRel);
+        }
+    }
 }
 
 /// Spawns a worker thread; `shared` is its name if it is a shared worker. Returns the first
@@ -737,10 +793,13 @@ fn failure(store: &Store<WorkerState>, what: &str, error: &wasmtime::Error) -> E
         Some(trap) => trap.to_string(),
         None => format!("{what}: {error:#}"),
     };
-    let message = match &state.reported_error {
+    let mut message = match &state.reported_error {
         Some(reported) => format!("{reported} ({cause})"),
         None => cause,
     };
+    if let Some(limit) = state.memory_limit_hit() {
+        message.push_str(&format!(" after reaching its memory limit of {limit} bytes"));
+    }
     if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
         tracing::debug!(worker = %state.name, "{message}\n{backtrace}");
     }
