@@ -33,6 +33,8 @@ pub(crate) enum Task {
     ChildError { child: u32, error: ErrorEvent },
     /// A child closed itself or ended idle.
     ChildClosed { child: u32 },
+    /// A child this worker terminated has ended: nothing more of it is on its way.
+    ChildTerminated { child: u32 },
     /// Messages (or the close of the entangled port, after them) wait at a port this worker
     /// holds.
     PortReady(Arc<PortCore>),

@@ -10,6 +10,7 @@
 //! args = ["--verbose"]                  # granted capabilities: nothing unless listed
 //! env = { LEVEL = "2" }
 //! dirs = [{ host = "data", guest = "/data", read-only = true }]
+//! wall-clock = true                     # may read the time of day (the epoch otherwise)
 //! limits = { memory = "64 MiB", table-elements = 10000, instances = 16, children = 8,
 //!            queued-messages = 10000, queued-bytes = "16 MiB", message-size = "1 MiB", deadline-ms = 500 }
 //! spawns = ["core.wasm"]                # children it spawns, for the picture only
@@ -80,6 +81,9 @@ struct WorkerEntry {
     limits: LimitsEntry,
     #[serde(default)]
     spawns: Vec<String>,
+    /// Whether it may read the time of day.
+    #[serde(default)]
+    wall_clock: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +409,7 @@ impl Graph {
                 deadline: worker.limits.deadline_ms.map(std::time::Duration::from_millis),
             };
             let capabilities = Capabilities {
+                wall_clock: worker.wall_clock,
                 args: worker.args.clone(),
                 env: worker.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 dirs: worker

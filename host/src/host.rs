@@ -55,6 +55,9 @@ pub struct HostConfig {
     pub spin: Option<Duration>,
 }
 
+/// How many reports of ended workers [`Host::stats`] keeps at least.
+pub const KEPT_REPORTS: usize = 4096;
+
 /// The default of [`HostConfig::spin`] on more than one CPU.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
@@ -269,15 +272,28 @@ impl Host {
         })
     }
 
-    /// Statistics of every worker this host has spawned (children and shared workers
-    /// included), in the order they were spawned.
+    /// Statistics of the workers this host has spawned (children and shared workers
+    /// included), in the order they were spawned: every worker still running, and the last
+    /// [`KEPT_REPORTS`] or more that have ended (older ones are forgotten, so that a host
+    /// that runs for days keeps a bounded record).
     pub fn stats(&self) -> Vec<WorkerReport> {
         self.0.stats.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|s| s.report()).collect()
     }
 
     pub(crate) fn register_stats(&self, name: &str, location: &str) -> Arc<WorkerStats> {
         let stats = Arc::new(WorkerStats::new(name.to_string(), location.to_string()));
-        self.0.stats.lock().unwrap_or_else(|p| p.into_inner()).push(stats.clone());
+        let mut all = self.0.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() >= 2 * KEPT_REPORTS {
+            // Forget the oldest ended workers, keeping the last `KEPT_REPORTS` of them.
+            let ended = all.iter().filter(|s| s.has_ended()).count();
+            let mut forget = ended.saturating_sub(KEPT_REPORTS);
+            all.retain(|s| {
+                let drop = forget > 0 && s.has_ended();
+                forget -= usize::from(drop);
+                !drop
+            });
+        }
+        all.push(stats.clone());
         stats
     }
 

@@ -58,7 +58,7 @@ pub use engine::Component;
 pub use graph::{Graph, Manifest, ManifestError, RunningGraph, StartError};
 pub use error::{HostError, LoadError, SpawnError};
 pub use accounting::{DropReason, DroppedMessages, MessageCounts};
-pub use host::{Host, HostConfig, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN};
+pub use host::{Host, HostConfig, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN, KEPT_REPORTS};
 pub use port::{channel, MessagePort, PortEvent, PortPostError, PortRefusal};
 pub use shared::ConnectError;
 pub use message::{Codec, DecodeError, Message};

@@ -94,6 +94,9 @@ impl WorkerState {
         for (key, value) in &options.capabilities.env {
             wasi.env(key, value);
         }
+        if !options.capabilities.wall_clock {
+            wasi.wall_clock(EpochClock);
+        }
         for dir in &options.capabilities.dirs {
             let perms = if dir.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
             wasi.preopened_dir(&dir.host, &dir.guest, perms).map_err(|error| {
@@ -260,6 +263,12 @@ impl WorkerState {
     /// Whether this worker terminated child `id`.
     pub(crate) fn terminated_child(&self, id: u32) -> bool {
         self.terminated_children.contains(&id)
+    }
+
+    /// Forgets a child this worker terminated, once it has ended.
+    pub(crate) fn forget_terminated_child(&mut self, child: u32) {
+        self.terminated_children.remove(&child);
+        self.children.remove(&child);
     }
 
     /// Forgets a child that has ended.
@@ -545,5 +554,18 @@ fn post_error(refusal: Refusal) -> Result<(), types::PostError> {
         Refusal::Closed => Ok(()),
         Refusal::QueueFull => Err(types::PostError::QueueFull),
         Refusal::TooLarge => Err(types::PostError::TooLarge),
+    }
+}
+
+/// The wall clock of a worker not granted the time of day: always the Unix epoch.
+struct EpochClock;
+
+impl wasmtime_wasi::HostWallClock for EpochClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
     }
 }

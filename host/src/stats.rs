@@ -66,6 +66,10 @@ impl WorkerStats {
         *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(how);
     }
 
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
     pub(crate) fn report(&self) -> WorkerReport {
         WorkerReport {
             name: self.name.clone(),

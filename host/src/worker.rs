@@ -48,11 +48,15 @@ impl WorkerOptions {
     }
 }
 
-/// What a worker may reach through WASI. A worker gets no files, environment or arguments
-/// unless granted here; its stdout and stderr always go to the host's stderr, prefixed with
-/// its name, and it never gets the host's stdin.
+/// What a worker may reach through WASI. A worker gets no files, environment, arguments or
+/// time of day unless granted here; its stdout and stderr always go to the host's stderr,
+/// prefixed with its name, and it never gets the host's stdin. What the world itself needs
+/// is always there: a monotonic clock (for measuring time and for timers) and random bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
+    /// Whether it may read the time of day (`wasi:clocks/wall-clock`). Without it, the wall
+    /// clock reads the Unix epoch, always.
+    pub wall_clock: bool,
     /// Its command-line arguments.
     pub args: Vec<String>,
     /// Its environment variables.
@@ -239,7 +243,8 @@ impl ParentLink {
             ParentLink::Worker { queue, child } => {
                 let _ = match exit {
                     Exit::Failed(error) => queue.push(Task::ChildError { child, error }),
-                    Exit::Closed(CloseReason::Terminated) => Ok(()),
+                    // Not an event: it tells the parent it may forget the child.
+                    Exit::Closed(CloseReason::Terminated) => queue.push(Task::ChildTerminated { child }),
                     Exit::Closed(_) => queue.push(Task::ChildClosed { child }),
                 };
             }
@@ -675,7 +680,16 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
     let handlers = guest.wasm_workers_worker_handlers();
     match task {
         // A child this worker terminated delivers nothing more, even what was in flight.
-        Task::ChildError { child, .. } | Task::ChildClosed { child } if store.data().terminated_child(child) => Ok(()),
+        Task::ChildError { child, .. } | Task::ChildClosed { child } if store.data().terminated_child(child) => {
+            // It ended by itself before the terminate reached it.
+            store.data_mut().forget_terminated_child(child);
+            Ok(())
+        }
+        Task::ChildTerminated { child } => {
+            // The last thing the child's thread queued: its messages before it were dropped.
+            store.data_mut().forget_terminated_child(child);
+            Ok(())
+        }
         Task::Message { source, message } => deliver(store, guest, &mut vec![(source, message)]),
         Task::ChildError { child, error } => {
             store.data_mut().forget_child(child);

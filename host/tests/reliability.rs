@@ -111,6 +111,23 @@ fn a_memory_bomb_ends_only_its_worker_and_says_it_hit_the_limit() {
     assert_eq!(next_json(&mut witness), "still here");
 }
 
+#[test]
+fn the_time_of_day_is_a_capability() {
+    let host = Host::new().unwrap();
+    let faulty = host.load(guest("faulty")).unwrap();
+    let mut denied = host.spawn(&faulty, WorkerOptions::named("denied")).unwrap();
+    post(&denied, json!("time"));
+    assert_eq!(next_json(&mut denied), 0, "without the capability the wall clock reads the epoch");
+    let granted = WorkerOptions {
+        capabilities: wasm_workers::Capabilities { wall_clock: true, ..Default::default() },
+        ..WorkerOptions::named("granted")
+    };
+    let mut granted = host.spawn(&faulty, granted).unwrap();
+    post(&granted, json!("time"));
+    let seconds = next_json(&mut granted).as_u64().unwrap();
+    assert!(seconds > 1_600_000_000, "the real time of day: {seconds}");
+}
+
 /// What one worker of the crowd is asked to do, and how it must end.
 #[derive(Clone, Copy, Debug)]
 enum Role {

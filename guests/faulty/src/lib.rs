@@ -4,7 +4,8 @@
 //! labelled JSON that are not JSON, `"bad-postcard"` posts postcard bytes to a JSON reader,
 //! `"memory-bomb"` allocates until it cannot, `"spawn-bomb"` spawns children until it may
 //! not and then panics with why, `"flood:N"` posts N messages to its parent (`try_post`) and
-//! `"flood-report"` posts how many of them were refused as `{"refused": n, "error": e}`, and
+//! `"flood-report"` posts how many of them were refused as `{"refused": n, "error": e}`,
+//! `"time"` posts the wall clock's seconds since the Unix epoch, and
 //! anything else is echoed back.
 
 use wasm_workers_guest::{export_worker, post, post_bytes, post_encoded, try_post, Child, Codec, Worker};
@@ -63,6 +64,10 @@ impl Worker for Faulty {
                     Err(error) => panic!("spawn bomb stopped after {} children: {error}", self.children.len()),
                 }
             },
+            "time" => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                post(&now.as_secs());
+            }
             "flood-report" => {
                 let report = serde_json::json!({ "refused": self.refused, "error": self.refusal });
                 post(&report);
