@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::accounting::{DroppedMessages, Ledger, MessageCounts};
 use crate::limits::DEADLINE_TICK;
+use crate::threads::Threads;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -53,7 +54,19 @@ pub struct HostConfig {
     /// [`DEFAULT_SPIN`] when this process may run on more than one CPU, else no spin (a
     /// spinning thread would only delay the thread it waits for).
     pub spin: Option<Duration>,
+    /// How long a worker thread whose worker has ended waits to run the next one before it
+    /// exits ([`DEFAULT_THREAD_KEEP_ALIVE`] if `None`). Reusing a thread saves most of what
+    /// a spawn costs.
+    pub thread_keep_alive: Option<Duration>,
+    /// How many worker threads may wait for a worker at once ([`DEFAULT_IDLE_THREADS`] if
+    /// `None`; 0 turns reuse off).
+    pub idle_threads: Option<usize>,
 }
+
+/// The default of [`HostConfig::thread_keep_alive`].
+pub const DEFAULT_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// The default of [`HostConfig::idle_threads`].
+pub const DEFAULT_IDLE_THREADS: usize = 1024;
 
 /// How many reports of ended workers [`Host::stats`] keeps at least.
 pub const KEPT_REPORTS: usize = 4096;
@@ -110,6 +123,7 @@ struct HostInner {
     cache_hits: AtomicU64,
     quiescence: Arc<Quiescence>,
     spin: Duration,
+    threads: Threads,
     ledger: Ledger,
     deadline_ticker: std::sync::Once,
     /// Failures of workers that have no parent to tell (shared workers).
@@ -158,6 +172,10 @@ impl Host {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
                 if cpus > 1 { DEFAULT_SPIN } else { Duration::ZERO }
             }),
+            threads: Threads::new(
+                config.thread_keep_alive.unwrap_or(DEFAULT_THREAD_KEEP_ALIVE),
+                config.idle_threads.unwrap_or(DEFAULT_IDLE_THREADS),
+            ),
             ledger: Ledger::default(),
             deadline_ticker: std::sync::Once::new(),
             shared_failures: tokio::sync::broadcast::Sender::new(64),
@@ -342,6 +360,10 @@ impl Host {
                 tracing::error!("cannot start the deadline ticker; CPU deadlines are not enforced: {error}");
             }
         });
+    }
+
+    pub(crate) fn threads(&self) -> &Threads {
+        &self.0.threads
     }
 
     pub(crate) fn ledger(&self) -> &Ledger {

@@ -51,6 +51,7 @@ pub mod stats;
 mod stdio;
 pub mod task;
 mod timers;
+mod threads;
 pub mod worker;
 
 pub use buffer::{Buffer, BufferError};
@@ -58,7 +59,9 @@ pub use engine::Component;
 pub use graph::{Graph, Manifest, ManifestError, RunningGraph, StartError};
 pub use error::{HostError, LoadError, SpawnError};
 pub use accounting::{DropReason, DroppedMessages, MessageCounts};
-pub use host::{Host, HostConfig, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN, KEPT_REPORTS};
+pub use host::{
+    Host, HostConfig, DEFAULT_IDLE_THREADS, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN, DEFAULT_THREAD_KEEP_ALIVE, KEPT_REPORTS,
+};
 pub use port::{channel, MessagePort, PortEvent, PortPostError, PortRefusal};
 pub use shared::ConnectError;
 pub use message::{Codec, DecodeError, Message};

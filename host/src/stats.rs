@@ -60,8 +60,14 @@ impl WorkerStats {
     }
 
     /// Records the end: how, the thread's CPU time, and the peak memory.
-    pub(crate) fn ended(&self, how: String, peak_memory: usize) {
+    /// Marks the start of the worker on the calling thread (which may have run others before).
+    pub(crate) fn started(&self) {
         self.cpu_nanos.store(thread_cpu_time().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn ended(&self, how: String, peak_memory: usize) {
+        let start = Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed));
+        self.cpu_nanos.store(thread_cpu_time().saturating_sub(start).as_nanos() as u64, Ordering::Relaxed);
         self.peak_memory.store(peak_memory as u64, Ordering::Relaxed);
         *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(how);
     }
@@ -71,6 +77,9 @@ impl WorkerStats {
     }
 
     pub(crate) fn report(&self) -> WorkerReport {
+        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // Until the end, the counter holds the thread's CPU time at the start.
+        let cpu_nanos = if ended.is_some() { self.cpu_nanos.load(Ordering::Relaxed) } else { 0 };
         WorkerReport {
             name: self.name.clone(),
             location: self.location.clone(),
@@ -78,9 +87,9 @@ impl WorkerStats {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             messages_out: self.messages_out.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
-            cpu_time: Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed)),
+            cpu_time: Duration::from_nanos(cpu_nanos),
             peak_memory: self.peak_memory.load(Ordering::Relaxed),
-            ended: self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            ended,
         }
     }
 }

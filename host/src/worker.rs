@@ -10,7 +10,6 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
 use wasmtime::{Store, UpdateDeadline};
@@ -155,8 +154,10 @@ pub(crate) struct Control {
     terminated: AtomicBool,
     queue: Arc<TaskQueue>,
     engine: wasmtime::Engine,
-    /// The worker's thread, joined by its parent when the parent ends.
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set when the worker's thread has finished with it (the thread itself may go on to run
+    /// another worker); its parent waits for it when the parent ends.
+    stopped: Mutex<bool>,
+    stopped_changed: std::sync::Condvar,
 }
 
 impl Control {
@@ -164,10 +165,22 @@ impl Control {
         self.terminated.load(Ordering::Acquire)
     }
 
-    /// Whether the worker's thread has ended.
+    /// Whether the worker's thread has finished with it.
     pub(crate) fn has_stopped(&self) -> bool {
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
-        thread.as_ref().is_none_or(|thread| thread.is_finished())
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_stopped(&self) {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stopped_changed.notify_all();
+    }
+
+    /// Blocks until the worker's thread has finished with it.
+    fn wait_stopped(&self) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        while !*stopped {
+            stopped = self.stopped_changed.wait(stopped).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Terminates the worker: an idle loop wakes and ends; running guest code is interrupted
@@ -501,7 +514,8 @@ pub(crate) fn spawn(
         queue: queue.clone(),
         // The engine whose epoch the worker's store watches: the component's.
         engine: component.engine().clone(),
-        thread: Mutex::new(None),
+        stopped: Mutex::new(false),
+        stopped_changed: std::sync::Condvar::new(),
     });
     let name = options.name.clone().unwrap_or_default();
     // Until the thread runs, a failure must undo what the new queue counted (the parent's
@@ -519,9 +533,14 @@ pub(crate) fn spawn(
     let thread_name = if name.is_empty() { format!("worker {}", component.location()) } else { name };
     // A thread name cannot hold NUL, and the name may come from a guest.
     let thread_name = thread_name.replace('\0', "\u{FFFD}");
-    let thread = std::thread::Builder::new().name(thread_name).spawn(move || run(component, state));
-    match thread {
-        Ok(thread) => *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread),
+    let stopped = Stopped(control.clone());
+    let job = Box::new(move || {
+        // Marked stopped however `run` ends, after everything it does.
+        let _stopped = stopped;
+        run(component, state);
+    });
+    match host.threads().run(thread_name, job) {
+        Ok(()) => {}
         Err(error) => {
             host.worker_stopped();
             queue.close();
@@ -530,6 +549,15 @@ pub(crate) fn spawn(
         }
     }
     Ok((sender, control, queue))
+}
+
+/// Marks a worker's thread finished with it when dropped.
+struct Stopped(Arc<Control>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.set_stopped();
+    }
 }
 
 /// Closes a worker's queue and counts it out, however its thread ends (even by a panic of
@@ -553,6 +581,7 @@ fn start_task(store: &mut Store<WorkerState>) -> wasmtime::Result<()> {
 
 /// The body of a worker's thread.
 fn run(component: Component, state: WorkerState) {
+    state.stats().started();
     let queue = state.queue.clone();
     let _finish = Finish(queue.clone());
     let control = state.control.clone();
@@ -832,11 +861,6 @@ pub(crate) fn terminate_all(children: HashMap<u32, Arc<Control>>) {
         control.terminate();
     }
     for control in children.into_values() {
-        let thread = control.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = thread {
-            // A worker thread does not panic (guest failures are values); if it somehow did,
-            // there is nothing left of it to clean up.
-            let _ = thread.join();
-        }
+        control.wait_stopped();
     }
 }
