@@ -54,6 +54,12 @@ impl WorkerStats {
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// Takes back messages counted received that the guest discarded.
+    pub(crate) fn unreceived(&self, messages: usize, bytes: usize) {
+        self.messages_in.fetch_sub(messages as u64, Ordering::Relaxed);
+        self.bytes_in.fetch_sub(bytes as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn posted(&self, bytes: usize) {
         self.messages_out.fetch_add(1, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);

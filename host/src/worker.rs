@@ -818,12 +818,16 @@ fn deliver(
     // or port it let go of. If the call fails (a trap, or `terminate`), every message was
     // handed over: delivered.
     let count = burst.events.len();
+    // Counted received before the call, so that whoever hears from the guest sees them.
+    store.data().stats().received(count, burst.data.len());
     let (handled, result) = match guest.wasm_workers_worker_handlers().call_on_messages(&mut *store, &burst) {
         Ok(discarded) => (count - (discarded as usize).min(count), Ok(())),
         Err(error) => (count, Err(error)),
     };
-    let bytes = burst.events[..handled].iter().map(|event| event.len as usize).sum();
-    store.data().stats().received(handled, bytes);
+    if handled < count {
+        let bytes = burst.events[handled..].iter().map(|event| event.len as usize).sum();
+        store.data().stats().unreceived(count - handled, bytes);
+    }
     ledger.delivered(counted[..handled].iter().filter(|&&c| c).count());
     ledger.dropped(DropReason::Discarded, counted[handled..].iter().filter(|&&c| c).count());
     result
