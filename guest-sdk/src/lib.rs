@@ -246,6 +246,20 @@ pub enum PostError {
     /// A port or buffer to send with it, or the port to send it on, was transferred away
     /// (it is detached, as a transferred `ArrayBuffer` is).
     Detached,
+    /// The receiver's queue holds as many messages, or bytes, as its limits allow: it is
+    /// behind. The message (and what it transferred) was dropped; try again later.
+    QueueFull,
+    /// The message is larger than the receiver accepts. It was dropped.
+    TooLarge,
+}
+
+impl From<types::PostError> for PostError {
+    fn from(error: types::PostError) -> Self {
+        match error {
+            types::PostError::QueueFull => PostError::QueueFull,
+            types::PostError::TooLarge => PostError::TooLarge,
+        }
+    }
 }
 
 impl fmt::Display for PostError {
@@ -253,6 +267,8 @@ impl fmt::Display for PostError {
         match self {
             PostError::Encode(why) => write!(f, "cannot encode message: {why}"),
             PostError::Detached => f.write_str("a port or buffer was transferred away and can no longer be used here"),
+            PostError::QueueFull => f.write_str("the receiver's queue is full"),
+            PostError::TooLarge => f.write_str("the message is larger than the receiver accepts"),
         }
     }
 }
@@ -349,8 +365,7 @@ impl FromMessage for RawMessage {
 /// If something in `transfer` was already transferred away; nothing is sent then.
 pub fn post_raw(codec: Codec, data: Vec<u8>, transfer: Transfer) -> Result<(), PostError> {
     let transfer = transfer.take()?;
-    scope::post_message(types::Message { codec: codec.into(), data, transfer });
-    Ok(())
+    Ok(scope::post_message(types::Message { codec: codec.into(), data, transfer })?)
 }
 
 /// Ports and buffers to transfer with a message (the `transfer` list of `postMessage`).
@@ -443,8 +458,24 @@ fn message_with<T: Serialize + ?Sized>(value: &T, transfer: Transfer) -> Result<
 /// # Panics
 ///
 /// If `value` cannot be encoded as JSON, like a `postMessage` that throws `DataCloneError`.
+///
+/// A message the parent refuses (its queue is full, or the message is too large) is
+/// dropped, and counted dropped by the host; [`try_post`] tells the caller instead.
 pub fn post<T: Serialize + ?Sized>(value: &T) {
-    post_encoded(Codec::Json, value).unwrap_or_else(|e| panic!("{e}"));
+    match try_post(value) {
+        Err(PostError::Encode(why)) => panic!("cannot encode message: {why}"),
+        Ok(()) | Err(_) => {}
+    }
+}
+
+/// Posts `value` to this worker's parent, as JSON, and says if it was refused.
+///
+/// # Errors
+///
+/// [`PostError::QueueFull`] or [`PostError::TooLarge`] if the parent does not take it (it
+/// is dropped); [`PostError::Encode`] if it cannot be encoded.
+pub fn try_post<T: Serialize + ?Sized>(value: &T) -> Result<(), PostError> {
+    post_encoded(Codec::Json, value)
 }
 
 /// Posts `value` to this worker's parent in `codec`.
@@ -454,8 +485,7 @@ pub fn post<T: Serialize + ?Sized>(value: &T) {
 /// If `value` cannot be encoded in `codec`; nothing is sent then.
 pub fn post_encoded<T: Serialize + ?Sized>(codec: Codec, value: &T) -> Result<(), PostError> {
     let (codec, data) = encode(codec, value)?;
-    scope::post_message(message(codec, data));
-    Ok(())
+    Ok(scope::post_message(message(codec, data))?)
 }
 
 /// Posts `value` to this worker's parent as JSON, transferring the ports and buffers in
@@ -466,13 +496,16 @@ pub fn post_encoded<T: Serialize + ?Sized>(codec: Codec, value: &T) -> Result<()
 /// If `value` cannot be encoded, or something in `transfer` was already transferred away;
 /// nothing is sent then.
 pub fn post_with<T: Serialize + ?Sized>(value: &T, transfer: Transfer) -> Result<(), PostError> {
-    scope::post_message(message_with(value, transfer)?);
-    Ok(())
+    Ok(scope::post_message(message_with(value, transfer)?)?)
 }
 
 /// Posts already-encoded bytes to this worker's parent, declared as `codec`.
-pub fn post_bytes(codec: Codec, data: Vec<u8>) {
-    scope::post_message(message(codec, data));
+///
+/// # Errors
+///
+/// [`PostError::QueueFull`] or [`PostError::TooLarge`] if the parent does not take it.
+pub fn post_bytes(codec: Codec, data: Vec<u8>) -> Result<(), PostError> {
+    Ok(scope::post_message(message(codec, data))?)
 }
 
 /// Closes this worker (`close()`): the current handler runs to its end, every queued and
@@ -570,7 +603,7 @@ impl Port {
             return Err(PostError::Encode("a port cannot be transferred through itself".to_string()));
         }
         let message = message_with(value, transfer)?;
-        self.with_handle(|port| port.post_message(message))
+        Ok(self.with_handle(|port| port.post_message(message))??)
     }
 
     /// Posts already-encoded bytes, declared as `codec`.
@@ -579,7 +612,7 @@ impl Port {
     ///
     /// If this port was transferred away.
     pub fn post_bytes(&self, codec: Codec, data: Vec<u8>) -> Result<(), PostError> {
-        self.with_handle(|port| port.post_message(message(codec, data)))
+        Ok(self.with_handle(|port| port.post_message(message(codec, data)))??)
     }
 
     /// Starts delivering messages (`port.start()`); [`on_message`](Self::on_message) does it.
@@ -942,8 +975,25 @@ impl<W: Worker> Child<W> {
     /// # Panics
     ///
     /// If `value` cannot be encoded as JSON.
+    ///
+    /// A message the child refuses (its queue is full, or the message is too large) is
+    /// dropped, and counted dropped by the host; [`try_post`](Self::try_post) tells the
+    /// caller instead.
     pub fn post<T: Serialize + ?Sized>(&self, value: &T) {
-        self.post_encoded(Codec::Json, value).unwrap_or_else(|e| panic!("{e}"));
+        match self.try_post(value) {
+            Err(PostError::Encode(why)) => panic!("cannot encode message: {why}"),
+            Ok(()) | Err(_) => {}
+        }
+    }
+
+    /// Posts `value` to the child, as JSON, and says if it was refused.
+    ///
+    /// # Errors
+    ///
+    /// [`PostError::QueueFull`] or [`PostError::TooLarge`] if the child does not take it (it
+    /// is dropped); [`PostError::Encode`] if it cannot be encoded.
+    pub fn try_post<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PostError> {
+        self.post_encoded(Codec::Json, value)
     }
 
     /// Posts `value` to the child in `codec`.
@@ -953,8 +1003,7 @@ impl<W: Worker> Child<W> {
     /// If `value` cannot be encoded in `codec`; nothing is sent then.
     pub fn post_encoded<T: Serialize + ?Sized>(&self, codec: Codec, value: &T) -> Result<(), PostError> {
         let (codec, data) = encode(codec, value)?;
-        self.handle.post_message(message(codec, data));
-        Ok(())
+        Ok(self.handle.post_message(message(codec, data))?)
     }
 
     /// Posts `value` to the child as JSON, transferring what is in `transfer`.
@@ -964,13 +1013,16 @@ impl<W: Worker> Child<W> {
     /// If `value` cannot be encoded, or something in `transfer` was already transferred
     /// away; nothing is sent then.
     pub fn post_with<T: Serialize + ?Sized>(&self, value: &T, transfer: Transfer) -> Result<(), PostError> {
-        self.handle.post_message(message_with(value, transfer)?);
-        Ok(())
+        Ok(self.handle.post_message(message_with(value, transfer)?)?)
     }
 
     /// Posts already-encoded bytes to the child, declared as `codec`.
-    pub fn post_bytes(&self, codec: Codec, data: Vec<u8>) {
-        self.handle.post_message(message(codec, data));
+    ///
+    /// # Errors
+    ///
+    /// [`PostError::QueueFull`] or [`PostError::TooLarge`] if the child does not take it.
+    pub fn post_bytes(&self, codec: Codec, data: Vec<u8>) -> Result<(), PostError> {
+        Ok(self.handle.post_message(message(codec, data))?)
     }
 
     /// Terminates the child (`worker.terminate()`), even if it is busy; its callbacks are

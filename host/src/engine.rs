@@ -15,7 +15,9 @@ use crate::error::LoadError;
 use crate::scope::WorkerState;
 
 /// The engine configuration every host uses.
-pub(crate) fn config() -> Config {
+/// The engine configuration; with `pool_slots`, instances come from a pooling allocator of
+/// that many workers.
+pub(crate) fn config(pool_slots: Option<u32>) -> Config {
     let mut config = Config::new();
     // `terminate()` must stop a guest that never returns: epoch interruption adds a check at
     // function entries and loop heads, and the epoch is bumped only when a worker is
@@ -24,8 +26,34 @@ pub(crate) fn config() -> Config {
     // Workers call guests synchronously from their own threads; without the machinery for
     // component-model concurrency a host-to-guest call is ~3x cheaper.
     config.concurrency_support(false);
+    if let Some(slots) = pool_slots {
+        // Instances from a pool reserved once: instantiating takes a slot instead of mapping
+        // a new linear memory and tables, and a worker's end returns it instead of unmapping
+        // them (unmapping makes every CPU flush its TLB). The reservation is virtual address
+        // space only (4 GiB and a guard per slot, what a wasm32 memory may reach anyway);
+        // pages are committed as guests touch them and decommitted when a slot is returned.
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_WORKER))
+            .total_memories(slots)
+            .total_tables(slots.saturating_mul(TABLES_PER_WORKER))
+            .max_core_instances_per_component(CORE_INSTANCES_PER_WORKER)
+            .max_memories_per_component(1)
+            .max_tables_per_component(TABLES_PER_WORKER)
+            .table_elements(TABLE_ELEMENTS)
+            .total_stacks(0);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
     config
 }
+
+/// Core instances one worker's component may have in the pool (a Rust guest has three: its
+/// module and two small shims).
+const CORE_INSTANCES_PER_WORKER: u32 = 8;
+/// Tables one worker's component may have in the pool.
+const TABLES_PER_WORKER: u32 = 4;
+/// Elements per table in the pool (function tables of large guests).
+const TABLE_ELEMENTS: usize = 100_000;
 
 /// A linker with WASI (p2, synchronous) and the worker scope.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<WorkerState>> {

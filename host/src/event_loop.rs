@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::accounting::{DropReason, Ledger};
 use crate::message::Message;
 use crate::port::{MessagePort, PortCore};
 use crate::worker::{ErrorEvent, Source};
@@ -32,6 +33,8 @@ pub(crate) enum Task {
     ChildError { child: u32, error: ErrorEvent },
     /// A child closed itself or ended idle.
     ChildClosed { child: u32 },
+    /// A child this worker terminated has ended: nothing more of it is on its way.
+    ChildTerminated { child: u32 },
     /// Messages (or the close of the entangled port, after them) wait at a port this worker
     /// holds.
     PortReady(Arc<PortCore>),
@@ -110,6 +113,55 @@ pub(crate) struct TaskQueue {
     pushes: AtomicUsize,
     /// How long [`next`](Self::next) spins before it sleeps.
     spin: Duration,
+    /// What the queue accepts.
+    limits: QueueLimits,
+}
+
+/// How much a queue accepts: messages and bytes waiting at once, and the largest message.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueLimits {
+    pub(crate) messages: usize,
+    pub(crate) bytes: usize,
+    pub(crate) message_size: usize,
+}
+
+impl QueueLimits {
+    /// No limits.
+    #[cfg(test)]
+    pub(crate) const NONE: QueueLimits = QueueLimits { messages: usize::MAX, bytes: usize::MAX, message_size: usize::MAX };
+
+    /// Why `message` cannot join a queue holding `messages` messages of `bytes` bytes.
+    pub(crate) fn check(&self, messages: usize, bytes: usize, message: &Message) -> Option<Refusal> {
+        let len = message.data.len();
+        if len > self.message_size {
+            Some(Refusal::TooLarge)
+        } else if messages >= self.messages || bytes.saturating_add(len) > self.bytes {
+            Some(Refusal::QueueFull)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a queue refused a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The receiver has ended: its loop is closed.
+    Closed,
+    /// The queue holds as many messages, or bytes, as it may.
+    QueueFull,
+    /// The message is larger than the queue accepts.
+    TooLarge,
+}
+
+impl Refusal {
+    pub(crate) fn reason(self) -> DropReason {
+        match self {
+            Refusal::Closed => DropReason::ReceiverGone,
+            Refusal::QueueFull => DropReason::QueueFull,
+            Refusal::TooLarge => DropReason::TooLarge,
+        }
+    }
 }
 
 struct QueueState {
@@ -122,6 +174,9 @@ struct QueueState {
     active: bool,
     /// Set once the loop has closed: pushes are discarded from then on.
     closed: bool,
+    /// Messages in `tasks`, and their bytes.
+    queued_messages: usize,
+    queued_bytes: usize,
     /// Set by [`TaskQueue::interrupt`].
     interrupted: bool,
     /// The receiver is blocked in `next`, so a push must wake it.
@@ -139,6 +194,7 @@ impl TaskQueue {
         parent: Option<Arc<TaskQueue>>,
         quiescence: Arc<Quiescence>,
         spin: Duration,
+        limits: QueueLimits,
     ) -> (Arc<TaskQueue>, TaskSender) {
         if let Some(parent) = &parent {
             parent.acquire_keepalive();
@@ -151,6 +207,8 @@ impl TaskQueue {
                 keepalive: 0,
                 active: true,
                 closed: false,
+                queued_messages: 0,
+                queued_bytes: 0,
                 interrupted: false,
                 waiting: false,
                 timers: 0,
@@ -161,6 +219,7 @@ impl TaskQueue {
             quiescence,
             pushes: AtomicUsize::new(0),
             spin,
+            limits,
         });
         let sender = TaskSender { queue: queue.clone(), keepalive: false };
         (queue, sender)
@@ -245,6 +304,8 @@ impl TaskQueue {
             }
             if !state.tasks.is_empty() {
                 std::mem::swap(&mut state.tasks, batch);
+                state.queued_messages = 0;
+                state.queued_bytes = 0;
                 return Next::Tasks;
             }
             if state.keepalive == 0 {
@@ -297,6 +358,26 @@ impl TaskQueue {
         Ok(())
     }
 
+    /// Queues a message from `source`, within the queue's limits; without being a sender,
+    /// like [`push`](Self::push). Returns it back with why if it is refused.
+    pub(crate) fn push_message(&self, source: Source, message: Message) -> Result<(), (Refusal, Message)> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err((Refusal::Closed, message));
+        }
+        if let Some(refusal) = self.limits.check(state.queued_messages, state.queued_bytes, &message) {
+            return Err((refusal, message));
+        }
+        state.queued_messages += 1;
+        state.queued_bytes += message.data.len();
+        state.tasks.push_back(Task::Message { source, message });
+        self.pushes.fetch_add(1, Ordering::Release);
+        self.activate(&mut state);
+        let notify = self.wake(&mut state);
+        self.unlock_and_notify(state, notify);
+        Ok(())
+    }
+
     /// Counts one more reason for the worker to stay alive though no sender is left.
     pub(crate) fn acquire_keepalive(&self) {
         self.lock().keepalive += 1;
@@ -324,14 +405,14 @@ impl TaskQueue {
         }
     }
 
-    /// Closes the queue: queued tasks are discarded and so is every later push. Returns the
-    /// number of messages discarded.
-    pub(crate) fn close(&self) -> usize {
+    /// Closes the queue: every later push is refused. Returns the tasks that were queued,
+    /// for the caller to discard.
+    pub(crate) fn close(&self) -> VecDeque<Task> {
         let mut state = self.lock();
         state.closed = true;
-        let discarded = std::mem::take(&mut state.tasks);
-        drop(state);
-        count_messages(&discarded)
+        state.queued_messages = 0;
+        state.queued_bytes = 0;
+        std::mem::take(&mut state.tasks)
     }
 
     /// Wakes the receiver with [`Next::Interrupted`], now and at every later `next`.
@@ -344,9 +425,13 @@ impl TaskQueue {
     }
 }
 
-/// How many of `tasks` are messages (what a sender posted), as opposed to events.
-pub(crate) fn count_messages(tasks: &VecDeque<Task>) -> usize {
-    tasks.iter().filter(|task| matches!(task, Task::Message { .. })).count()
+/// Settles the messages among `tasks` as discarded in `ledger`.
+pub(crate) fn discard(tasks: impl IntoIterator<Item = Task>, ledger: &Ledger) {
+    for task in tasks {
+        if let Task::Message { mut message, .. } = task {
+            message.settle(ledger, Some(DropReason::Discarded));
+        }
+    }
 }
 
 /// The right to post tasks to one worker. While one exists, the worker does not end idle;
@@ -361,6 +446,12 @@ impl TaskSender {
     /// discarded, as the chapter discards tasks of a closed event loop).
     pub(crate) fn send(&self, task: Task) -> Result<(), Task> {
         self.queue.push(task)
+    }
+
+    /// Queues a message from the parent, within the queue's limits (see
+    /// [`TaskQueue::push_message`]).
+    pub(crate) fn send_message(&self, message: Message) -> Result<(), (Refusal, Message)> {
+        self.queue.push_message(Source::Parent, message)
     }
 }
 
@@ -403,7 +494,7 @@ mod tests {
 
     #[test]
     fn tasks_arrive_in_order_in_one_batch() {
-        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO);
+        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
         for n in 0..3 {
             assert!(sender.send(message(n)).is_ok());
         }
@@ -421,7 +512,7 @@ mod tests {
 
     #[test]
     fn idle_when_the_sender_and_the_keepalives_are_gone() {
-        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO);
+        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
         let timer = queue.timer_sender();
         drop(sender);
         let q = queue.clone();
@@ -436,8 +527,8 @@ mod tests {
 
     #[test]
     fn a_quiescent_child_releases_its_parent() {
-        let (parent, parent_sender) = TaskQueue::new(None, Default::default(), Duration::ZERO);
-        let (child, _child_sender) = TaskQueue::new(Some(parent.clone()), Default::default(), Duration::ZERO);
+        let (parent, parent_sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (child, _child_sender) = TaskQueue::new(Some(parent.clone()), Default::default(), Duration::ZERO, QueueLimits::NONE);
         drop(parent_sender);
         // The child waits with nothing to do: the parent, with no sender, ends idle.
         let c = child.clone();
@@ -453,15 +544,15 @@ mod tests {
 
     #[test]
     fn closed_queue_discards() {
-        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO);
+        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
         assert!(sender.send(message(1)).is_ok());
-        assert_eq!(queue.close(), 1);
+        assert_eq!(queue.close().len(), 1);
         assert!(sender.send(message(2)).is_err());
     }
 
     #[test]
     fn interrupt_wakes_a_blocked_receiver() {
-        let (queue, _sender) = TaskQueue::new(None, Default::default(), Duration::ZERO);
+        let (queue, _sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
         let q = queue.clone();
         let waiter = std::thread::spawn(move || {
             let mut batch = VecDeque::new();

@@ -10,7 +10,9 @@
 //! args = ["--verbose"]                  # granted capabilities: nothing unless listed
 //! env = { LEVEL = "2" }
 //! dirs = [{ host = "data", guest = "/data", read-only = true }]
-//! limits = { memory = "64 MiB", table-elements = 10000, instances = 16, children = 8 }
+//! wall-clock = true                     # may read the time of day (the epoch otherwise)
+//! limits = { memory = "64 MiB", table-elements = 10000, instances = 16, children = 8,
+//!            queued-messages = 10000, queued-bytes = "16 MiB", message-size = "1 MiB", deadline-ms = 500 }
 //! spawns = ["core.wasm"]                # children it spawns, for the picture only
 //!
 //! [shared.map]                          # a shared worker, by name
@@ -79,6 +81,9 @@ struct WorkerEntry {
     limits: LimitsEntry,
     #[serde(default)]
     spawns: Vec<String>,
+    /// Whether it may read the time of day.
+    #[serde(default)]
+    wall_clock: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +102,11 @@ struct LimitsEntry {
     table_elements: Option<usize>,
     instances: Option<usize>,
     children: Option<usize>,
+    queued_messages: Option<usize>,
+    queued_bytes: Option<Spanned<Size>>,
+    message_size: Option<Spanned<Size>>,
+    /// CPU milliseconds per task.
+    deadline_ms: Option<u64>,
 }
 
 /// A size in bytes: a number, or a string like `"64 MiB"`.
@@ -256,7 +266,21 @@ impl Manifest {
                     ));
                 }
             }
-            for (what, value) in [("instances", worker.limits.instances), ("table-elements", worker.limits.table_elements)] {
+            for (what, size) in [("queued-bytes", &worker.limits.queued_bytes), ("message-size", &worker.limits.message_size)] {
+                if let Some(size) = size {
+                    size.get_ref()
+                        .bytes()
+                        .map_err(|why| self.error(Some(size.span()), format!("workers.{key}.limits.{what}: {why}")))?;
+                }
+            }
+            if worker.limits.deadline_ms == Some(0) {
+                return Err(self.error(Some(worker.component.span()), format!("workers.{key}.limits.deadline-ms: must be at least 1")));
+            }
+            for (what, value) in [
+                ("instances", worker.limits.instances),
+                ("table-elements", worker.limits.table_elements),
+                ("queued-messages", worker.limits.queued_messages),
+            ] {
                 if value == Some(0) {
                     return Err(self.error(Some(worker.component.span()), format!("workers.{key}.limits.{what}: must be at least 1")));
                 }
@@ -404,8 +428,13 @@ impl Graph {
                 table_elements: worker.limits.table_elements,
                 instances: worker.limits.instances,
                 children: worker.limits.children,
+                queued_messages: worker.limits.queued_messages,
+                queued_bytes: worker.limits.queued_bytes.as_ref().and_then(|m| m.get_ref().bytes().ok()).map(|b| b as usize),
+                message_size: worker.limits.message_size.as_ref().and_then(|m| m.get_ref().bytes().ok()).map(|b| b as usize),
+                deadline: worker.limits.deadline_ms.map(std::time::Duration::from_millis),
             };
             let capabilities = Capabilities {
+                wall_clock: worker.wall_clock,
                 args: worker.args.clone(),
                 env: worker.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 dirs: worker

@@ -1,6 +1,10 @@
 //! The host: one engine, the components it has loaded, and the workers it spawns.
 
 use std::time::Duration;
+
+use crate::accounting::{DroppedMessages, Ledger, MessageCounts};
+use crate::limits::DEADLINE_TICK;
+use crate::threads::Threads;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,7 +25,7 @@ use crate::timers::Timers;
 use crate::worker::{self, WorkerHandle, WorkerOptions};
 
 /// How a [`Host`] is set up.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct HostConfig {
     /// What `hardware-concurrency()` returns to every worker; the host's available
     /// parallelism if `None`.
@@ -50,7 +54,44 @@ pub struct HostConfig {
     /// [`DEFAULT_SPIN`] when this process may run on more than one CPU, else no spin (a
     /// spinning thread would only delay the thread it waits for).
     pub spin: Option<Duration>,
+    /// How long a worker thread whose worker has ended waits to run the next one before it
+    /// exits ([`DEFAULT_THREAD_KEEP_ALIVE`] if `None`). Reusing a thread saves most of what
+    /// a spawn costs.
+    pub thread_keep_alive: Option<Duration>,
+    /// How many worker threads may wait for a worker at once ([`DEFAULT_IDLE_THREADS`] if
+    /// `None`; 0 turns reuse off).
+    pub idle_threads: Option<usize>,
+    /// Whether instances come from a pooling allocator sized for [`max_workers`]
+    /// (`Self::max_workers`) workers, reserved once when the host starts: spawning is then
+    /// about twice as fast, at the price of reserving (not committing) 4 GiB of address
+    /// space per worker slot. On by default ([`HostConfig::default`]); the compile cache
+    /// keeps separate entries for pooled and unpooled engines.
+    pub pooling: bool,
 }
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            hardware_concurrency: None,
+            max_buffer_len: None,
+            max_workers: None,
+            cache_dir: None,
+            allow_precompiled: false,
+            spin: None,
+            thread_keep_alive: None,
+            idle_threads: None,
+            pooling: true,
+        }
+    }
+}
+
+/// The default of [`HostConfig::thread_keep_alive`].
+pub const DEFAULT_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// The default of [`HostConfig::idle_threads`].
+pub const DEFAULT_IDLE_THREADS: usize = 1024;
+
+/// How many reports of ended workers [`Host::stats`] keeps at least.
+pub const KEPT_REPORTS: usize = 4096;
 
 /// The default of [`HostConfig::spin`] on more than one CPU.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
@@ -104,8 +145,9 @@ struct HostInner {
     cache_hits: AtomicU64,
     quiescence: Arc<Quiescence>,
     spin: Duration,
-    dropped_receiver_gone: AtomicU64,
-    dropped_discarded: AtomicU64,
+    threads: Threads,
+    ledger: Ledger,
+    deadline_ticker: std::sync::Once,
     /// Failures of workers that have no parent to tell (shared workers).
     shared_failures: tokio::sync::broadcast::Sender<ErrorEvent>,
 }
@@ -126,7 +168,9 @@ impl Host {
     ///
     /// [`HostError`] if the engine cannot be created on this machine.
     pub fn with_config(config: HostConfig) -> Result<Host, HostError> {
-        let engine = Engine::new(&engine::config()).map_err(|e| HostError(format!("{e:#}")))?;
+        let max_workers = config.max_workers.unwrap_or_else(default_max_workers).max(1);
+        let pool_slots = config.pooling.then(|| u32::try_from(max_workers).unwrap_or(u32::MAX));
+        let engine = Engine::new(&engine::config(pool_slots)).map_err(|e| HostError(format!("{e:#}")))?;
         let linker = engine::linker(&engine).map_err(|e| HostError(format!("{e:#}")))?;
         let hardware_concurrency = config.hardware_concurrency.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
@@ -137,7 +181,7 @@ impl Host {
             components: Mutex::default(),
             hardware_concurrency: hardware_concurrency.max(1),
             live: AtomicUsize::new(0),
-            max_workers: config.max_workers.unwrap_or_else(default_max_workers).max(1),
+            max_workers,
             max_buffer_len: config.max_buffer_len.unwrap_or(DEFAULT_MAX_BUFFER_LEN),
             buffer_bytes_copied: AtomicU64::new(0),
             shared: SharedWorkers::default(),
@@ -152,8 +196,12 @@ impl Host {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
                 if cpus > 1 { DEFAULT_SPIN } else { Duration::ZERO }
             }),
-            dropped_receiver_gone: AtomicU64::new(0),
-            dropped_discarded: AtomicU64::new(0),
+            threads: Threads::new(
+                config.thread_keep_alive.unwrap_or(DEFAULT_THREAD_KEEP_ALIVE),
+                config.idle_threads.unwrap_or(DEFAULT_IDLE_THREADS),
+            ),
+            ledger: Ledger::default(),
+            deadline_ticker: std::sync::Once::new(),
             shared_failures: tokio::sync::broadcast::Sender::new(64),
         })))
     }
@@ -266,15 +314,28 @@ impl Host {
         })
     }
 
-    /// Statistics of every worker this host has spawned (children and shared workers
-    /// included), in the order they were spawned.
+    /// Statistics of the workers this host has spawned (children and shared workers
+    /// included), in the order they were spawned: every worker still running, and the last
+    /// [`KEPT_REPORTS`] or more that have ended (older ones are forgotten, so that a host
+    /// that runs for days keeps a bounded record).
     pub fn stats(&self) -> Vec<WorkerReport> {
         self.0.stats.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|s| s.report()).collect()
     }
 
     pub(crate) fn register_stats(&self, name: &str, location: &str) -> Arc<WorkerStats> {
         let stats = Arc::new(WorkerStats::new(name.to_string(), location.to_string()));
-        self.0.stats.lock().unwrap_or_else(|p| p.into_inner()).push(stats.clone());
+        let mut all = self.0.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() >= 2 * KEPT_REPORTS {
+            // Forget the oldest ended workers, keeping the last `KEPT_REPORTS` of them.
+            let ended = all.iter().filter(|s| s.has_ended()).count();
+            let mut forget = ended.saturating_sub(KEPT_REPORTS);
+            all.retain(|s| {
+                let drop = forget > 0 && s.has_ended();
+                forget -= usize::from(drop);
+                !drop
+            });
+        }
+        all.push(stats.clone());
         stats
     }
 
@@ -296,23 +357,41 @@ impl Host {
         self.0.quiescence.wait().await;
     }
 
-    /// How many messages were dropped, by reason. (Messages on ports are not counted yet.)
+    /// How many messages were dropped, by reason.
     pub fn dropped_messages(&self) -> DroppedMessages {
-        DroppedMessages {
-            receiver_gone: self.0.dropped_receiver_gone.load(Ordering::Relaxed),
-            discarded: self.0.dropped_discarded.load(Ordering::Relaxed),
-        }
+        self.0.ledger.counts().dropped
     }
 
-    pub(crate) fn count_dropped(&self, why: Dropped, messages: usize) {
-        if messages == 0 {
-            return;
-        }
-        let counter = match why {
-            Dropped::ReceiverGone => &self.0.dropped_receiver_gone,
-            Dropped::Discarded => &self.0.dropped_discarded,
-        };
-        counter.fetch_add(messages as u64, Ordering::Relaxed);
+    /// How many messages were posted, delivered and dropped (see [`crate::accounting`]).
+    pub fn message_counts(&self) -> MessageCounts {
+        self.0.ledger.counts()
+    }
+
+    /// Starts the thread that advances the engine's epoch every [`DEADLINE_TICK`], so that
+    /// running guests check their CPU deadline; once, when the first worker with a deadline
+    /// starts. It ends when the engine is dropped.
+    pub(crate) fn start_deadline_ticker(&self) {
+        self.0.deadline_ticker.call_once(|| {
+            let engine = self.0.engine.weak();
+            let started = std::thread::Builder::new().name("wasm-workers deadline ticker".into()).spawn(move || {
+                while let Some(engine) = engine.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(DEADLINE_TICK);
+                }
+            });
+            if let Err(error) = started {
+                tracing::error!("cannot start the deadline ticker; CPU deadlines are not enforced: {error}");
+            }
+        });
+    }
+
+    pub(crate) fn threads(&self) -> &Threads {
+        &self.0.threads
+    }
+
+    pub(crate) fn ledger(&self) -> &Ledger {
+        &self.0.ledger
     }
 
     /// Subscribes to the failures of shared workers, which have no parent to tell. A failure
@@ -370,25 +449,6 @@ impl Host {
     pub(crate) fn worker_stopped(&self) {
         self.0.live.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// Why a message was dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dropped {
-    /// Posted to a worker that had ended (closed, failed, terminated), or to no parent.
-    ReceiverGone,
-    /// Queued at a worker that closed or was terminated before running it.
-    Discarded,
-}
-
-/// How many messages between workers were dropped, by reason. Every message a worker posts
-/// to its parent or a child is either delivered or counted here.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DroppedMessages {
-    /// Posted to a worker that had already ended (or, from a shared worker, to no parent).
-    pub receiver_gone: u64,
-    /// Queued at a worker that closed or was terminated before running it.
-    pub discarded: u64,
 }
 
 /// The default of [`HostConfig::max_workers`]: a twelfth of the kernel's limit on memory

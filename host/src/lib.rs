@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod bindings;
+pub mod accounting;
 pub mod buffer;
 pub mod engine;
 mod error;
@@ -50,17 +51,21 @@ pub mod stats;
 mod stdio;
 pub mod task;
 mod timers;
+mod threads;
 pub mod worker;
 
 pub use buffer::{Buffer, BufferError};
 pub use engine::Component;
 pub use graph::{Graph, Manifest, ManifestError, RunningGraph, StartError};
 pub use error::{HostError, LoadError, SpawnError};
-pub use host::{DroppedMessages, Host, HostConfig, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN};
-pub use port::{channel, MessagePort, PortClosed, PortEvent};
+pub use accounting::{DropReason, DroppedMessages, MessageCounts};
+pub use host::{
+    Host, HostConfig, DEFAULT_IDLE_THREADS, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN, DEFAULT_THREAD_KEEP_ALIVE, KEPT_REPORTS,
+};
+pub use port::{channel, MessagePort, PortEvent, PortPostError, PortRefusal};
 pub use shared::ConnectError;
 pub use message::{Codec, DecodeError, Message};
-pub use limits::Limits;
+pub use limits::{Limits, DEADLINE_TICK, DEFAULT_MESSAGE_SIZE, DEFAULT_QUEUED_BYTES, DEFAULT_QUEUED_MESSAGES};
 pub use stats::WorkerReport;
 pub use task::{Pool, PoolConfig, Schedule, Scope, Stream, TaskError};
-pub use worker::{Capabilities, CloseReason, ErrorEvent, PostError, Preopen, WorkerEvent, WorkerHandle, WorkerOptions};
+pub use worker::{Capabilities, CloseReason, ErrorEvent, PostError, PostRefusal, Preopen, WorkerEvent, WorkerHandle, WorkerOptions};

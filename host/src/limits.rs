@@ -1,13 +1,22 @@
-//! Per-worker resource limits: linear memory, table elements, instances.
+//! Per-worker resource limits: linear memory, table elements, instances, children, the
+//! worker's queue, and CPU time per task.
 //!
 //! Each worker's store has a [`Limiter`] that enforces its [`Limits`] and records the peak
 //! linear memory the worker reached (for statistics). A guest whose memory or table would
 //! grow past its limit sees the growth fail (`memory.grow` returns -1, which a Rust guest
 //! turns into an allocation failure); an instantiation past the instance limit fails.
 
+use std::time::Duration;
+
 use wasmtime::ResourceLimiter;
 
-/// Limits of one worker. `None` is no limit beyond the engine's own.
+use crate::event_loop::QueueLimits;
+
+/// Limits of one worker. `None` is no limit beyond the engine's own, except for the queue
+/// limits, where it is the default ([`DEFAULT_QUEUED_MESSAGES`], [`DEFAULT_QUEUED_BYTES`],
+/// [`DEFAULT_MESSAGE_SIZE`]): a queue is always bounded.
+///
+/// Children inherit their parent's limits unless they are given their own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Linear memory per memory, in bytes.
@@ -18,6 +27,38 @@ pub struct Limits {
     pub instances: Option<usize>,
     /// Children running at once (inherited, so it bounds every generation below too).
     pub children: Option<usize>,
+    /// Messages waiting in the worker's queue at once. A post past it fails with "queue
+    /// full" (the sender sees the error) and the message is counted dropped.
+    pub queued_messages: Option<usize>,
+    /// Bytes of message data waiting in the worker's queue at once (transferred buffers are
+    /// not copied, and count against the memory limit of whoever holds them instead).
+    pub queued_bytes: Option<usize>,
+    /// The largest message the worker accepts, in bytes of data.
+    pub message_size: Option<usize>,
+    /// CPU deadline per task: a handler (`on-start`, `on-messages`, a timer...) that runs
+    /// longer is stopped, and the worker fails with an error that says so. Checked every
+    /// [`DEADLINE_TICK`], so it is exact to within that.
+    pub deadline: Option<Duration>,
+}
+
+/// The default of [`Limits::queued_messages`].
+pub const DEFAULT_QUEUED_MESSAGES: usize = 65_536;
+/// The default of [`Limits::queued_bytes`]: 256 MiB.
+pub const DEFAULT_QUEUED_BYTES: usize = 256 << 20;
+/// The default of [`Limits::message_size`]: 64 MiB.
+pub const DEFAULT_MESSAGE_SIZE: usize = 64 << 20;
+/// How often a running guest with a [`Limits::deadline`] checks it.
+pub const DEADLINE_TICK: Duration = Duration::from_millis(10);
+
+impl Limits {
+    /// What the worker's queue accepts.
+    pub(crate) fn queue(&self) -> QueueLimits {
+        QueueLimits {
+            messages: self.queued_messages.unwrap_or(DEFAULT_QUEUED_MESSAGES),
+            bytes: self.queued_bytes.unwrap_or(DEFAULT_QUEUED_BYTES),
+            message_size: self.message_size.unwrap_or(DEFAULT_MESSAGE_SIZE),
+        }
+    }
 }
 
 /// The store's limiter: enforces [`Limits`] and records the peak memory.
@@ -27,11 +68,13 @@ pub(crate) struct Limiter {
     memory: usize,
     /// The largest `memory` has been.
     pub(crate) peak_memory: usize,
+    /// A growth was refused by the memory limit.
+    pub(crate) memory_limit_hit: bool,
 }
 
 impl Limiter {
     pub(crate) fn new(limits: Limits) -> Self {
-        Limiter { limits, memory: 0, peak_memory: 0 }
+        Limiter { limits, memory: 0, peak_memory: 0, memory_limit_hit: false }
     }
 
     /// The worker's linear memory now, in bytes.
@@ -43,6 +86,7 @@ impl Limiter {
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if self.limits.memory.is_some_and(|limit| desired > limit) {
+            self.memory_limit_hit = true;
             return Ok(false);
         }
         self.memory = self.memory.saturating_sub(current).saturating_add(desired);

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::accounting::{DropReason, Ledger};
 use crate::buffer::Buffer;
 use crate::port::MessagePort;
 
@@ -44,12 +45,14 @@ pub struct Message {
     pub ports: Vec<MessagePort>,
     /// Buffers transferred with the message.
     pub buffers: Vec<Buffer>,
+    /// Counted as posted in a host's ledger, and not yet settled (see [`crate::accounting`]).
+    pub(crate) counted: bool,
 }
 
 impl Message {
     /// A message of `codec` with `data`, transferring nothing.
     pub fn new(codec: Codec, data: impl Into<Vec<u8>>) -> Self {
-        Message { codec, data: data.into(), ports: Vec::new(), buffers: Vec::new() }
+        Message { codec, data: data.into(), ports: Vec::new(), buffers: Vec::new(), counted: false }
     }
 
     /// The message, transferring `port` too.
@@ -62,6 +65,23 @@ impl Message {
     pub fn with_buffer(mut self, buffer: Buffer) -> Self {
         self.buffers.push(buffer);
         self
+    }
+
+    /// Counts the message as posted in `ledger`, unless it already is.
+    pub(crate) fn count_posted(&mut self, ledger: &Ledger) {
+        if !std::mem::replace(&mut self.counted, true) {
+            ledger.posted(1);
+        }
+    }
+
+    /// Settles a posted message as delivered (`None`) or dropped for a reason.
+    pub(crate) fn settle(&mut self, ledger: &Ledger, dropped: Option<DropReason>) {
+        if std::mem::take(&mut self.counted) {
+            match dropped {
+                None => ledger.delivered(1),
+                Some(reason) => ledger.dropped(reason, 1),
+            }
+        }
     }
 
     /// Prepares the message's ports for travel: each leaves its current holder.

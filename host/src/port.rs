@@ -7,15 +7,19 @@
 //! so messages on one port arrive in the order posted, across any number of transfers.
 //!
 //! Lock order: a port's lock may be held while pushing to a worker's task queue, never the
-//! other way round; the two ends of a channel are never locked at the same time.
+//! other way round; the two ends of a channel are never locked at the same time. A port's
+//! lock may be held while taking the lock of a port in transit in one of its queued messages,
+//! never the other way round.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::mpsc;
 
-use crate::event_loop::{Task, TaskQueue};
+use crate::accounting::{DropReason, Ledger};
+use crate::event_loop::{QueueLimits, Refusal, Task, TaskQueue};
+use crate::limits::Limits;
 use crate::message::Message;
 
 /// One end of a message channel (a `MessagePort`), as the host program holds it.
@@ -36,12 +40,28 @@ pub enum PortEvent {
     Closed,
 }
 
-/// The error of posting on a port that is closed.
+/// The error of posting on a port that does not take the message: the message comes back.
 #[derive(Debug, thiserror::Error)]
-#[error("the port is closed")]
-pub struct PortClosed {
+#[error("cannot post on the port: {reason}")]
+pub struct PortPostError {
+    /// Why.
+    pub reason: PortRefusal,
     /// The message that was not posted.
     pub message: Message,
+}
+
+/// Why a post on a port was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PortRefusal {
+    /// This port was closed.
+    #[error("it is closed")]
+    Closed,
+    /// The entangled port's queue holds as many messages or bytes as it may.
+    #[error("the entangled port's queue is full")]
+    QueueFull,
+    /// The message is larger than the entangled port accepts.
+    #[error("the message is larger than the entangled port accepts")]
+    TooLarge,
 }
 
 /// A new message channel (`new MessageChannel()`): two entangled ports.
@@ -59,27 +79,52 @@ impl MessagePort {
     ///
     /// # Errors
     ///
-    /// [`PortClosed`] if this port was closed; the message comes back in the error.
-    pub fn post_message(&self, mut message: Message) -> Result<(), PortClosed> {
+    /// [`PortPostError`] if this port was closed, if the entangled port's queue is full, or
+    /// if the message is larger than it accepts; the message comes back in the error.
+    pub fn post_message(&self, mut message: Message) -> Result<(), PortPostError> {
         message.detach_ports();
-        let peer = {
-            let state = self.core.lock();
-            if state.closed {
-                return Err(PortClosed { message });
-            }
-            state.peer.clone()
-        };
-        if let Some(peer) = peer {
-            peer.deliver(message);
+        let ledger = self.core.lock().ledger.clone();
+        if let Some(ledger) = &ledger {
+            message.count_posted(ledger);
         }
-        Ok(())
+        let (refusal, message) = match self.core.post(message, ledger.as_ref()) {
+            Ok(()) => return Ok(()),
+            Err(refused) => refused,
+        };
+        let reason = match refusal {
+            Refusal::Closed => PortRefusal::Closed,
+            Refusal::QueueFull => PortRefusal::QueueFull,
+            Refusal::TooLarge => PortRefusal::TooLarge,
+        };
+        match message {
+            Some(message) => Err(PortPostError { reason, message }),
+            // The entangled port was closed: discarded, as the chapter does.
+            None => Ok(()),
+        }
+    }
+
+    /// Posts a message a worker posted (counted as posted in `ledger`): settled as dropped
+    /// if refused, and why returned.
+    pub(crate) fn post_counted(&self, message: Message, ledger: &Ledger) -> Result<(), Refusal> {
+        self.core.post(message, Some(ledger)).map_err(|(refusal, _)| refusal)
     }
 
     /// The next event on this port; `None` after [`PortEvent::Closed`] or once this port is
     /// closed. The first call starts the port (`port.start()`): messages that arrived before
     /// are delivered first, in order.
     pub async fn recv(&mut self) -> Option<PortEvent> {
-        self.start_host().recv().await
+        let event = self.start_host().recv().await;
+        self.received(event)
+    }
+
+    /// Settles a message the host program receives as delivered.
+    fn received(&self, mut event: Option<PortEvent>) -> Option<PortEvent> {
+        if let Some(PortEvent::Message(message)) = &mut event {
+            if let Some(ledger) = &self.core.lock().ledger {
+                message.settle(ledger, None);
+            }
+        }
+        event
     }
 
     /// [`recv`](Self::recv) for code that is not async.
@@ -88,7 +133,8 @@ impl MessagePort {
     ///
     /// If called from within an asynchronous execution context (a tokio runtime).
     pub fn recv_blocking(&mut self) -> Option<PortEvent> {
-        self.start_host().blocking_recv()
+        let event = self.start_host().blocking_recv();
+        self.received(event)
     }
 
     fn start_host(&mut self) -> &mut mpsc::UnboundedReceiver<PortEvent> {
@@ -141,15 +187,25 @@ impl MessagePort {
                 }
             }
             for message in unread.into_iter().rev() {
+                for port in &message.ports {
+                    port.core.lock().container = Some(Arc::downgrade(&self.core));
+                }
+                state.queued_bytes += message.data.len();
                 state.queue.push_front(message);
             }
         }
     }
 
-    /// Makes the port held by a worker, known there as `id`. It is not started.
-    pub(crate) fn attach_to_worker(&mut self, queue: Arc<TaskQueue>, id: u32) {
+    /// Makes the port held by a worker, known there as `id`, with the worker's queue limits
+    /// and its host's ledger. It is not started.
+    pub(crate) fn attach_to_worker(&mut self, queue: Arc<TaskQueue>, id: u32, limits: QueueLimits, ledger: &Ledger) {
         self.events = None;
         let mut state = self.core.lock();
+        state.limits = limits;
+        state.container = None;
+        if state.ledger.is_none() {
+            state.ledger = Some(ledger.clone());
+        }
         state.release_keepalive();
         state.started = false;
         state.scheduled = false;
@@ -166,6 +222,16 @@ impl MessagePort {
 
 impl Drop for MessagePort {
     fn drop(&mut self) {
+        // Messages the host program did not read are dropped with the port.
+        if let Some(mut events) = self.events.take() {
+            events.close();
+            let ledger = self.core.lock().ledger.clone();
+            while let Ok(event) = events.try_recv() {
+                if let (PortEvent::Message(mut message), Some(ledger)) = (event, &ledger) {
+                    message.settle(ledger, Some(DropReason::PortClosed));
+                }
+            }
+        }
         self.core.close();
     }
 }
@@ -198,6 +264,16 @@ struct PortState {
     /// The entangled end was closed: once the queued messages are delivered, the owning
     /// worker gets `on-close` (through `PortReady`, so the close never overtakes them).
     close_pending: bool,
+    /// The ledger of the host whose workers' messages this end carries; set by the first
+    /// counted message or worker that reaches it.
+    ledger: Option<Ledger>,
+    /// What this end's queue accepts: its holder's limits (the defaults until a worker holds
+    /// it).
+    limits: QueueLimits,
+    /// Bytes of data in `queue`.
+    queued_bytes: usize,
+    /// While this end is in transit inside a message waiting at another port: that port.
+    container: Option<Weak<PortCore>>,
 }
 
 /// Who holds a port end.
@@ -243,6 +319,10 @@ impl PortCore {
                 peer: None,
                 counted: false,
                 close_pending: false,
+                ledger: None,
+                limits: Limits::default().queue(),
+                queued_bytes: 0,
+                container: None,
             }),
         }
     }
@@ -253,14 +333,69 @@ impl PortCore {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A message arrives at this end.
-    fn deliver(self: &Arc<Self>, message: Message) {
+    /// Posts `message` from this end to the entangled one. If it is refused, it is settled
+    /// as dropped, and returned unless the entangled port was closed (the chapter then
+    /// discards it without an error).
+    fn post(&self, mut message: Message, ledger: Option<&Ledger>) -> Result<(), (Refusal, Option<Message>)> {
+        let peer = {
+            let state = self.lock();
+            if state.closed {
+                if let Some(ledger) = ledger {
+                    message.settle(ledger, Some(DropReason::PortClosed));
+                }
+                return Err((Refusal::Closed, Some(message)));
+            }
+            state.peer.clone()
+        };
+        let refused = match peer {
+            Some(peer) => match peer.deliver(message, ledger) {
+                Ok(()) => return Ok(()),
+                Err(refused) => refused,
+            },
+            None => (Refusal::Closed, message),
+        };
+        let (refusal, mut message) = refused;
+        if let Some(ledger) = ledger {
+            let reason = if refusal == Refusal::Closed { DropReason::PortClosed } else { refusal.reason() };
+            message.settle(ledger, Some(reason));
+        }
+        Err((refusal, (refusal != Refusal::Closed).then_some(message)))
+    }
+
+    /// A message arrives at this end, within its limits.
+    fn deliver(self: &Arc<Self>, message: Message, ledger: Option<&Ledger>) -> Result<(), (Refusal, Message)> {
+        // The ports it carries wait in this queue now (set before taking this port's lock: a
+        // port's lock is never held while taking another's, but in `flush_locked`).
+        let contained: Vec<Arc<PortCore>> = message.ports.iter().map(|port| port.core.clone()).collect();
+        for port in &contained {
+            port.lock().container = Some(Arc::downgrade(self));
+        }
+        let refused = |refusal, message| {
+            for port in &contained {
+                port.lock().container = None;
+            }
+            Err((refusal, message))
+        };
         let mut state = self.lock();
         if state.closed {
-            return;
+            drop(state);
+            return refused(Refusal::Closed, message);
         }
+        if let Some(refusal) = state.limits.check(state.queue.len(), state.queued_bytes, &message) {
+            drop(state);
+            return refused(refusal, message);
+        }
+        if state.ledger.is_none() {
+            state.ledger = ledger.cloned();
+        }
+        state.queued_bytes += message.data.len();
         state.queue.push_back(message);
         self.flush_locked(&mut state);
+        drop(state);
+        if !contained.is_empty() {
+            self.collect_if_cycle(&contained);
+        }
+        Ok(())
     }
 
     /// Starts delivery to the owning worker (`port.start()`).
@@ -283,7 +418,12 @@ impl PortCore {
                 }
             }
             Owner::Host(events) => {
+                // Settled as delivered when the host program reads them.
+                state.queued_bytes = 0;
                 for message in state.queue.drain(..) {
+                    for port in &message.ports {
+                        port.core.lock().container = None;
+                    }
                     let _ = events.send(PortEvent::Message(message));
                 }
             }
@@ -301,6 +441,10 @@ impl PortCore {
         };
         if state.started {
             if let Some(message) = state.queue.pop_front() {
+                state.queued_bytes = state.queued_bytes.saturating_sub(message.data.len());
+                for port in &message.ports {
+                    port.core.lock().container = None;
+                }
                 return Ready::Message(id, message);
             }
             if std::mem::take(&mut state.close_pending) {
@@ -332,20 +476,56 @@ impl PortCore {
 
     /// Closes this end and disentangles the other, whose owner is told.
     fn close(&self) {
-        let peer = {
+        let (peer, dropped, ledger) = {
             let mut state = self.lock();
             if state.closed {
                 return;
             }
             state.closed = true;
-            state.queue.clear();
+            state.queued_bytes = 0;
+            let dropped = std::mem::take(&mut state.queue);
             state.release_keepalive();
             // Ends the host program's event stream, if it was listening.
             state.owner = Owner::Transit;
-            state.peer.take()
+            (state.peer.take(), dropped, state.ledger.clone())
         };
+        // Dropped without the lock: the ports they carry close in turn, and one of them may
+        // be this port's own peer.
+        for mut message in dropped {
+            if let Some(ledger) = &ledger {
+                message.settle(ledger, Some(DropReason::PortClosed));
+            }
+        }
         if let Some(peer) = peer {
             peer.disentangle();
+        }
+    }
+
+    /// After a message carrying `contained` was queued here: if that closed a cycle of ports
+    /// in transit, each waiting in the queue of the next (a port posted to its own entangled
+    /// port is the shortest), nobody can ever receive any of them, so they are closed and
+    /// their messages dropped (the chapter's "doomed" message). Without this, the cycle
+    /// would hold itself alive: reference counting cannot free it.
+    fn collect_if_cycle(self: &Arc<Self>, contained: &[Arc<PortCore>]) {
+        let mut current = self.clone();
+        // Each step follows "is waiting in the queue of"; a chain longer than this is not
+        // worth the walk.
+        for _ in 0..1024 {
+            if contained.iter().any(|port| Arc::ptr_eq(port, &current)) {
+                self.close();
+                return;
+            }
+            let next = {
+                let state = current.lock();
+                if state.closed || !matches!(state.owner, Owner::Transit) {
+                    return;
+                }
+                state.container.as_ref().and_then(Weak::upgrade)
+            };
+            match next {
+                Some(next) => current = next,
+                None => return,
+            }
         }
     }
 
@@ -365,5 +545,49 @@ impl PortCore {
             }
         }
         state.release_keepalive();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Codec;
+
+    fn message() -> Message {
+        Message::new(Codec::Raw, vec![1])
+    }
+
+    #[test]
+    fn a_port_posted_to_its_own_entangled_port_is_doomed_and_the_channel_lost() {
+        let (mut one, two) = channel();
+        one.post_message(message().with_port(two)).unwrap();
+        assert!(matches!(one.recv_blocking(), Some(PortEvent::Closed)));
+    }
+
+    #[test]
+    fn ports_in_transit_waiting_in_each_others_queues_are_collected() {
+        let (mut a, b) = channel();
+        let (mut c, d) = channel();
+        // `d` waits in `b`'s queue, then `b` in `d`'s: nobody can ever receive either.
+        a.post_message(message().with_port(d)).unwrap();
+        c.post_message(message().with_port(b)).unwrap();
+        assert!(matches!(a.recv_blocking(), Some(PortEvent::Closed)));
+        assert!(matches!(c.recv_blocking(), Some(PortEvent::Closed)));
+    }
+
+    #[test]
+    fn a_port_in_transit_that_can_still_be_received_is_kept() {
+        let (a, b) = channel();
+        let (c, mut d) = channel();
+        // `b` waits in `d`'s queue, and `d` is held here: it can be received.
+        c.post_message(message().with_port(b)).unwrap();
+        match d.recv_blocking() {
+            Some(PortEvent::Message(mut message)) => {
+                let mut b = message.ports.pop().expect("the port came along");
+                a.post_message(message).unwrap();
+                assert!(matches!(b.recv_blocking(), Some(PortEvent::Message(_))));
+            }
+            other => panic!("expected the message carrying the port, got {other:?}"),
+        }
     }
 }

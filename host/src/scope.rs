@@ -16,15 +16,16 @@ use crate::bindings::scope::{Host as ScopeHost, HostWorker};
 use crate::bindings::types::{self, Host as TypesHost, HostBuffer, HostMessagePort};
 use crate::buffer::Buffer;
 use crate::engine::Component;
-use crate::event_loop::{Task, TaskQueue};
-use crate::host::{Dropped, Host};
+use crate::event_loop::TaskQueue;
+use crate::event_loop::Refusal;
+use crate::host::Host;
 use crate::message::Message;
 use crate::port::{self, MessagePort};
 use crate::stdio::GuestOutput;
 use crate::limits::{Limiter, Limits};
 use crate::stats::WorkerStats;
 use crate::timers::TimerKey;
-use crate::worker::{self, ChildWorker, Control, ParentLink, Source, WorkerOptions};
+use crate::worker::{self, ChildWorker, Control, ParentLink, WorkerOptions};
 
 const MIN_PRUNE: usize = 64;
 
@@ -50,6 +51,8 @@ pub(crate) struct WorkerState {
     pub(crate) closing: bool,
     /// The guest's own description of the error it is about to raise (`report-error`).
     pub(crate) reported_error: Option<String>,
+    /// The thread's CPU time when the running task started, if the worker has a deadline.
+    pub(crate) task_started: Option<std::time::Duration>,
     next_port: u32,
     /// Pending timers by id, with whether each is an interval.
     timers: HashMap<u32, (TimerKey, bool)>,
@@ -60,7 +63,7 @@ pub(crate) struct WorkerState {
     channels: HashMap<String, MessagePort>,
     limiter: Limiter,
     /// This worker's limits, which its children inherit.
-    limits: Limits,
+    pub(crate) limits: Limits,
     /// Bytes of the buffers this worker holds: they count against its memory limit.
     buffer_bytes: u64,
     stats: Arc<WorkerStats>,
@@ -91,6 +94,9 @@ impl WorkerState {
         for (key, value) in &options.capabilities.env {
             wasi.env(key, value);
         }
+        if !options.capabilities.wall_clock {
+            wasi.wall_clock(EpochClock);
+        }
         for dir in &options.capabilities.dirs {
             let perms = if dir.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
             wasi.preopened_dir(&dir.host, &dir.guest, perms).map_err(|error| {
@@ -113,6 +119,7 @@ impl WorkerState {
             next_child: 0,
             closing: false,
             reported_error: None,
+            task_started: None,
             next_port: 0,
             timers: HashMap::new(),
             next_timer: 0,
@@ -127,6 +134,11 @@ impl WorkerState {
             state.channels.insert(label, port);
         }
         Ok(state)
+    }
+
+    /// The memory limit, if a growth was refused because of it.
+    pub(crate) fn memory_limit_hit(&self) -> Option<usize> {
+        self.limits.memory.filter(|_| self.limiter.memory_limit_hit)
     }
 
     pub(crate) fn limiter(&mut self) -> &mut Limiter {
@@ -146,7 +158,7 @@ impl WorkerState {
     pub(crate) fn adopt_port(&mut self, mut port: MessagePort) -> wasmtime::Result<Resource<MessagePort>> {
         let id = self.next_port;
         self.next_port += 1;
-        port.attach_to_worker(self.queue.clone(), id);
+        port.attach_to_worker(self.queue.clone(), id, self.limits.queue(), self.host.ledger());
         Ok(self.table.push(port)?)
     }
 
@@ -197,7 +209,11 @@ impl WorkerState {
                 }
             }
         }
-        Ok(Message { codec: message.codec.into(), data: message.data, ports, buffers })
+        let mut message = Message::new(message.codec.into(), message.data);
+        message.ports = ports;
+        message.buffers = buffers;
+        message.count_posted(self.host.ledger());
+        Ok(message)
     }
 
     /// Whether timer `id` is still set; a fired timeout is forgotten, a fired interval is
@@ -249,6 +265,12 @@ impl WorkerState {
         self.terminated_children.contains(&id)
     }
 
+    /// Forgets a child this worker terminated, once it has ended.
+    pub(crate) fn forget_terminated_child(&mut self, child: u32) {
+        self.terminated_children.remove(&child);
+        self.children.remove(&child);
+    }
+
     /// Forgets a child that has ended.
     pub(crate) fn forget_child(&mut self, child: u32) {
         self.children.remove(&child);
@@ -279,11 +301,14 @@ impl WasiView for WorkerState {
 impl TypesHost for WorkerState {}
 
 impl HostMessagePort for WorkerState {
-    fn post_message(&mut self, port: Resource<MessagePort>, message: types::Message) -> wasmtime::Result<()> {
+    fn post_message(
+        &mut self,
+        port: Resource<MessagePort>,
+        message: types::Message,
+    ) -> wasmtime::Result<Result<(), types::PostError>> {
         let message = self.lift_message(message)?;
         // Posting on a port this worker closed discards the message, as the chapter does.
-        let _ = self.table.get(&port)?.post_message(message);
-        Ok(())
+        Ok(self.table.get(&port)?.post_counted(message, self.host.ledger()).map_or_else(post_error, Ok))
     }
 
     fn start(&mut self, port: Resource<MessagePort>) -> wasmtime::Result<()> {
@@ -385,12 +410,9 @@ impl ScopeHost for WorkerState {
         Ok(self.host.hardware_concurrency())
     }
 
-    fn post_message(&mut self, message: types::Message) -> wasmtime::Result<()> {
+    fn post_message(&mut self, message: types::Message) -> wasmtime::Result<Result<(), types::PostError>> {
         let message = self.lift_message(message)?;
-        if !self.parent.post(message) {
-            self.host.count_dropped(Dropped::ReceiverGone, 1);
-        }
-        Ok(())
+        Ok(self.parent.post(message, self.host.ledger()).map_or_else(post_error, Ok))
     }
 
     fn message_channel(&mut self) -> wasmtime::Result<(Resource<MessagePort>, Resource<MessagePort>)> {
@@ -438,8 +460,7 @@ impl ScopeHost for WorkerState {
         // The closing flag: what is queued is discarded now, and so is every later task
         // (posts to this worker fail from now on, and a shared worker is not reused).
         self.closing = true;
-        let discarded = self.queue.close();
-        self.host.count_dropped(Dropped::Discarded, discarded);
+        crate::event_loop::discard(self.queue.close(), self.host.ledger());
         Ok(())
     }
 
@@ -491,14 +512,21 @@ impl HostWorker for WorkerState {
         Ok(self.table.get(&worker)?.id)
     }
 
-    fn post_message(&mut self, worker: Resource<ChildWorker>, message: types::Message) -> wasmtime::Result<()> {
+    fn post_message(
+        &mut self,
+        worker: Resource<ChildWorker>,
+        message: types::Message,
+    ) -> wasmtime::Result<Result<(), types::PostError>> {
         let message = self.lift_message(message)?;
         let child = self.table.get(&worker)?;
         // A child that has ended discards the message, as a closed event loop does.
-        if child.sender.send(Task::Message { source: Source::Parent, message }).is_err() {
-            self.host.count_dropped(Dropped::ReceiverGone, 1);
+        match child.sender.send_message(message) {
+            Ok(()) => Ok(Ok(())),
+            Err((refusal, mut message)) => {
+                message.settle(self.host.ledger(), Some(refusal.reason()));
+                Ok(post_error(refusal))
+            }
         }
-        Ok(())
     }
 
     fn terminate(&mut self, worker: Resource<ChildWorker>) -> wasmtime::Result<()> {
@@ -515,5 +543,29 @@ impl HostWorker for WorkerState {
         // Dropping the handle gives up the right to post; the child keeps running.
         self.table.delete(worker)?;
         Ok(())
+    }
+}
+
+/// What the guest learns of a refused post: queue full and too large are errors it can act
+/// on; a receiver that has ended or a closed port discard the message silently, as the
+/// chapter's `postMessage` does (the message is counted dropped either way).
+fn post_error(refusal: Refusal) -> Result<(), types::PostError> {
+    match refusal {
+        Refusal::Closed => Ok(()),
+        Refusal::QueueFull => Err(types::PostError::QueueFull),
+        Refusal::TooLarge => Err(types::PostError::TooLarge),
+    }
+}
+
+/// The wall clock of a worker not granted the time of day: always the Unix epoch.
+struct EpochClock;
+
+impl wasmtime_wasi::HostWallClock for EpochClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
     }
 }

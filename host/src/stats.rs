@@ -54,19 +54,38 @@ impl WorkerStats {
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// Takes back messages counted received that the guest discarded.
+    pub(crate) fn unreceived(&self, messages: usize, bytes: usize) {
+        self.messages_in.fetch_sub(messages as u64, Ordering::Relaxed);
+        self.bytes_in.fetch_sub(bytes as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn posted(&self, bytes: usize) {
         self.messages_out.fetch_add(1, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Records the end: how, the thread's CPU time, and the peak memory.
-    pub(crate) fn ended(&self, how: String, peak_memory: usize) {
+    /// Marks the start of the worker on the calling thread (which may have run others before).
+    pub(crate) fn started(&self) {
         self.cpu_nanos.store(thread_cpu_time().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn ended(&self, how: String, peak_memory: usize) {
+        let start = Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed));
+        self.cpu_nanos.store(thread_cpu_time().saturating_sub(start).as_nanos() as u64, Ordering::Relaxed);
         self.peak_memory.store(peak_memory as u64, Ordering::Relaxed);
         *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(how);
     }
 
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
     pub(crate) fn report(&self) -> WorkerReport {
+        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // Until the end, the counter holds the thread's CPU time at the start.
+        let cpu_nanos = if ended.is_some() { self.cpu_nanos.load(Ordering::Relaxed) } else { 0 };
         WorkerReport {
             name: self.name.clone(),
             location: self.location.clone(),
@@ -74,15 +93,16 @@ impl WorkerStats {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             messages_out: self.messages_out.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
-            cpu_time: Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed)),
+            cpu_time: Duration::from_nanos(cpu_nanos),
             peak_memory: self.peak_memory.load(Ordering::Relaxed),
-            ended: self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            ended,
         }
     }
 }
 
 /// The CPU time the calling thread has used.
-fn thread_cpu_time() -> Duration {
+/// The CPU time the calling thread has used.
+pub(crate) fn thread_cpu_time() -> Duration {
     let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `time` is a valid, writable timespec; the clock id is a constant the OS knows.
     let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) } == 0;

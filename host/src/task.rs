@@ -377,7 +377,9 @@ impl Shared {
         if state.slots[slot].worker.is_none() {
             let generation = state.slots[slot].generation + 1;
             let events = self.events.clone();
-            let sink: worker::EventSink = Box::new(move |event| events.send(Event::Worker { slot, generation, event }).is_ok());
+            let sink: worker::EventSink = Box::new(move |event| {
+                events.send(Event::Worker { slot, generation, event }).map_err(|_| crate::event_loop::Refusal::Closed)
+            });
             let options = WorkerOptions::named(format!("{}-{slot}", self.config.name));
             let (sender, control, _) = worker::spawn(&self.host, &self.component, options, ParentLink::Host(sink), None)
                 .map_err(|failure| TaskError::Spawn(failure.to_string()))?;

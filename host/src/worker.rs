@@ -8,19 +8,20 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings;
 use crate::engine::Component;
-use crate::event_loop::{Next, Task, TaskQueue, TaskSender};
-use crate::host::{Dropped, Host};
+use crate::accounting::{DropReason, Ledger};
+use crate::event_loop::{Next, QueueLimits, Refusal, Task, TaskQueue, TaskSender};
+use crate::host::Host;
 use crate::message::{check_json, Codec, Message};
 use crate::port::Ready;
+use crate::stats::thread_cpu_time;
 use crate::limits::Limits;
 use crate::port::MessagePort;
 use crate::scope::WorkerState;
@@ -46,11 +47,15 @@ impl WorkerOptions {
     }
 }
 
-/// What a worker may reach through WASI. A worker gets no files, environment or arguments
-/// unless granted here; its stdout and stderr always go to the host's stderr, prefixed with
-/// its name, and it never gets the host's stdin.
+/// What a worker may reach through WASI. A worker gets no files, environment, arguments or
+/// time of day unless granted here; its stdout and stderr always go to the host's stderr,
+/// prefixed with its name, and it never gets the host's stdin. What the world itself needs
+/// is always there: a monotonic clock (for measuring time and for timers) and random bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
+    /// Whether it may read the time of day (`wasi:clocks/wall-clock`). Without it, the wall
+    /// clock reads the Unix epoch, always.
+    pub wall_clock: bool,
     /// Its command-line arguments.
     pub args: Vec<String>,
     /// Its environment variables.
@@ -112,16 +117,36 @@ pub enum WorkerEvent {
     Closed(CloseReason),
 }
 
-/// The error of posting to a worker that can no longer receive.
+/// The error of posting a message that the worker does not take. The message is counted
+/// as dropped (see [`crate::accounting`]), and comes back in the error.
 #[derive(Debug, thiserror::Error)]
-#[error("worker `{worker}` no longer receives messages: {reason}")]
+#[error("cannot post to worker `{worker}`: {reason}")]
 pub struct PostError {
     /// The worker's name.
     pub worker: String,
-    /// Why: it has ended, or the handle's input was ended.
-    pub reason: &'static str,
-    /// The message that was not delivered.
+    /// Why.
+    pub reason: PostRefusal,
+    /// The message that was not posted.
     pub message: Message,
+}
+
+/// Why a post was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PostRefusal {
+    /// The worker has ended (closed, failed, terminated).
+    #[error("it has ended")]
+    Ended,
+    /// [`WorkerHandle::end_input`] was called.
+    #[error("its input was ended")]
+    InputEnded,
+    /// The worker's queue holds as many messages or bytes as its limits allow
+    /// ([`Limits::queued_messages`], [`Limits::queued_bytes`]); try again once it has
+    /// caught up.
+    #[error("its queue is full")]
+    QueueFull,
+    /// The message is larger than the worker accepts ([`Limits::message_size`]).
+    #[error("the message is larger than it accepts")]
+    TooLarge,
 }
 
 /// The state a worker shares with those who may terminate it.
@@ -129,8 +154,10 @@ pub(crate) struct Control {
     terminated: AtomicBool,
     queue: Arc<TaskQueue>,
     engine: wasmtime::Engine,
-    /// The worker's thread, joined by its parent when the parent ends.
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set when the worker's thread has finished with it (the thread itself may go on to run
+    /// another worker); its parent waits for it when the parent ends.
+    stopped: Mutex<bool>,
+    stopped_changed: std::sync::Condvar,
 }
 
 impl Control {
@@ -138,10 +165,22 @@ impl Control {
         self.terminated.load(Ordering::Acquire)
     }
 
-    /// Whether the worker's thread has ended.
+    /// Whether the worker's thread has finished with it.
     pub(crate) fn has_stopped(&self) -> bool {
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
-        thread.as_ref().is_none_or(|thread| thread.is_finished())
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_stopped(&self) {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stopped_changed.notify_all();
+    }
+
+    /// Blocks until the worker's thread has finished with it.
+    fn wait_stopped(&self) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        while !*stopped {
+            stopped = self.stopped_changed.wait(stopped).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Terminates the worker: an idle loop wakes and ends; running guest code is interrupted
@@ -158,7 +197,7 @@ impl Control {
 
 /// Receives a host-parented worker's events, on the worker's thread; returns false if the
 /// receiving side is gone (the event is dropped).
-pub(crate) type EventSink = Box<dyn Fn(WorkerEvent) -> bool + Send + Sync>;
+pub(crate) type EventSink = Box<dyn Fn(WorkerEvent) -> Result<(), Refusal> + Send + Sync>;
 
 /// Where a worker's messages and its end go.
 pub(crate) enum ParentLink {
@@ -175,11 +214,32 @@ pub(crate) enum ParentLink {
 impl ParentLink {
     /// Delivers a message to the parent. Returns false if it was dropped: the parent has
     /// ended (or there is none).
-    pub(crate) fn post(&self, message: Message) -> bool {
+    /// Posts `message` (counted as posted) to the parent, settling it in `ledger` if it is
+    /// refused or handed to the host program. Returns why it was refused, if it was.
+    pub(crate) fn post(&self, mut message: Message, ledger: &Ledger) -> Result<(), Refusal> {
         match self {
-            ParentLink::Host(sink) => sink(WorkerEvent::Message(message)),
-            ParentLink::Worker { queue, child } => queue.push(Task::Message { source: Source::Child(*child), message }).is_ok(),
-            ParentLink::None => false,
+            ParentLink::Host(sink) => {
+                // Handed to the host program's channel: delivered.
+                let counted = std::mem::take(&mut message.counted);
+                let sent = sink(WorkerEvent::Message(message));
+                if counted {
+                    match sent {
+                        Ok(()) => ledger.delivered(1),
+                        Err(refusal) => ledger.dropped(refusal.reason(), 1),
+                    }
+                }
+                sent
+            }
+            ParentLink::Worker { queue, child } => {
+                queue.push_message(Source::Child(*child), message).map_err(|(refusal, mut message)| {
+                    message.settle(ledger, Some(refusal.reason()));
+                    refusal
+                })
+            }
+            ParentLink::None => {
+                message.settle(ledger, Some(DropReason::ReceiverGone));
+                Err(Refusal::Closed)
+            }
         }
     }
 
@@ -188,7 +248,7 @@ impl ParentLink {
     fn exit(self, exit: Exit, host: &Host) {
         match self {
             ParentLink::Host(sink) => {
-                sink(match exit {
+                let _ = sink(match exit {
                     Exit::Failed(error) => WorkerEvent::Error(error),
                     Exit::Closed(reason) => WorkerEvent::Closed(reason),
                 });
@@ -196,7 +256,8 @@ impl ParentLink {
             ParentLink::Worker { queue, child } => {
                 let _ = match exit {
                     Exit::Failed(error) => queue.push(Task::ChildError { child, error }),
-                    Exit::Closed(CloseReason::Terminated) => Ok(()),
+                    // Not an event: it tells the parent it may forget the child.
+                    Exit::Closed(CloseReason::Terminated) => queue.push(Task::ChildTerminated { child }),
                     Exit::Closed(_) => queue.push(Task::ChildClosed { child }),
                 };
             }
@@ -224,6 +285,8 @@ pub struct WorkerHandle {
     sender: Option<TaskSender>,
     events: mpsc::UnboundedReceiver<WorkerEvent>,
     control: Arc<Control>,
+    ledger: Ledger,
+    unread: Arc<Unread>,
 }
 
 impl WorkerHandle {
@@ -248,21 +311,29 @@ impl WorkerHandle {
     ///
     /// # Errors
     ///
-    /// [`PostError`] if the worker has ended (closed, failed, terminated) or
-    /// [`end_input`](Self::end_input) was called; the message comes back in the error.
+    /// [`PostError`] if the worker has ended (closed, failed, terminated), if
+    /// [`end_input`](Self::end_input) was called, if its queue is full, or if the message is
+    /// larger than it accepts; the message comes back in the error.
     pub fn post_message(&self, mut message: Message) -> Result<(), PostError> {
         message.detach_ports();
-        let Some(sender) = &self.sender else {
-            return Err(self.post_error("its input was ended", message));
+        message.count_posted(&self.ledger);
+        let refused = match &self.sender {
+            None => (PostRefusal::InputEnded, DropReason::ReceiverGone, message),
+            Some(sender) => match sender.send_message(message) {
+                Ok(()) => return Ok(()),
+                Err((refusal, message)) => {
+                    let why = match refusal {
+                        Refusal::Closed => PostRefusal::Ended,
+                        Refusal::QueueFull => PostRefusal::QueueFull,
+                        Refusal::TooLarge => PostRefusal::TooLarge,
+                    };
+                    (why, refusal.reason(), message)
+                }
+            },
         };
-        sender.send(Task::Message { source: Source::Parent, message }).map_err(|task| {
-            let Task::Message { message, .. } = task else { unreachable!("sent a message") };
-            self.post_error("it has ended", message)
-        })
-    }
-
-    fn post_error(&self, reason: &'static str, message: Message) -> PostError {
-        PostError { worker: self.name.clone(), reason, message }
+        let (reason, dropped, mut message) = refused;
+        message.settle(&self.ledger, Some(dropped));
+        Err(PostError { worker: self.name.clone(), reason, message })
     }
 
     /// Says that the host will post no more messages. A worker with an empty queue and
@@ -276,6 +347,19 @@ impl WorkerHandle {
     pub async fn recv(&mut self) -> Option<WorkerEvent> {
         loop {
             let event = self.events.recv().await;
+            self.unread.read(&event);
+            if let Some(event) = self.filter(event) {
+                return event;
+            }
+        }
+    }
+
+    /// The next event if one has arrived, without waiting.
+    pub fn try_recv(&mut self) -> Option<WorkerEvent> {
+        loop {
+            let event = self.events.try_recv().ok();
+            event.as_ref()?;
+            self.unread.read(&event);
             if let Some(event) = self.filter(event) {
                 return event;
             }
@@ -290,6 +374,7 @@ impl WorkerHandle {
     pub fn recv_blocking(&mut self) -> Option<WorkerEvent> {
         loop {
             let event = self.events.blocking_recv();
+            self.unread.read(&event);
             if let Some(event) = self.filter(event) {
                 return event;
             }
@@ -360,9 +445,50 @@ pub(crate) fn spawn_root(
 ) -> Result<WorkerHandle, SpawnFailure> {
     let (events_tx, events) = mpsc::unbounded_channel();
     let name = options.name.clone().unwrap_or_default();
-    let sink: EventSink = Box::new(move |event| events_tx.send(event).is_ok());
+    // The host program's side of the worker is bounded like the worker's own queue: messages
+    // it has not read count against the worker's queue limits.
+    let limits = options.limits.queue();
+    let unread = Arc::new(Unread::default());
+    let counter = unread.clone();
+    let sink: EventSink = Box::new(move |event| {
+        if let WorkerEvent::Message(message) = &event {
+            if let Some(refusal) = counter.admit(&limits, message) {
+                return Err(refusal);
+            }
+        }
+        events_tx.send(event).map_err(|_| Refusal::Closed)
+    });
     let (sender, control, _) = spawn(host, component, options, ParentLink::Host(sink), None)?;
-    Ok(WorkerHandle { name, sender: Some(sender), events, control })
+    Ok(WorkerHandle { name, sender: Some(sender), events, control, ledger: host.ledger().clone(), unread })
+}
+
+/// Messages a worker sent to the host program that it has not read yet.
+#[derive(Default)]
+struct Unread {
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Unread {
+    /// Counts `message` in, unless it does not fit `limits` (only the worker's thread adds,
+    /// so checking and adding need not be one step).
+    fn admit(&self, limits: &QueueLimits, message: &Message) -> Option<Refusal> {
+        let (messages, bytes) = (self.messages.load(Ordering::Acquire), self.bytes.load(Ordering::Acquire));
+        let refusal = limits.check(messages, bytes, message);
+        if refusal.is_none() {
+            self.messages.fetch_add(1, Ordering::AcqRel);
+            self.bytes.fetch_add(message.data.len(), Ordering::AcqRel);
+        }
+        refusal
+    }
+
+    /// Counts a message out as read.
+    fn read(&self, event: &Option<WorkerEvent>) {
+        if let Some(WorkerEvent::Message(message)) = event {
+            self.messages.fetch_sub(1, Ordering::AcqRel);
+            self.bytes.fetch_sub(message.data.len(), Ordering::AcqRel);
+        }
+    }
 }
 
 /// Spawns a worker thread; `shared` is its name if it is a shared worker. Returns the first
@@ -382,13 +508,14 @@ pub(crate) fn spawn(
         ParentLink::Worker { queue, .. } => Some(queue.clone()),
         ParentLink::Host(_) | ParentLink::None => None,
     };
-    let (queue, sender) = TaskQueue::new(parent_queue, host.quiescence().clone(), host.spin());
+    let (queue, sender) = TaskQueue::new(parent_queue, host.quiescence().clone(), host.spin(), options.limits.queue());
     let control = Arc::new(Control {
         terminated: AtomicBool::new(false),
         queue: queue.clone(),
         // The engine whose epoch the worker's store watches: the component's.
         engine: component.engine().clone(),
-        thread: Mutex::new(None),
+        stopped: Mutex::new(false),
+        stopped_changed: std::sync::Condvar::new(),
     });
     let name = options.name.clone().unwrap_or_default();
     // Until the thread runs, a failure must undo what the new queue counted (the parent's
@@ -406,9 +533,14 @@ pub(crate) fn spawn(
     let thread_name = if name.is_empty() { format!("worker {}", component.location()) } else { name };
     // A thread name cannot hold NUL, and the name may come from a guest.
     let thread_name = thread_name.replace('\0', "\u{FFFD}");
-    let thread = std::thread::Builder::new().name(thread_name).spawn(move || run(component, state));
-    match thread {
-        Ok(thread) => *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread),
+    let stopped = Stopped(control.clone());
+    let job = Box::new(move || {
+        // Marked stopped however `run` ends, after everything it does.
+        let _stopped = stopped;
+        run(component, state);
+    });
+    match host.threads().run(thread_name, job) {
+        Ok(()) => {}
         Err(error) => {
             host.worker_stopped();
             queue.close();
@@ -417,6 +549,15 @@ pub(crate) fn spawn(
         }
     }
     Ok((sender, control, queue))
+}
+
+/// Marks a worker's thread finished with it when dropped.
+struct Stopped(Arc<Control>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.set_stopped();
+    }
 }
 
 /// Closes a worker's queue and counts it out, however its thread ends (even by a panic of
@@ -430,8 +571,17 @@ impl Drop for Finish {
     }
 }
 
+/// Notes the start of a task, for the CPU deadline.
+fn start_task(store: &mut Store<WorkerState>) -> wasmtime::Result<()> {
+    if store.data().limits.deadline.is_some() {
+        store.data_mut().task_started = Some(thread_cpu_time());
+    }
+    Ok(())
+}
+
 /// The body of a worker's thread.
 fn run(component: Component, state: WorkerState) {
+    state.stats().started();
     let queue = state.queue.clone();
     let _finish = Finish(queue.clone());
     let control = state.control.clone();
@@ -439,18 +589,31 @@ fn run(component: Component, state: WorkerState) {
     store.limiter(|state| state.limiter());
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|store| {
-        if store.data().control.is_terminated() {
-            Err(wasmtime::Trap::Interrupt.into())
-        } else {
-            Ok(UpdateDeadline::Continue(1))
+        let state = store.data();
+        if state.control.is_terminated() {
+            return Err(wasmtime::Trap::Interrupt.into());
         }
+        if let (Some(deadline), Some(started)) = (state.limits.deadline, state.task_started) {
+            let used = thread_cpu_time().saturating_sub(started);
+            if used > deadline {
+                return Err(wasmtime::Error::msg(format!(
+                    "exceeded its CPU deadline of {} ms (ran {} ms)",
+                    deadline.as_millis(),
+                    used.as_millis()
+                )));
+            }
+        }
+        Ok(UpdateDeadline::Continue(1))
     });
+    if store.data().limits.deadline.is_some() {
+        store.data().host().start_deadline_ticker();
+    }
 
     // A terminate that came before the deadline was set bumped the epoch too early to count.
     let exit = if control.is_terminated() {
         Exit::Closed(CloseReason::Terminated)
     } else { match component.pre().instantiate(&mut store) {
-        Ok(guest) => match guest.wasm_workers_worker_handlers().call_on_start(&mut store) {
+        Ok(guest) => match start_task(&mut store).and_then(|()| guest.wasm_workers_worker_handlers().call_on_start(&mut store)) {
             Ok(()) if store.data().closing => Exit::Closed(CloseReason::Closed),
             Ok(()) => event_loop(&mut store, &guest, &queue),
             Err(error) => failure(&store, "trapped", &error),
@@ -462,9 +625,10 @@ fn run(component: Component, state: WorkerState) {
         exit => exit,
     };
     let discarded = queue.close();
-    store.data().host().count_dropped(Dropped::Discarded, discarded);
+    let count = discarded.len();
+    crate::event_loop::discard(discarded, store.data().host().ledger());
     let state = store.into_data();
-    tracing::debug!(worker = %state.name, discarded, "worker ended");
+    tracing::debug!(worker = %state.name, discarded = count, "worker ended");
     state.record_end(match &exit {
         Exit::Closed(CloseReason::Closed) => "closed".to_string(),
         Exit::Closed(CloseReason::Idle) => "idle".to_string(),
@@ -494,9 +658,11 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
         }
         while let Some(task) = batch.pop_front() {
             if store.data().control.is_terminated() {
-                discard(store, &batch, usize::from(matches!(task, Task::Message { .. })));
+                batch.push_front(task);
+                discard(store, &mut batch);
                 return Exit::Closed(CloseReason::Terminated);
             }
+            let _ = start_task(store);
             let result = match task {
                 Task::Message { source, message } => {
                     // The messages queued behind this one go in the same call.
@@ -511,23 +677,23 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
                 task => run_task(store, guest, task),
             };
             if let Err(error) = result {
-                discard(store, &batch, 0);
+                discard(store, &mut batch);
                 return failure(store, "trapped", &error);
             }
             // `report-error` describes only a trap of the task that called it.
             store.data_mut().reported_error = None;
             if store.data().closing {
                 // The closing flag: tasks still queued (here and in the queue) are discarded.
-                discard(store, &batch, 0);
+                discard(store, &mut batch);
                 return Exit::Closed(CloseReason::Closed);
             }
         }
     }
 }
 
-/// Counts the messages left in `batch` (plus `extra` taken out of it) as discarded.
-fn discard(store: &Store<WorkerState>, batch: &VecDeque<Task>, extra: usize) {
-    store.data().host().count_dropped(Dropped::Discarded, crate::event_loop::count_messages(batch) + extra);
+/// Settles the messages left in `batch` as discarded.
+fn discard(store: &Store<WorkerState>, batch: &mut VecDeque<Task>) {
+    crate::event_loop::discard(batch.drain(..), store.data().host().ledger());
 }
 
 /// The most messages one `on-messages` call delivers: a burst costs one call into the guest,
@@ -543,7 +709,16 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
     let handlers = guest.wasm_workers_worker_handlers();
     match task {
         // A child this worker terminated delivers nothing more, even what was in flight.
-        Task::ChildError { child, .. } | Task::ChildClosed { child } if store.data().terminated_child(child) => Ok(()),
+        Task::ChildError { child, .. } | Task::ChildClosed { child } if store.data().terminated_child(child) => {
+            // It ended by itself before the terminate reached it.
+            store.data_mut().forget_terminated_child(child);
+            Ok(())
+        }
+        Task::ChildTerminated { child } => {
+            // The last thing the child's thread queued: its messages before it were dropped.
+            store.data_mut().forget_terminated_child(child);
+            Ok(())
+        }
         Task::Message { source, message } => deliver(store, guest, &mut vec![(source, message)]),
         Task::ChildError { child, error } => {
             store.data_mut().forget_child(child);
@@ -600,20 +775,16 @@ fn deliver(
     messages: &mut Vec<(Source, Message)>,
 ) -> wasmtime::Result<()> {
     use bindings::types::{MessageBurst, MessageHeader};
-    let mut discarded = 0;
-    if let [(Source::Child(child), _)] = messages.as_slice() {
-        if store.data().terminated_child(*child) {
-            messages.clear();
-            store.data().host().count_dropped(Dropped::Discarded, 1);
-            return Ok(());
-        }
-    }
+    let ledger = store.data().host().ledger().clone();
     let single = messages.len() == 1;
     let mut burst = MessageBurst { events: Vec::with_capacity(messages.len()), data: Vec::new(), transfer: Vec::new() };
-    for (source, message) in messages.drain(..) {
+    // Whether each event's message was counted as posted, to settle it once the call is over.
+    let mut counted = Vec::with_capacity(messages.len());
+    let mut drained = messages.drain(..);
+    while let Some((source, mut message)) = drained.next() {
         if let Source::Child(child) = source {
             if store.data().terminated_child(child) {
-                discarded += 1;
+                message.settle(&ledger, Some(DropReason::Discarded));
                 continue;
             }
         }
@@ -622,7 +793,12 @@ fn deliver(
             _ => None,
         };
         let codec = message.codec.into();
-        let len = u32::try_from(message.data.len()).map_err(|_| wasmtime::Error::msg("a message of more than 4 GiB"))?;
+        let Ok(len) = u32::try_from(message.data.len()) else {
+            // Beyond what a 32-bit guest can hold: refused like a message over its size limit.
+            message.settle(&ledger, Some(DropReason::TooLarge));
+            continue;
+        };
+        counted.push(std::mem::take(&mut message.counted));
         let message = store.data_mut().lower_message(message)?;
         let transferred = message.transfer.len() as u32;
         burst.transfer.extend(message.transfer);
@@ -634,25 +810,27 @@ fn deliver(
         }
         burst.events.push(MessageHeader { source: source.into(), codec, len, transferred, error });
     }
-    if !burst.events.is_empty() {
-        // Those the guest discarded are mostly the last ones (after a `close`). If the call
-        // fails (a trap, or `terminate`), every message was handed over: counted received.
-        let count = burst.events.len();
-        let guest_discarded = match guest.wasm_workers_worker_handlers().call_on_messages(&mut *store, &burst) {
-            Ok(discarded) => (discarded as usize).min(count),
-            Err(error) => {
-                store.data().stats().received(count, burst.data.len());
-                store.data().host().count_dropped(Dropped::Discarded, discarded);
-                return Err(error);
-            }
-        };
-        let handled = count - guest_discarded;
-        let bytes = burst.events[..handled].iter().map(|event| event.len as usize).sum();
-        store.data().stats().received(handled, bytes);
-        discarded += guest_discarded;
+    drop(drained);
+    if burst.events.is_empty() {
+        return Ok(());
     }
-    store.data().host().count_dropped(Dropped::Discarded, discarded);
-    Ok(())
+    // Those the guest discarded are the last ones after a `close`, or messages from a child
+    // or port it let go of. If the call fails (a trap, or `terminate`), every message was
+    // handed over: delivered.
+    let count = burst.events.len();
+    // Counted received before the call, so that whoever hears from the guest sees them.
+    store.data().stats().received(count, burst.data.len());
+    let (handled, result) = match guest.wasm_workers_worker_handlers().call_on_messages(&mut *store, &burst) {
+        Ok(discarded) => (count - (discarded as usize).min(count), Ok(())),
+        Err(error) => (count, Err(error)),
+    };
+    if handled < count {
+        let bytes = burst.events[handled..].iter().map(|event| event.len as usize).sum();
+        store.data().stats().unreceived(count - handled, bytes);
+    }
+    ledger.delivered(counted[..handled].iter().filter(|&&c| c).count());
+    ledger.dropped(DropReason::Discarded, counted[handled..].iter().filter(|&&c| c).count());
+    result
 }
 
 /// The runtime error of a worker whose guest trapped or could not start.
@@ -662,10 +840,13 @@ fn failure(store: &Store<WorkerState>, what: &str, error: &wasmtime::Error) -> E
         Some(trap) => trap.to_string(),
         None => format!("{what}: {error:#}"),
     };
-    let message = match &state.reported_error {
+    let mut message = match &state.reported_error {
         Some(reported) => format!("{reported} ({cause})"),
         None => cause,
     };
+    if let Some(limit) = state.memory_limit_hit() {
+        message.push_str(&format!(" after reaching its memory limit of {limit} bytes"));
+    }
     if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
         tracing::debug!(worker = %state.name, "{message}\n{backtrace}");
     }
@@ -684,11 +865,6 @@ pub(crate) fn terminate_all(children: HashMap<u32, Arc<Control>>) {
         control.terminate();
     }
     for control in children.into_values() {
-        let thread = control.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = thread {
-            // A worker thread does not panic (guest failures are values); if it somehow did,
-            // there is nothing left of it to clean up.
-            let _ = thread.join();
-        }
+        control.wait_stopped();
     }
 }

@@ -107,7 +107,7 @@ fn ctrl_c_terminates_a_busy_worker_and_exits_130() {
 
     let faulty = guest("faulty");
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
-        .args(["run", faulty.to_str().unwrap()])
+        .args(["run", "--stats", faulty.to_str().unwrap()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -123,7 +123,8 @@ fn ctrl_c_terminates_a_busy_worker_and_exits_130() {
             let _ = Command::new("kill").args(["-KILL", &pid]).status();
         }
     });
-    stdin.write_all(b"\"ready\"\n\"loop\"\n").unwrap();
+    // Two more lines wait behind the loop: the shutdown must account for them.
+    stdin.write_all(b"\"ready\"\n\"loop\"\n\"queued\"\n\"queued\"\n").unwrap();
     // The first answer shows that the run loop, and with it the Ctrl-C handler, is running;
     // the second that the worker is inside its endless loop.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -137,7 +138,15 @@ fn ctrl_c_terminates_a_busy_worker_and_exits_130() {
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
-    assert!(text(&out.stderr).contains("interrupted"), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    // Nothing is lost silently: every message posted is delivered or reported dropped.
+    let line = stderr.lines().find(|line| line.starts_with("messages: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.ends_with(", 0 in flight"), "{line}");
+    let dropped: u64 = line.split(", ").nth(2).and_then(|part| part.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    if dropped > 0 {
+        assert!(stderr.contains(&format!("wasm-workers: {dropped} messages were not delivered")), "{stderr}");
+    }
     drop(stdin);
     drop(done);
 }

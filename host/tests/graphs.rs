@@ -131,6 +131,9 @@ fn every_kind_of_bad_manifest_gives_its_own_error_and_starts_nothing() {
         ("missing dir", format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\ndirs = [{{ host = \"nope\", guest = \"/x\" }}]\n"), ":4: workers.a.dirs: `nope` is not a directory"),
         ("bad size", format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\nlimits = {{ memory = \"lots\" }}\n"), ":4: workers.a.limits.memory: `lots` is not a size"),
         ("tiny memory", format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\nlimits = {{ memory = 0 }}\n"), ":4: workers.a.limits.memory: 0 bytes is too little"),
+        ("bad message size", format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\nlimits = {{ message-size = \"huge\" }}\n"), ":4: workers.a.limits.message-size: `huge` is not a size"),
+        ("zero deadline", format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\nlimits = {{ deadline-ms = 0 }}\n"), "workers.a.limits.deadline-ms: must be at least 1"),
+        ("zero queue", format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\nlimits = {{ queued-messages = 0 }}\n"), "workers.a.limits.queued-messages: must be at least 1"),
         (
             "channel end with a stray key",
             format!("entry = \"a\"\n[workers.a]\ncomponent = \"{echo}\"\n[shared.s]\ncomponent = \"{echo}\"\n[[channels]]\na = {{ worker = \"a\", label = \"l\" }}\nb = {{ shared = \"s\", label = \"x\" }}\n"),
@@ -229,4 +232,24 @@ fn wit_prints_the_world() {
     let out = wasm_workers(&["wit"], "");
     let wit = text(&out.stdout);
     assert!(wit.contains("package wasm-workers:worker@0.1.0;") && wit.contains("world worker"), "{wit}");
+}
+
+#[test]
+fn limits_from_the_manifest_apply_a_deadline_and_a_queue_bound() {
+    let dir = temp_dir("manifest-limits");
+    let faulty = component("faulty");
+    let path = manifest(
+        &dir,
+        &format!(
+            "entry = \"f\"\n[workers.f]\ncomponent = \"{faulty}\"\nwall-clock = true\n\
+             limits = {{ deadline-ms = 100, queued-messages = 10, queued-bytes = \"1 MiB\", message-size = \"64 KiB\" }}\n"
+        ),
+    );
+    let out = wasm_workers(&["run", &path], "\"time\"\n\"loop\"\n");
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    let seconds: u64 = stdout.lines().next().and_then(|line| line.parse().ok()).unwrap_or(0);
+    assert!(seconds > 1_600_000_000, "wall-clock granted: {stdout}");
+    assert!(stderr.contains("CPU deadline of 100 ms"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "a worker failed: {stderr}");
 }

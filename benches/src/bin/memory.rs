@@ -1,13 +1,19 @@
 //! Resident memory per idle worker: spawns 1,000 and then 10,000 idle workers (each has
 //! answered one message, then waits), and prints the growth of this process's resident memory
 //! divided by the number of workers. Criterion measures time, not memory, hence a binary:
-//!     cargo run --release -p wasm-workers-benches --bin memory
+//!     cargo run --release -p wasm-workers-benches --bin memory [-- --no-pooling]
+//! 10,000 workers need more memory mappings than Linux allows by default
+//! (`vm.max_map_count` = 65530; each worker takes about nine): raise it first, e.g.
+//! `sysctl -w vm.max_map_count=262144`, or the host refuses workers past its limit.
 
-use wasm_workers::{Codec, Host, Message, WorkerOptions};
+use wasm_workers::{Codec, Host, HostConfig, Message, WorkerOptions};
 use wasm_workers_benches::{answer, load, resident_bytes};
 
 fn main() {
-    let host = Host::new().expect("the engine starts");
+    // `--no-pooling`: instances allocated one by one instead of from the pooling allocator.
+    let pooling = !std::env::args().any(|arg| arg == "--no-pooling");
+    let host = Host::with_config(HostConfig { pooling, ..HostConfig::default() }).expect("the engine starts");
+    println!("pooling allocator: {}", if pooling { "on" } else { "off" });
     let bounce = load(&host, "bounce");
     // Warm up: the first spawn maps the engine's code and the allocator's arenas.
     let mut first = host.spawn(&bounce, WorkerOptions::default()).unwrap();
@@ -15,6 +21,7 @@ fn main() {
     answer(&mut first);
     for count in [1_000usize, 10_000] {
         let before = resident_bytes();
+        let maps_before = mappings();
         let mut workers = Vec::with_capacity(count);
         for _ in 0..count {
             match host.spawn(&bounce, WorkerOptions::default()) {
@@ -32,6 +39,8 @@ fn main() {
             answer(worker);
         }
         let after = resident_bytes();
+        let maps = mappings().saturating_sub(maps_before);
+        println!("{} idle workers: {maps} memory mappings, {:.1} per worker", workers.len(), maps as f64 / workers.len().max(1) as f64);
         let per_worker = (after.saturating_sub(before)) / workers.len().max(1) as u64;
         println!(
             "{} idle workers: {:.1} MiB resident in all, {:.1} KiB per worker",
@@ -47,4 +56,9 @@ fn main() {
             std::thread::yield_now();
         }
     }
+}
+
+/// How many memory mappings this process has (the kernel limits them: `vm.max_map_count`).
+fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps").map_or(0, |maps| maps.lines().count())
 }

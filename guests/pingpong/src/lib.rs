@@ -23,7 +23,7 @@ impl Worker for PingPong {
                     if this.left == 0 {
                         post(&this.total);
                     } else if let Some(child) = &this.child {
-                        child.post_bytes(Codec::Raw, message.data);
+                        child.post_bytes(Codec::Raw, message.data).unwrap();
                     }
                 });
             self.child = Some(child);
@@ -31,7 +31,7 @@ impl Worker for PingPong {
         self.left = rounds.max(1);
         self.total = self.left;
         if let Some(child) = &self.child {
-            child.post_bytes(Codec::Raw, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+            child.post_bytes(Codec::Raw, vec![1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
         }
     }
 }

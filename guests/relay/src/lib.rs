@@ -115,11 +115,11 @@ impl Worker for Relay {
                     let (one, two) = scope::message_channel();
                     let stale = two.handle();
                     let message = types::Message { codec: types::Codec::Json, data: b"1".to_vec(), transfer: vec![types::Transferable::Port(two)] };
-                    scope::post_message(message);
+                    let _ = scope::post_message(message);
                     // SAFETY: deliberately wrong: the handle was moved away by the post above;
                     // the host must refuse to use it.
                     let stale = unsafe { types::MessagePort::from_handle(stale) };
-                    stale.post_message(types::Message { codec: types::Codec::Json, data: b"2".to_vec(), transfer: vec![] });
+                    let _ = stale.post_message(types::Message { codec: types::Codec::Json, data: b"2".to_vec(), transfer: vec![] });
                     drop(one);
                     post(&"unreachable: the host accepted a moved handle");
                 }

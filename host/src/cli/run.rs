@@ -44,6 +44,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.stats {
         print_stats(&host);
     }
+    // Nothing is lost silently: a run that ended with messages undelivered says so.
+    let counts = host.message_counts();
+    if counts.dropped.total() > 0 {
+        eprintln!("wasm-workers: {} messages were not delivered ({})", counts.dropped.total(), counts.dropped);
+    }
     // The stdin thread may be blocked in a read that cannot be cancelled; do not wait for it.
     runtime.shutdown_background();
     Ok(ExitCode::from(code))
@@ -231,11 +236,15 @@ fn print_stats(host: &Host) {
     }
     let (compiled, cached) = host.compile_counts();
     let _ = writeln!(out, "components: {compiled} compiled, {cached} from the cache");
-    let dropped = host.dropped_messages();
+    let counts = host.message_counts();
     let _ = writeln!(
         out,
-        "messages dropped: {} posted to a worker that had ended, {} discarded by a worker that closed or was terminated",
-        dropped.receiver_gone, dropped.discarded
+        "messages: {} posted, {} delivered, {} dropped ({}), {} in flight",
+        counts.posted,
+        counts.delivered,
+        counts.dropped.total(),
+        counts.dropped,
+        counts.in_flight()
     );
 }
 

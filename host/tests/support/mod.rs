@@ -30,6 +30,16 @@ pub fn spawn(name: &str) -> WorkerHandle {
     host().spawn(&component, WorkerOptions::named(name)).expect("the worker starts")
 }
 
+/// Waits until `condition` holds, failing the test if it does not within [`EVENT_TIMEOUT`].
+/// For conditions that no event announces (counters); it yields between checks.
+pub fn wait_until(mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < EVENT_TIMEOUT, "the condition did not hold within {EVENT_TIMEOUT:?}");
+        std::thread::yield_now();
+    }
+}
+
 /// Posts `value` as JSON.
 pub fn post(worker: &WorkerHandle, value: Value) {
     worker.post_message(Message::json(&value).unwrap()).expect("the worker receives");

@@ -1,0 +1,150 @@
+//! Message accounting: every message posted is, in the end, delivered or dropped with a
+//! reason, and the host counts which.
+//!
+//! A message is *posted* when the host program or a guest hands it to the host to send
+//! (`postMessage`), whether or not it can be sent. From then on it carries its host's
+//! [`Ledger`], and it is settled exactly once, where it leaves the host's hands:
+//!
+//! - *delivered*: handed to the receiving guest's `on-messages`, or received by the host
+//!   program from a [`WorkerHandle`](crate::WorkerHandle) or a port it holds;
+//! - *dropped*, with a [`DropReason`]: refused at the post (queue full, too large, receiver
+//!   gone, port closed), or discarded from a queue that will never run (the receiver closed
+//!   or was terminated, a port was closed with messages waiting, a handle was dropped with
+//!   messages unread).
+//!
+//! So when nothing is in flight, `posted == delivered + dropped` exactly
+//! ([`MessageCounts::in_flight`] is zero). Messages the host program posts on ports of its own
+//! that are not held by a worker of this host are not counted (no host has seen them).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Why a message was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Posted to a worker that had ended (closed, failed, terminated), to no parent (from a
+    /// shared worker), or to a handle the host program had dropped.
+    ReceiverGone,
+    /// Queued at a worker that closed or was terminated before handling it (the closing
+    /// flag discards queued tasks).
+    Discarded,
+    /// The receiver's queue held as many messages, or bytes, as its limits allow.
+    QueueFull,
+    /// Larger than the receiver's message size limit.
+    TooLarge,
+    /// Posted on a closed port, or to one whose entangled port was closed, or waiting at a
+    /// port when it was closed.
+    PortClosed,
+}
+
+/// How many messages were dropped, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DroppedMessages {
+    /// See [`DropReason::ReceiverGone`].
+    pub receiver_gone: u64,
+    /// See [`DropReason::Discarded`].
+    pub discarded: u64,
+    /// See [`DropReason::QueueFull`].
+    pub queue_full: u64,
+    /// See [`DropReason::TooLarge`].
+    pub too_large: u64,
+    /// See [`DropReason::PortClosed`].
+    pub port_closed: u64,
+}
+
+impl DroppedMessages {
+    /// All dropped messages, whatever the reason.
+    pub fn total(&self) -> u64 {
+        self.receiver_gone + self.discarded + self.queue_full + self.too_large + self.port_closed
+    }
+}
+
+impl fmt::Display for DroppedMessages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} receiver gone, {} discarded, {} queue full, {} too large, {} port closed",
+            self.receiver_gone, self.discarded, self.queue_full, self.too_large, self.port_closed
+        )
+    }
+}
+
+/// A snapshot of a host's message accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Messages posted.
+    pub posted: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Messages dropped, by reason.
+    pub dropped: DroppedMessages,
+}
+
+impl MessageCounts {
+    /// Messages posted and not yet settled: queued somewhere, or being handed over. Zero
+    /// once every worker has ended and the host program has read or dropped every handle.
+    pub fn in_flight(&self) -> u64 {
+        self.posted.saturating_sub(self.delivered + self.dropped.total())
+    }
+}
+
+/// A host's counters. Cheap to clone; clones count together.
+#[derive(Clone, Default)]
+pub(crate) struct Ledger(Arc<Counters>);
+
+#[derive(Default)]
+struct Counters {
+    posted: AtomicU64,
+    delivered: AtomicU64,
+    receiver_gone: AtomicU64,
+    discarded: AtomicU64,
+    queue_full: AtomicU64,
+    too_large: AtomicU64,
+    port_closed: AtomicU64,
+}
+
+impl Ledger {
+    /// Counts `n` messages posted.
+    pub(crate) fn posted(&self, n: usize) {
+        self.0.posted.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `n` messages delivered.
+    pub(crate) fn delivered(&self, n: usize) {
+        self.0.delivered.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `n` messages dropped for `reason`.
+    pub(crate) fn dropped(&self, reason: DropReason, n: usize) {
+        let counter = match reason {
+            DropReason::ReceiverGone => &self.0.receiver_gone,
+            DropReason::Discarded => &self.0.discarded,
+            DropReason::QueueFull => &self.0.queue_full,
+            DropReason::TooLarge => &self.0.too_large,
+            DropReason::PortClosed => &self.0.port_closed,
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn counts(&self) -> MessageCounts {
+        let c = &self.0;
+        // Settled counters are read before `posted`, so that a message settled between the
+        // reads is never counted settled without being counted posted.
+        let dropped = DroppedMessages {
+            receiver_gone: c.receiver_gone.load(Ordering::Acquire),
+            discarded: c.discarded.load(Ordering::Acquire),
+            queue_full: c.queue_full.load(Ordering::Acquire),
+            too_large: c.too_large.load(Ordering::Acquire),
+            port_closed: c.port_closed.load(Ordering::Acquire),
+        };
+        let delivered = c.delivered.load(Ordering::Acquire);
+        MessageCounts { posted: c.posted.load(Ordering::Acquire), delivered, dropped }
+    }
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.counts(), f)
+    }
+}

@@ -1,0 +1,159 @@
+//! Worker threads: each worker runs on an OS thread of its own, and when it ends, its thread
+//! waits a while for the next worker instead of exiting.
+//!
+//! Creating a thread is most of what a spawn costs on Linux: the kernel maps its stack and
+//! guard page, wasmtime sets up its signal stack on first use, and when the thread exits all
+//! of it is unmapped again, which makes every other CPU flush its TLB. A thread that has run a
+//! worker has done all that already. Parked threads cost their stack's touched pages and
+//! nothing else; they exit after [`HostConfig::thread_keep_alive`](crate::HostConfig) with
+//! nothing to run, and at most [`HostConfig::idle_threads`](crate::HostConfig) wait at once.
+//!
+//! A worker still has its thread to itself from its start to its end: threads are reused,
+//! never shared.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// What a thread runs: one worker, from start to end.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// A host's worker threads.
+#[derive(Clone)]
+pub(crate) struct Threads(Arc<Shared>);
+
+struct Shared {
+    state: Mutex<State>,
+    ready: Condvar,
+    keep_alive: Duration,
+    max_idle: usize,
+}
+
+struct State {
+    /// Jobs handed over, each to be taken by one of the `idle` threads.
+    jobs: VecDeque<(String, Job)>,
+    /// Threads waiting for a job.
+    idle: usize,
+}
+
+impl Threads {
+    pub(crate) fn new(keep_alive: Duration, max_idle: usize) -> Self {
+        Threads(Arc::new(Shared {
+            state: Mutex::new(State { jobs: VecDeque::new(), idle: 0 }),
+            ready: Condvar::new(),
+            keep_alive,
+            max_idle,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `job` on a thread named `name`: a parked one if there is one, else a new one.
+    ///
+    /// # Errors
+    ///
+    /// If a new thread is needed and the operating system refuses it; `job` is dropped then.
+    pub(crate) fn run(&self, name: String, job: Job) -> std::io::Result<()> {
+        {
+            let mut state = self.lock();
+            // Every idle thread that is not already promised a job takes one.
+            if state.idle > state.jobs.len() {
+                state.jobs.push_back((name, job));
+                drop(state);
+                self.0.ready.notify_one();
+                return Ok(());
+            }
+        }
+        let threads = self.clone();
+        std::thread::Builder::new().name(name).spawn(move || threads.serve(job))?;
+        Ok(())
+    }
+
+    /// The body of a worker thread: its first job, then whatever comes while it waits.
+    fn serve(&self, first: Job) {
+        let mut job = first;
+        loop {
+            job();
+            let Some((name, next)) = self.next_job() else { return };
+            set_thread_name(&name);
+            job = next;
+        }
+    }
+
+    /// Waits up to the keep-alive for a job; `None` if none came (the thread exits then).
+    fn next_job(&self) -> Option<(String, Job)> {
+        let mut state = self.lock();
+        if state.idle >= self.0.max_idle {
+            return None;
+        }
+        state.idle += 1;
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                state.idle -= 1;
+                return Some(job);
+            }
+            let (guard, waited) = self
+                .0
+                .ready
+                .wait_timeout(state, self.0.keep_alive)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = guard;
+            // Leave only if no job was promised to the idle threads (one may be on its way).
+            if waited.timed_out() && state.jobs.is_empty() {
+                state.idle -= 1;
+                return None;
+            }
+        }
+    }
+}
+
+/// Names the calling thread (what debuggers and `top -H` show), as a new thread would be.
+fn set_thread_name(name: &str) {
+    // Linux keeps 15 bytes and a NUL; cut at a character boundary.
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    if let Ok(name) = std::ffi::CString::new(&name[..end]) {
+        // SAFETY: `name` is a valid NUL-terminated string that outlives the call; PR_SET_NAME
+        // only reads it.
+        unsafe {
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn a_thread_that_ran_a_job_runs_the_next_one() {
+        let threads = Threads::new(Duration::from_secs(60), 4);
+        let (tx, rx) = mpsc::channel();
+        let first = tx.clone();
+        threads.run("one".into(), Box::new(move || first.send(std::thread::current().id()).unwrap())).unwrap();
+        let one = rx.recv().unwrap();
+        // The first thread parks after its job; wait until it does, then hand over another.
+        while threads.lock().idle == 0 {
+            std::thread::yield_now();
+        }
+        threads.run("two".into(), Box::new(move || tx.send(std::thread::current().id()).unwrap())).unwrap();
+        assert_eq!(rx.recv().unwrap(), one, "the parked thread ran the second job");
+    }
+
+    #[test]
+    fn idle_threads_leave_after_the_keep_alive() {
+        let threads = Threads::new(Duration::from_millis(1), 4);
+        let (tx, rx) = mpsc::channel();
+        threads.run("one".into(), Box::new(move || tx.send(()).unwrap())).unwrap();
+        rx.recv().unwrap();
+        while Arc::strong_count(&threads.0) > 1 {
+            std::thread::yield_now();
+        }
+        assert_eq!(threads.lock().idle, 0);
+    }
+}
