@@ -6,11 +6,13 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wasm_workers::{Codec, Host, Message, WorkerOptions};
+use wasm_workers::{Codec, Host, HostConfig, Message, PostRefusal, WorkerHandle, WorkerOptions};
 use wasm_workers_benches::{answer, load};
 
 fn spawn(c: &mut Criterion) {
-    let host = Host::new().expect("the engine starts");
+    // With the pooling allocator, as the CLI runs (see `HostConfig::pooling`); and without,
+    // the library's default.
+    let host = Host::with_config(HostConfig { pooling: true, ..HostConfig::default() }).expect("the engine starts");
     let bounce = load(&host, "bounce");
     let mut group = c.benchmark_group("spawn");
     group.bench_function("wasm/1", |b| {
@@ -20,6 +22,17 @@ fn spawn(c: &mut Criterion) {
             answer(&mut worker);
         })
     });
+    {
+        let host = Host::new().expect("the engine starts");
+        let bounce = load(&host, "bounce");
+        group.bench_function("wasm-unpooled/1", |b| {
+            b.iter(|| {
+                let mut worker = host.spawn(&bounce, WorkerOptions::default()).unwrap();
+                worker.post_message(Message::new(Codec::Raw, vec![1])).unwrap();
+                answer(&mut worker);
+            })
+        });
+    }
     group.bench_function("native/1", |b| {
         b.iter(|| {
             let (to_thread, from_main) = mpsc::channel::<u8>();
@@ -125,9 +138,9 @@ fn throughput(c: &mut Criterion) {
     group.bench_function("wasm/1M-one-way", |b| {
         b.iter(|| {
             for i in 0..MESSAGES {
-                worker.post_message(Message::new(Codec::Raw, i.to_le_bytes().to_vec())).unwrap();
+                post_waiting(&worker, Message::new(Codec::Raw, i.to_le_bytes().to_vec()));
             }
-            worker.post_message(Message::new(Codec::Raw, Vec::new())).unwrap();
+            post_waiting(&worker, Message::new(Codec::Raw, Vec::new()));
             let count: u64 = answer(&mut worker).decode_json().unwrap();
             assert_eq!(count, MESSAGES, "every message arrived");
         })
@@ -155,6 +168,21 @@ fn throughput(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Posts `message`, waiting while the worker's queue is full (its limit bounds how far a
+/// sender may run ahead: back-pressure, where the native baseline's channel is unbounded).
+fn post_waiting(worker: &WorkerHandle, mut message: Message) {
+    loop {
+        match worker.post_message(message) {
+            Ok(()) => return,
+            Err(error) if error.reason == PostRefusal::QueueFull => {
+                message = error.message;
+                std::thread::yield_now();
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
 }
 
 criterion_group!(benches, spawn, round_trip, throughput);

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::accounting::{DroppedMessages, Ledger, MessageCounts};
-use crate::limits::DEADLINE_TICK;
+use crate::limits::{Limits, DEADLINE_TICK};
 use crate::threads::Threads;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -61,12 +61,19 @@ pub struct HostConfig {
     /// How many worker threads may wait for a worker at once ([`DEFAULT_IDLE_THREADS`] if
     /// `None`; 0 turns reuse off).
     pub idle_threads: Option<usize>,
-    /// Whether instances come from a pooling allocator sized for [`max_workers`]
-    /// (`Self::max_workers`) workers, reserved once when the host starts: spawning is then
-    /// about twice as fast, at the price of reserving (not committing) 4 GiB of address
-    /// space per worker slot. On by default ([`HostConfig::default`]); the compile cache
-    /// keeps separate entries for pooled and unpooled engines.
+    /// Whether instances come from a pooling allocator sized for
+    /// [`max_workers`](Self::max_workers) workers, reserved once when the host starts:
+    /// spawning is then about twice as fast (the kernel maps and unmaps nothing per worker),
+    /// at the price of reserving (not committing) 4 GiB and a guard of address space per
+    /// worker slot: some 22 TiB for the default 5,460 slots, of the 128 TiB a process has.
+    /// So it is off by default, for a process may run several hosts; the CLI, one host per
+    /// process, turns it on.
     pub pooling: bool,
+    /// Limits for every worker of this host, where a worker's own
+    /// [`WorkerOptions::limits`](crate::WorkerOptions) leave them open (`None`). Unset queue
+    /// limits fall back to [`DEFAULT_QUEUED_MESSAGES`](crate::DEFAULT_QUEUED_MESSAGES) and
+    /// its siblings.
+    pub limits: Limits,
 }
 
 impl Default for HostConfig {
@@ -80,7 +87,8 @@ impl Default for HostConfig {
             spin: None,
             thread_keep_alive: None,
             idle_threads: None,
-            pooling: true,
+            pooling: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -145,6 +153,7 @@ struct HostInner {
     cache_hits: AtomicU64,
     quiescence: Arc<Quiescence>,
     spin: Duration,
+    default_limits: Limits,
     threads: Threads,
     ledger: Ledger,
     deadline_ticker: std::sync::Once,
@@ -196,6 +205,7 @@ impl Host {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
                 if cpus > 1 { DEFAULT_SPIN } else { Duration::ZERO }
             }),
+            default_limits: config.limits,
             threads: Threads::new(
                 config.thread_keep_alive.unwrap_or(DEFAULT_THREAD_KEEP_ALIVE),
                 config.idle_threads.unwrap_or(DEFAULT_IDLE_THREADS),
@@ -384,6 +394,10 @@ impl Host {
                 tracing::error!("cannot start the deadline ticker; CPU deadlines are not enforced: {error}");
             }
         });
+    }
+
+    pub(crate) fn default_limits(&self) -> Limits {
+        self.0.default_limits
     }
 
     pub(crate) fn threads(&self) -> &Threads {

@@ -16,7 +16,8 @@ use crate::event_loop::QueueLimits;
 /// limits, where it is the default ([`DEFAULT_QUEUED_MESSAGES`], [`DEFAULT_QUEUED_BYTES`],
 /// [`DEFAULT_MESSAGE_SIZE`]): a queue is always bounded.
 ///
-/// Children inherit their parent's limits unless they are given their own.
+/// Children inherit their parent's limits. [`HostConfig::limits`](crate::HostConfig) sets a
+/// host-wide default for each; a worker's own `Some` overrides it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Linear memory per memory, in bytes.
@@ -51,6 +52,20 @@ pub const DEFAULT_MESSAGE_SIZE: usize = 64 << 20;
 pub const DEADLINE_TICK: Duration = Duration::from_millis(10);
 
 impl Limits {
+    /// These limits, with `defaults` for those left open.
+    pub fn or(self, defaults: Limits) -> Limits {
+        Limits {
+            memory: self.memory.or(defaults.memory),
+            table_elements: self.table_elements.or(defaults.table_elements),
+            instances: self.instances.or(defaults.instances),
+            children: self.children.or(defaults.children),
+            queued_messages: self.queued_messages.or(defaults.queued_messages),
+            queued_bytes: self.queued_bytes.or(defaults.queued_bytes),
+            message_size: self.message_size.or(defaults.message_size),
+            deadline: self.deadline.or(defaults.deadline),
+        }
+    }
+
     /// What the worker's queue accepts.
     pub(crate) fn queue(&self) -> QueueLimits {
         QueueLimits {

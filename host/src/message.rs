@@ -161,7 +161,11 @@ pub enum DecodeError {
     Data(String),
 }
 
-/// Checks that `data` is one well-formed JSON value, without building it.
+/// Checks that `data` is one well-formed JSON value, without building it: UTF-8 text (which
+/// the parser alone does not check inside strings), and JSON.
 pub(crate) fn check_json(data: &[u8]) -> Result<(), serde_json::Error> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(data).map(|_| ())
+    let text = std::str::from_utf8(data).map_err(|error| {
+        <serde_json::Error as serde::de::Error>::custom(format!("not UTF-8 text: {error}"))
+    })?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ())
 }

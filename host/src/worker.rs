@@ -441,8 +441,9 @@ impl fmt::Display for SpawnFailure {
 pub(crate) fn spawn_root(
     host: &Host,
     component: &Component,
-    options: WorkerOptions,
+    mut options: WorkerOptions,
 ) -> Result<WorkerHandle, SpawnFailure> {
+    options.limits = options.limits.or(host.default_limits());
     let (events_tx, events) = mpsc::unbounded_channel();
     let name = options.name.clone().unwrap_or_default();
     // The host program's side of the worker is bounded like the worker's own queue: messages
@@ -496,10 +497,12 @@ impl Unread {
 pub(crate) fn spawn(
     host: &Host,
     component: &Component,
-    options: WorkerOptions,
+    mut options: WorkerOptions,
     parent: ParentLink,
     shared: Option<String>,
 ) -> Result<(TaskSender, Arc<Control>, Arc<TaskQueue>), SpawnFailure> {
+    // The host's defaults fill in what the worker's own limits leave open.
+    options.limits = options.limits.or(host.default_limits());
     // Counted in before anything is made, and out again on every failure below.
     if !host.reserve_worker() {
         return Err(SpawnFailure::Limit(format!("this host runs its limit of {} workers", host.max_workers())));

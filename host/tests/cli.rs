@@ -150,3 +150,10 @@ fn ctrl_c_terminates_a_busy_worker_and_exits_130() {
     drop(stdin);
     drop(done);
 }
+
+#[test]
+fn each_message_is_one_line_even_if_the_guest_posts_pretty_json() {
+    let faulty = guest("faulty");
+    let out = wasm_workers(&["run", faulty.to_str().unwrap()], "\"pretty-json\"\n\"after\"\n");
+    assert_eq!(text(&out.stdout), "{\"a\":[1,2]}\n\"after\"\n", "{}", text(&out.stderr));
+}

@@ -48,6 +48,20 @@ fn a_flood_against_a_busy_receiver_is_refused_with_queue_full_and_counted() {
 }
 
 #[test]
+fn host_wide_default_limits_apply_unless_a_worker_overrides_them() {
+    let config = HostConfig { limits: Limits { queued_messages: Some(5), ..Default::default() }, ..Default::default() };
+    let host = Host::with_config(config).unwrap();
+    for (own, expected) in [(None, 5), (Some(8), 8)] {
+        let mut busy = faulty_with(&host, "busy", Limits { queued_messages: own, ..Default::default() });
+        post(&busy, json!("loop"));
+        assert_eq!(next_json(&mut busy), "looping");
+        let accepted = (0..20).filter(|i| busy.post_message(Message::json(i).unwrap()).is_ok()).count();
+        assert_eq!(accepted, expected, "own limit {own:?}");
+        busy.terminate();
+    }
+}
+
+#[test]
 fn a_guest_flooding_a_parent_that_does_not_read_gets_queue_full_errors() {
     let host = Host::new().unwrap();
     let limits = Limits { queued_messages: Some(100), ..Default::default() };

@@ -248,6 +248,10 @@ fn a_message_in_the_wrong_encoding_is_a_message_error_not_a_trap() {
     echo.post_message(Message::new(Codec::Json, b"{oops".to_vec())).unwrap();
     let reply = next_json(&mut echo);
     assert!(reply["message-error"].as_str().unwrap().contains("malformed JSON"), "{reply}");
+    // Labelled JSON, but not UTF-8 text inside a string: refused too.
+    echo.post_message(Message::new(Codec::Json, b"\"\xff\"".to_vec())).unwrap();
+    let reply = next_json(&mut echo);
+    assert!(reply["message-error"].as_str().unwrap().contains("not UTF-8"), "{reply}");
     // Well-formed postcard, but the echo worker reads JSON values: the SDK cannot decode it.
     echo.post_message(Message::new(Codec::Postcard, vec![1, 2, 3])).unwrap();
     let reply = next_json(&mut echo);

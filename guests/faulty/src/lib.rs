@@ -1,7 +1,7 @@
 //! Misbehaves on request, for the tests. Each message is a command:
 //! `"panic"` panics in the handler, `"unreachable"` executes `unreachable`, `"overflow"`
 //! recurses until the stack is exhausted, `"loop"` posts `"looping"` and never returns, `"bad-json"` posts bytes
-//! labelled JSON that are not JSON, `"bad-postcard"` posts postcard bytes to a JSON reader,
+//! labelled JSON that are not JSON, `"pretty-json"` posts JSON with line breaks, `"bad-postcard"` posts postcard bytes to a JSON reader,
 //! `"memory-bomb"` allocates until it cannot, `"spawn-bomb"` spawns children until it may
 //! not and then panics with why, `"flood:N"` posts N messages to its parent (`try_post`) and
 //! `"flood-report"` posts how many of them were refused as `{"refused": n, "error": e}`,
@@ -49,6 +49,7 @@ impl Worker for Faulty {
                 }
             }
             "bad-json" => post_bytes(Codec::Json, b"{not json".to_vec()).unwrap(),
+            "pretty-json" => post_bytes(Codec::Json, b"{\n  \"a\": [1,\n 2]\n}".to_vec()).unwrap(),
             "bad-postcard" => post_encoded(Codec::Postcard, &(7u32, "seven")).expect("postcard encodes a tuple"),
             "memory-bomb" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();

@@ -121,6 +121,8 @@ impl EngineArgs {
             hardware_concurrency,
             cache_dir,
             allow_precompiled: self.allow_precompiled,
+            // One host per process: the pool's address space is ours to reserve.
+            pooling: true,
             ..HostConfig::default()
         };
         Ok(Host::with_config(config)?)

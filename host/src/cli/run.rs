@@ -89,6 +89,17 @@ async fn drive(
             event = entry.recv() => match event {
                 Some(WorkerEvent::Message(message)) => match message.as_json_text() {
                     Some(text) => {
+                        // One message, one line: JSON with line breaks (pretty-printed) is
+                        // written compact. Outside strings, a line break is only whitespace.
+                        let compact;
+                        let text = if text.contains(['\n', '\r']) {
+                            compact = serde_json::from_str::<serde_json::Value>(text)
+                                .map(|value| value.to_string())
+                                .unwrap_or_else(|_| text.replace(['\n', '\r'], " "));
+                            compact.as_str()
+                        } else {
+                            text
+                        };
                         if writeln!(stdout, "{text}").is_err() {
                             // Nobody reads our output any more: stop the run.
                             entry.terminate();
