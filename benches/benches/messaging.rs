@@ -124,6 +124,22 @@ fn round_trip(c: &mut Criterion) {
             from_thread.recv().unwrap();
         })
     });
+    // The same, with both threads spinning as long as the host's workers do before they
+    // sleep: the fair baseline for the unpinned figures.
+    let spin = wasm_workers::DEFAULT_SPIN;
+    let (to_thread, from_main) = mpsc::channel::<[u8; 8]>();
+    let (to_main, from_thread) = mpsc::channel::<[u8; 8]>();
+    std::thread::spawn(move || {
+        while let Some(message) = recv_spinning(&from_main, spin) {
+            let _ = to_main.send(message);
+        }
+    });
+    group.bench_function("native-spinning", |b| {
+        b.iter(|| {
+            to_thread.send([1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+            recv_spinning(&from_thread, spin).unwrap();
+        })
+    });
     group.finish();
 }
 
@@ -168,6 +184,19 @@ fn throughput(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Receives from `rx`, checking for up to `spin` before blocking; `None` once disconnected.
+fn recv_spinning<T>(rx: &mpsc::Receiver<T>, spin: std::time::Duration) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(value) => return Some(value),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if start.elapsed() < spin => std::hint::spin_loop(),
+            Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
+        }
+    }
 }
 
 /// Posts `message`, waiting while the worker's queue is full (its limit bounds how far a

@@ -287,6 +287,8 @@ pub struct WorkerHandle {
     control: Arc<Control>,
     ledger: Ledger,
     unread: Arc<Unread>,
+    /// How long `recv_blocking` spins before it sleeps.
+    spin: std::time::Duration,
 }
 
 impl WorkerHandle {
@@ -354,6 +356,22 @@ impl WorkerHandle {
         }
     }
 
+    /// The next event if one arrives within the spin time, without sleeping.
+    fn spin_recv(&mut self) -> Option<WorkerEvent> {
+        if self.spin.is_zero() {
+            return None;
+        }
+        let start = std::time::Instant::now();
+        loop {
+            match self.events.try_recv() {
+                Ok(event) => return Some(event),
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) if start.elapsed() < self.spin => std::hint::spin_loop(),
+                Err(mpsc::error::TryRecvError::Empty) => return None,
+            }
+        }
+    }
+
     /// The next event if one has arrived, without waiting.
     pub fn try_recv(&mut self) -> Option<WorkerEvent> {
         loop {
@@ -366,14 +384,18 @@ impl WorkerHandle {
         }
     }
 
-    /// [`recv`](Self::recv) for code that is not async: blocks the calling thread.
+    /// [`recv`](Self::recv) for code that is not async: blocks the calling thread. Like a
+    /// worker's own loop, it checks for an event for up to [`HostConfig::spin`] before the
+    /// thread sleeps.
+    ///
+    /// [`HostConfig::spin`]: crate::HostConfig::spin
     ///
     /// # Panics
     ///
     /// If called from within an asynchronous execution context (a tokio runtime).
     pub fn recv_blocking(&mut self) -> Option<WorkerEvent> {
         loop {
-            let event = self.events.blocking_recv();
+            let event = self.spin_recv().or_else(|| self.events.blocking_recv());
             self.unread.read(&event);
             if let Some(event) = self.filter(event) {
                 return event;
@@ -460,7 +482,7 @@ pub(crate) fn spawn_root(
         events_tx.send(event).map_err(|_| Refusal::Closed)
     });
     let (sender, control, _) = spawn(host, component, options, ParentLink::Host(sink), None)?;
-    Ok(WorkerHandle { name, sender: Some(sender), events, control, ledger: host.ledger().clone(), unread })
+    Ok(WorkerHandle { name, sender: Some(sender), events, control, ledger: host.ledger().clone(), unread, spin: host.spin() })
 }
 
 /// Messages a worker sent to the host program that it has not read yet.
