@@ -120,7 +120,10 @@ impl MessagePort {
     /// Settles a message the host program receives as delivered.
     fn received(&self, mut event: Option<PortEvent>) -> Option<PortEvent> {
         if let Some(PortEvent::Message(message)) = &mut event {
-            if let Some(ledger) = &self.core.lock().ledger {
+            let mut state = self.core.lock();
+            state.host_unread.0 = state.host_unread.0.saturating_sub(1);
+            state.host_unread.1 = state.host_unread.1.saturating_sub(message.data.len());
+            if let Some(ledger) = &state.ledger {
                 message.settle(ledger, None);
             }
         }
@@ -186,6 +189,7 @@ impl MessagePort {
                     unread.push(message);
                 }
             }
+            state.host_unread = (0, 0);
             for message in unread.into_iter().rev() {
                 for port in &message.ports {
                     port.core.lock().container = Some(Arc::downgrade(&self.core));
@@ -274,6 +278,9 @@ struct PortState {
     queued_bytes: usize,
     /// While this end is in transit inside a message waiting at another port: that port.
     container: Option<Weak<PortCore>>,
+    /// Messages (and their bytes) handed to the host program's channel and not read yet:
+    /// they count against the queue limits as if still queued.
+    host_unread: (usize, usize),
 }
 
 /// Who holds a port end.
@@ -323,6 +330,7 @@ impl PortCore {
                 limits: Limits::default().queue(),
                 queued_bytes: 0,
                 container: None,
+                host_unread: (0, 0),
             }),
         }
     }
@@ -381,7 +389,8 @@ impl PortCore {
             drop(state);
             return refused(Refusal::Closed, message);
         }
-        if let Some(refusal) = state.limits.check(state.queue.len(), state.queued_bytes, &message) {
+        let (unread, unread_bytes) = state.host_unread;
+        if let Some(refusal) = state.limits.check(state.queue.len() + unread, state.queued_bytes + unread_bytes, &message) {
             drop(state);
             return refused(refusal, message);
         }
@@ -419,7 +428,8 @@ impl PortCore {
             }
             Owner::Host(events) => {
                 // Settled as delivered when the host program reads them.
-                state.queued_bytes = 0;
+                state.host_unread.0 += state.queue.len();
+                state.host_unread.1 += std::mem::take(&mut state.queued_bytes);
                 for message in state.queue.drain(..) {
                     for port in &message.ports {
                         port.core.lock().container = None;
@@ -555,6 +565,21 @@ mod tests {
 
     fn message() -> Message {
         Message::new(Codec::Raw, vec![1])
+    }
+
+    #[test]
+    fn messages_the_host_program_has_not_read_count_against_the_queue_limit() {
+        let (one, mut two) = channel();
+        two.core.lock().limits = QueueLimits { messages: 2, bytes: usize::MAX, message_size: usize::MAX };
+        one.post_message(message()).unwrap();
+        assert!(matches!(two.recv_blocking(), Some(PortEvent::Message(_))));
+        // Now held by the host program: what it has not read is still queued, as it were.
+        one.post_message(message()).unwrap();
+        one.post_message(message()).unwrap();
+        let refused = one.post_message(message()).unwrap_err();
+        assert_eq!(refused.reason, PortRefusal::QueueFull);
+        assert!(matches!(two.recv_blocking(), Some(PortEvent::Message(_))));
+        one.post_message(message()).unwrap();
     }
 
     #[test]
