@@ -308,12 +308,10 @@ impl TaskQueue {
                 state.queued_bytes = 0;
                 return Next::Tasks;
             }
-            if state.keepalive == 0 {
-                if state.senders == 0 {
-                    // Closed in the same step, so that no task can slip in after the decision.
-                    state.closed = true;
-                    return Next::Idle;
-                }
+            if state.keepalive == 0 && state.senders == 0 {
+                // Closed in the same step, so that no task can slip in after the decision.
+                state.closed = true;
+                return Next::Idle;
             }
             if !spun {
                 spun = true;

@@ -25,7 +25,7 @@ use crate::timers::Timers;
 use crate::worker::{self, WorkerHandle, WorkerOptions};
 
 /// How a [`Host`] is set up.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct HostConfig {
     /// What `hardware-concurrency()` returns to every worker; the host's available
     /// parallelism if `None`.
@@ -74,23 +74,6 @@ pub struct HostConfig {
     /// limits fall back to [`DEFAULT_QUEUED_MESSAGES`](crate::DEFAULT_QUEUED_MESSAGES) and
     /// its siblings.
     pub limits: Limits,
-}
-
-impl Default for HostConfig {
-    fn default() -> Self {
-        HostConfig {
-            hardware_concurrency: None,
-            max_buffer_len: None,
-            max_workers: None,
-            cache_dir: None,
-            allow_precompiled: false,
-            spin: None,
-            thread_keep_alive: None,
-            idle_threads: None,
-            pooling: false,
-            limits: Limits::default(),
-        }
-    }
 }
 
 /// The default of [`HostConfig::thread_keep_alive`].

@@ -110,7 +110,7 @@ impl ResourceLimiter for Limiter {
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(!self.limits.table_elements.is_some_and(|limit| desired > limit))
+        Ok(self.limits.table_elements.is_none_or(|limit| desired <= limit))
     }
 
     fn instances(&self) -> usize {

@@ -805,8 +805,7 @@ fn deliver(
     let mut burst = MessageBurst { events: Vec::with_capacity(messages.len()), data: Vec::new(), transfer: Vec::new() };
     // Whether each event's message was counted as posted, to settle it once the call is over.
     let mut counted = Vec::with_capacity(messages.len());
-    let mut drained = messages.drain(..);
-    while let Some((source, mut message)) = drained.next() {
+    for (source, mut message) in messages.drain(..) {
         if let Source::Child(child) = source {
             if store.data().terminated_child(child) {
                 message.settle(&ledger, Some(DropReason::Discarded));
@@ -835,7 +834,6 @@ fn deliver(
         }
         burst.events.push(MessageHeader { source: source.into(), codec, len, transferred, error });
     }
-    drop(drained);
     if burst.events.is_empty() {
         return Ok(());
     }
