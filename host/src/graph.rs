@@ -15,6 +15,9 @@
 //!            queued-messages = 10000, queued-bytes = "16 MiB", message-size = "1 MiB", deadline-ms = 500 }
 //! spawns = ["core.wasm"]                # children it spawns, for the picture only
 //!
+//! [limits]                              # for every worker that does not set its own
+//! deadline-ms = 2000
+//!
 //! [shared.map]                          # a shared worker, by name
 //! component = "multiviewer.wasm"
 //!
@@ -60,6 +63,9 @@ pub struct Manifest {
     shared: BTreeMap<String, SharedEntry>,
     #[serde(default)]
     channels: Vec<ChannelEntry>,
+    /// Limits for every worker of the graph that does not set its own.
+    #[serde(default)]
+    limits: LimitsEntry,
     #[serde(skip)]
     file: PathBuf,
     #[serde(skip)]
@@ -107,6 +113,57 @@ struct LimitsEntry {
     message_size: Option<Spanned<Size>>,
     /// CPU milliseconds per task.
     deadline_ms: Option<u64>,
+}
+
+impl LimitsEntry {
+    /// Checks the limits found at key `at`; `span` places errors about values without a
+    /// place of their own.
+    fn check(&self, manifest: &Manifest, at: &str, span: std::ops::Range<usize>) -> Result<(), ManifestError> {
+        if let Some(memory) = &self.memory {
+            let bytes = memory
+                .get_ref()
+                .bytes()
+                .map_err(|why| manifest.error(Some(memory.span()), format!("{at}.memory: {why}")))?;
+            // One wasm page, and what a Rust guest needs to start (its stack alone is 1 MiB).
+            if bytes < 2 << 20 {
+                return Err(manifest.error(
+                    Some(memory.span()),
+                    format!("{at}.memory: {bytes} bytes is too little for a worker to start (at least 2 MiB)"),
+                ));
+            }
+        }
+        for (what, size) in [("queued-bytes", &self.queued_bytes), ("message-size", &self.message_size)] {
+            if let Some(size) = size {
+                size.get_ref().bytes().map_err(|why| manifest.error(Some(size.span()), format!("{at}.{what}: {why}")))?;
+            }
+        }
+        for (what, value) in [
+            ("instances", self.instances),
+            ("table-elements", self.table_elements),
+            ("queued-messages", self.queued_messages),
+            ("deadline-ms", self.deadline_ms.map(|ms| ms as usize)),
+        ] {
+            if value == Some(0) {
+                return Err(manifest.error(Some(span.clone()), format!("{at}.{what}: must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits, once [`check`](Self::check)ed.
+    fn limits(&self) -> Limits {
+        let bytes = |size: &Option<Spanned<Size>>| size.as_ref().and_then(|s| s.get_ref().bytes().ok()).map(|b| b as usize);
+        Limits {
+            memory: bytes(&self.memory),
+            table_elements: self.table_elements,
+            instances: self.instances,
+            children: self.children,
+            queued_messages: self.queued_messages,
+            queued_bytes: bytes(&self.queued_bytes),
+            message_size: bytes(&self.message_size),
+            deadline: self.deadline_ms.map(std::time::Duration::from_millis),
+        }
+    }
 }
 
 /// A size in bytes: a number, or a string like `"64 MiB"`.
@@ -246,6 +303,7 @@ impl Manifest {
                 format!("entry: `{}` is not a worker of this graph (workers: {})", self.entry.get_ref(), keys(&self.workers)),
             ));
         }
+        self.limits.check(self, "limits", self.entry.span())?;
         let mut names = HashMap::new();
         for (key, worker) in &self.workers {
             let name = worker.name.as_ref().map_or(key.as_str(), |n| n.get_ref().as_str());
@@ -253,38 +311,7 @@ impl Manifest {
                 let span = worker.name.as_ref().map_or(worker.component.span(), |n| n.span());
                 return Err(self.error(Some(span), format!("workers.{key}.name: `{name}` is already the name of workers.{other}")));
             }
-            if let Some(memory) = &worker.limits.memory {
-                let bytes = memory
-                    .get_ref()
-                    .bytes()
-                    .map_err(|why| self.error(Some(memory.span()), format!("workers.{key}.limits.memory: {why}")))?;
-                // One wasm page, and what a Rust guest needs to start (its stack alone is 1 MiB).
-                if bytes < 2 << 20 {
-                    return Err(self.error(
-                        Some(memory.span()),
-                        format!("workers.{key}.limits.memory: {bytes} bytes is too little for a worker to start (at least 2 MiB)"),
-                    ));
-                }
-            }
-            for (what, size) in [("queued-bytes", &worker.limits.queued_bytes), ("message-size", &worker.limits.message_size)] {
-                if let Some(size) = size {
-                    size.get_ref()
-                        .bytes()
-                        .map_err(|why| self.error(Some(size.span()), format!("workers.{key}.limits.{what}: {why}")))?;
-                }
-            }
-            if worker.limits.deadline_ms == Some(0) {
-                return Err(self.error(Some(worker.component.span()), format!("workers.{key}.limits.deadline-ms: must be at least 1")));
-            }
-            for (what, value) in [
-                ("instances", worker.limits.instances),
-                ("table-elements", worker.limits.table_elements),
-                ("queued-messages", worker.limits.queued_messages),
-            ] {
-                if value == Some(0) {
-                    return Err(self.error(Some(worker.component.span()), format!("workers.{key}.limits.{what}: must be at least 1")));
-                }
-            }
+            worker.limits.check(self, &format!("workers.{key}.limits"), worker.component.span())?;
         }
         let mut labels = HashSet::new();
         for (i, channel) in self.channels.iter().enumerate() {
@@ -423,16 +450,8 @@ impl Graph {
         let mut entry = None;
         let mut others = Vec::new();
         for (key, worker) in &manifest.workers {
-            let limits = Limits {
-                memory: worker.limits.memory.as_ref().and_then(|m| m.get_ref().bytes().ok()).map(|b| b as usize),
-                table_elements: worker.limits.table_elements,
-                instances: worker.limits.instances,
-                children: worker.limits.children,
-                queued_messages: worker.limits.queued_messages,
-                queued_bytes: worker.limits.queued_bytes.as_ref().and_then(|m| m.get_ref().bytes().ok()).map(|b| b as usize),
-                message_size: worker.limits.message_size.as_ref().and_then(|m| m.get_ref().bytes().ok()).map(|b| b as usize),
-                deadline: worker.limits.deadline_ms.map(std::time::Duration::from_millis),
-            };
+            // The worker's own limits, then the graph's, then the host's.
+            let limits = worker.limits.limits().or(manifest.limits.limits());
             let capabilities = Capabilities {
                 wall_clock: worker.wall_clock,
                 args: worker.args.clone(),

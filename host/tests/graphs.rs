@@ -253,3 +253,24 @@ fn limits_from_the_manifest_apply_a_deadline_and_a_queue_bound() {
     assert!(stderr.contains("CPU deadline of 100 ms"), "{stderr}");
     assert_eq!(out.status.code(), Some(1), "a worker failed: {stderr}");
 }
+
+#[test]
+fn graph_wide_limits_apply_to_workers_without_their_own() {
+    let dir = temp_dir("graph-limits");
+    let faulty = component("faulty");
+    let path = manifest(
+        &dir,
+        &format!(
+            "entry = \"f\"\n[limits]\ndeadline-ms = 100\n[workers.f]\ncomponent = \"{faulty}\"\n\
+             [workers.g]\ncomponent = \"{faulty}\"\nlimits = {{ deadline-ms = 60000 }}\n"
+        ),
+    );
+    let out = wasm_workers(&["run", &path], "\"loop\"\n");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("CPU deadline of 100 ms"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let bad = manifest(&dir, &format!("entry = \"f\"\n[limits]\ndeadline-ms = 0\n[workers.f]\ncomponent = \"{faulty}\"\n"));
+    let out = wasm_workers(&["check", &bad], "");
+    assert!(text(&out.stderr).contains(":1: limits.deadline-ms: must be at least 1"), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2));
+}
