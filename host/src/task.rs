@@ -393,7 +393,9 @@ impl Shared {
         slot_state.in_flight.push_back(id);
         let message = Message::json(&json!({ "task": id, "input": input })).map_err(|e| TaskError::Codec(e.to_string()))?;
         let worker = slot_state.worker.as_ref().expect("started above");
-        // A worker that has just ended refuses the task; its end event requeues it.
+        // A worker that has just ended refuses the task; its end event requeues it. Queued
+        // without the queue limits: `max_in_flight` bounds a worker's requests already, and a
+        // request refused for a full queue would leave its caller waiting.
         let _ = worker.sender.send(Task::Message { source: Source::Parent, message });
         Ok(())
     }
