@@ -119,7 +119,9 @@ use std::rc::Rc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+mod bytes;
 pub mod task;
+pub use bytes::Bytes;
 pub use task::{Pool, PoolOptions, Schedule, Stream, TaskError, TaskWorker};
 
 #[doc(hidden)]
@@ -313,11 +315,13 @@ pub trait FromMessage: Sized {
     /// # Errors
     ///
     /// Why the message is not a `Self`.
-    fn from_message(codec: Codec, data: &[u8], ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String>;
+    /// `data` is a view of the burst the message arrived in: keep it (clone it, a reference
+    /// count) rather than copy it, where the message's bytes are kept.
+    fn from_message(codec: Codec, data: &Bytes, ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String>;
 }
 
 impl<T: DeserializeOwned> FromMessage for T {
-    fn from_message(codec: Codec, data: &[u8], _: &mut Vec<Port>, _: &mut Vec<Buffer>) -> Result<Self, String> {
+    fn from_message(codec: Codec, data: &Bytes, _: &mut Vec<Port>, _: &mut Vec<Buffer>) -> Result<Self, String> {
         decode(codec, data)
     }
 }
@@ -334,18 +338,19 @@ pub struct Received<T> {
 }
 
 impl<T: DeserializeOwned> FromMessage for Received<T> {
-    fn from_message(codec: Codec, data: &[u8], ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String> {
+    fn from_message(codec: Codec, data: &Bytes, ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String> {
         Ok(Received { data: decode(codec, data)?, ports: std::mem::take(ports), buffers: std::mem::take(buffers) })
     }
 }
 
 /// A message as it arrived, undecoded: for workers that pass data through or read bytes.
+/// Its data is not copied out of the burst it arrived in (see [`Bytes`]).
 #[derive(Debug)]
 pub struct RawMessage {
     /// The codec it declares.
     pub codec: Codec,
     /// Its data.
-    pub data: Vec<u8>,
+    pub data: Bytes,
     /// The ports transferred with it.
     pub ports: Vec<Port>,
     /// The buffers transferred with it.
@@ -353,8 +358,8 @@ pub struct RawMessage {
 }
 
 impl FromMessage for RawMessage {
-    fn from_message(codec: Codec, data: &[u8], ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String> {
-        Ok(RawMessage { codec, data: data.to_vec(), ports: std::mem::take(ports), buffers: std::mem::take(buffers) })
+    fn from_message(codec: Codec, data: &Bytes, ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String> {
+        Ok(RawMessage { codec, data: data.clone(), ports: std::mem::take(ports), buffers: std::mem::take(buffers) })
     }
 }
 
@@ -363,9 +368,9 @@ impl FromMessage for RawMessage {
 /// # Errors
 ///
 /// If something in `transfer` was already transferred away; nothing is sent then.
-pub fn post_raw(codec: Codec, data: Vec<u8>, transfer: Transfer) -> Result<(), PostError> {
+pub fn post_raw(codec: Codec, data: impl Into<Vec<u8>>, transfer: Transfer) -> Result<(), PostError> {
     let transfer = transfer.take()?;
-    Ok(scope::post_message(types::Message { codec: codec.into(), data, transfer })?)
+    Ok(scope::post_message(types::Message { codec: codec.into(), data: data.into(), transfer })?)
 }
 
 /// Ports and buffers to transfer with a message (the `transfer` list of `postMessage`).
@@ -504,8 +509,8 @@ pub fn post_with<T: Serialize + ?Sized>(value: &T, transfer: Transfer) -> Result
 /// # Errors
 ///
 /// [`PostError::QueueFull`] or [`PostError::TooLarge`] if the parent does not take it.
-pub fn post_bytes(codec: Codec, data: Vec<u8>) -> Result<(), PostError> {
-    Ok(scope::post_message(message(codec, data))?)
+pub fn post_bytes(codec: Codec, data: impl Into<Vec<u8>>) -> Result<(), PostError> {
+    Ok(scope::post_message(message(codec, data.into()))?)
 }
 
 /// Closes this worker (`close()`): the current handler runs to its end, every queued and
@@ -611,7 +616,8 @@ impl Port {
     /// # Errors
     ///
     /// If this port was transferred away.
-    pub fn post_bytes(&self, codec: Codec, data: Vec<u8>) -> Result<(), PostError> {
+    pub fn post_bytes(&self, codec: Codec, data: impl Into<Vec<u8>>) -> Result<(), PostError> {
+        let data = data.into();
         Ok(self.with_handle(|port| port.post_message(message(codec, data)))??)
     }
 
@@ -837,17 +843,24 @@ fn received(transfer: Vec<types::Transferable>) -> (Vec<Port>, Vec<Buffer>) {
 
 /// Wraps a typed callback as one that decodes the raw message first.
 fn typed<W: Worker, T: FromMessage + 'static>(source: Source, mut f: impl FnMut(&mut W, T) + 'static) -> MessageCallback<W> {
-    Box::new(move |worker: &mut W, message: types::Message| {
-        let codec = Codec::from(message.codec);
+    Box::new(move |worker: &mut W, message: Incoming| {
+        let codec = message.codec;
         let (mut ports, mut buffers) = received(message.transfer);
         match T::from_message(codec, &message.data, &mut ports, &mut buffers) {
             Ok(value) => f(worker, value),
-            Err(reason) => worker.on_message_error(MessageError { source, codec, data: message.data, reason }),
+            Err(reason) => worker.on_message_error(MessageError { source, codec, data: message.data.into_vec(), reason }),
         }
     })
 }
 
-type MessageCallback<W> = Box<dyn FnMut(&mut W, types::Message)>;
+/// A message event on its way to a callback: its data still a view of its burst.
+struct Incoming {
+    codec: Codec,
+    data: Bytes,
+    transfer: Vec<types::Transferable>,
+}
+
+type MessageCallback<W> = Box<dyn FnMut(&mut W, Incoming)>;
 
 /// The callbacks of one child or port, for a worker of type `W`.
 struct Callbacks<W> {
@@ -1021,8 +1034,8 @@ impl<W: Worker> Child<W> {
     /// # Errors
     ///
     /// [`PostError::QueueFull`] or [`PostError::TooLarge`] if the child does not take it.
-    pub fn post_bytes(&self, codec: Codec, data: Vec<u8>) -> Result<(), PostError> {
-        Ok(self.handle.post_message(message(codec, data))?)
+    pub fn post_bytes(&self, codec: Codec, data: impl Into<Vec<u8>>) -> Result<(), PostError> {
+        Ok(self.handle.post_message(message(codec, data.into()))?)
     }
 
     /// Terminates the child (`worker.terminate()`), even if it is busy; its callbacks are
@@ -1079,20 +1092,18 @@ pub mod dispatch {
 
     type Registry = std::thread::LocalKey<RefCell<HashMap<u32, Entry>>>;
 
-    /// Runs `f` on the callbacks registered for `id` in `registry` (taken out while `f` runs,
-    /// so that `f` may register more); `None` if there are none. With `remove`, forgets the
-    /// entry afterwards.
+    /// Runs `f` on `worker` and the callbacks registered for `id` in `registry` (taken out
+    /// while `f` runs, so that `f` may register more); `None` if there are none. With
+    /// `remove`, forgets the entry afterwards.
     fn with_entry<W: Worker, R>(
+        worker: &mut W,
         registry: &'static Registry,
         id: u32,
         remove: bool,
         f: impl FnOnce(&mut W, &mut Callbacks<W>) -> R,
     ) -> Option<R> {
         let mut callbacks = registry.with_borrow_mut(|entries| entries.get_mut(&id)?.callbacks.take())?;
-        let result = with_worker(|worker: &mut W| {
-            let callbacks = callbacks.downcast_mut::<Callbacks<W>>().expect("one worker type per component");
-            f(worker, callbacks)
-        });
+        let result = f(worker, callbacks.downcast_mut::<Callbacks<W>>().expect("one worker type per component"));
         let removed = registry.with_borrow_mut(|entries| {
             if remove {
                 entries.remove(&id)
@@ -1116,27 +1127,15 @@ pub mod dispatch {
         Some(result)
     }
 
-    fn message_error(source: Source, message: types::Message, reason: String) -> MessageError {
-        MessageError { source, codec: message.codec.into(), data: message.data, reason }
-    }
-
-    /// Dispatches one message event; whether it was handled (false: its source child or
-    /// port has been let go of, and the message is discarded).
-    fn on_message<W: Worker>(
-        source: types::Source,
-        codec: types::Codec,
-        data: &[u8],
-        transfer: Vec<types::Transferable>,
-        error: Option<String>,
-    ) -> bool {
-        let source = Source::from(source);
-        let message = |transfer| types::Message { codec, data: data.to_vec(), transfer };
+    /// Dispatches one message event to `worker`; whether it was handled (false: its source
+    /// child or port has been let go of, and the message is discarded).
+    fn on_message<W: Worker>(worker: &mut W, source: Source, message: Incoming, error: Option<String>) -> bool {
         if let Some(reason) = error {
-            let error = message_error(source, message(transfer), reason);
-            with_worker(|worker: &mut W| worker.on_message_error(error));
+            let data = message.data.into_vec();
+            worker.on_message_error(MessageError { source, codec: message.codec, data, reason });
             return true;
         }
-        fn deliver<W>(message: types::Message) -> impl FnOnce(&mut W, &mut Callbacks<W>) {
+        fn deliver<W>(message: Incoming) -> impl FnOnce(&mut W, &mut Callbacks<W>) {
             move |worker, callbacks| {
                 if let Some(on_message) = &mut callbacks.on_message {
                     on_message(worker, message);
@@ -1145,40 +1144,65 @@ pub mod dispatch {
         }
         match source {
             // The common case decodes straight from the burst's bytes.
-            Source::Parent => with_worker(|worker: &mut W| {
-                let codec = Codec::from(codec);
-                let (mut ports, mut buffers) = received(transfer);
-                match W::Message::from_message(codec, data, &mut ports, &mut buffers) {
+            Source::Parent => {
+                let codec = message.codec;
+                let (mut ports, mut buffers) = received(message.transfer);
+                match W::Message::from_message(codec, &message.data, &mut ports, &mut buffers) {
                     Ok(value) => worker.on_message(value),
                     Err(reason) => {
-                        worker.on_message_error(MessageError { source, codec, data: data.to_vec(), reason })
+                        let data = message.data.into_vec();
+                        worker.on_message_error(MessageError { source, codec, data, reason })
                     }
                 }
                 true
-            }),
+            }
             // A child or port this worker let go of can have messages in flight: they find no
             // entry and are discarded.
-            Source::Child(id) => with_entry(&CHILDREN, id, false, deliver::<W>(message(transfer))).is_some(),
-            Source::Port(id) => with_entry(&PORTS, id, false, deliver::<W>(message(transfer))).is_some(),
+            Source::Child(id) => with_entry(worker, &CHILDREN, id, false, deliver::<W>(message)).is_some(),
+            Source::Port(id) => with_entry(worker, &PORTS, id, false, deliver::<W>(message)).is_some(),
         }
     }
 
     /// `on-messages`: each event of the burst in turn, until the worker closes. Returns how
     /// many were discarded.
     pub fn on_messages<W: Worker>(burst: types::MessageBurst) -> u32 {
-        let types::MessageBurst { events, data, transfer } = burst;
+        let types::MessageBurst { headers, data, transfer, errors } = burst;
+        let events = headers.len() / 5;
+        let mut data = Some(Rc::new(data));
         let mut transfer = transfer.into_iter();
+        let mut errors = errors.into_iter().peekable();
         let mut at = 0;
         let mut discarded = 0;
-        for event in events {
-            let end = at + event.len as usize;
-            let bytes = data.get(at..end).unwrap_or_default();
-            at = end;
-            let moved = transfer.by_ref().take(event.transferred as usize).collect();
-            if CLOSING.get() || !on_message::<W>(event.source, event.codec, bytes, moved, event.error) {
-                discarded += 1;
+        with_worker(|worker: &mut W| {
+            // Five words per event, as `message-burst` documents.
+            for (index, header) in headers.chunks_exact(5).enumerate() {
+                let &[kind, id, codec, len, transferred] = header else { unreachable!() };
+                let range = at..at + len as usize;
+                at = range.end;
+                // The last event takes the burst's own reference: a message that arrived
+                // alone is the only view of its list, and moves out of it without a copy.
+                let bytes = match &data {
+                    Some(list) if index + 1 < events => Bytes::shared(list, range),
+                    _ => data.take().map(|list| Bytes::within(list, range)).unwrap_or_default(),
+                };
+                let transfer = transfer.by_ref().take(transferred as usize).collect();
+                let error = errors.next_if(|(at, _)| *at as usize == index).map(|(_, error)| error);
+                let source = match kind {
+                    0 => Source::Parent,
+                    1 => Source::Child(id),
+                    _ => Source::Port(id),
+                };
+                let codec = match codec {
+                    0 => Codec::Json,
+                    1 => Codec::Postcard,
+                    _ => Codec::Raw,
+                };
+                let message = Incoming { codec, data: bytes, transfer };
+                if CLOSING.get() || !on_message(worker, source, message, error) {
+                    discarded += 1;
+                }
             }
-        }
+        });
         discarded
     }
 
@@ -1191,12 +1215,14 @@ pub mod dispatch {
     pub fn on_error<W: Worker>(source: types::Source, error: types::ErrorEvent) {
         let error = ErrorEvent { message: error.message, worker: error.worker, location: error.location };
         if let Source::Child(id) = Source::from(source) {
-            let unhandled = with_entry(&CHILDREN, id, true, |worker: &mut W, callbacks| match &mut callbacks.on_error {
-                Some(on_error) => {
-                    on_error(worker, error.clone());
-                    false
-                }
-                None => true,
+            let unhandled = with_worker(|worker: &mut W| {
+                with_entry(worker, &CHILDREN, id, true, |worker: &mut W, callbacks| match &mut callbacks.on_error {
+                    Some(on_error) => {
+                        on_error(worker, error.clone());
+                        false
+                    }
+                    None => true,
+                })
             });
             // No entry: this worker terminated the child (and so gave up its events).
             if unhandled.unwrap_or(false) {
@@ -1215,10 +1241,10 @@ pub mod dispatch {
         };
         match Source::from(source) {
             Source::Child(id) => {
-                with_entry(&CHILDREN, id, true, closed);
+                with_worker(|worker: &mut W| with_entry(worker, &CHILDREN, id, true, closed));
             }
             Source::Port(id) => {
-                with_entry(&PORTS, id, true, closed);
+                with_worker(|worker: &mut W| with_entry(worker, &PORTS, id, true, closed));
             }
             Source::Parent => {}
         }

@@ -14,8 +14,7 @@ use crate::bindings;
 use crate::error::LoadError;
 use crate::scope::WorkerState;
 
-/// The engine configuration every host uses.
-/// The engine configuration; with `pool_slots`, instances come from a pooling allocator of
+/// The engine configuration every host uses; with `pool_slots`, instances come from a pooling allocator of
 /// that many workers.
 pub(crate) fn config(pool_slots: Option<u32>) -> Config {
     let mut config = Config::new();
@@ -26,6 +25,10 @@ pub(crate) fn config(pool_slots: Option<u32>) -> Config {
     // Workers call guests synchronously from their own threads; without the machinery for
     // component-model concurrency a host-to-guest call is ~3x cheaper.
     config.concurrency_support(false);
+    if std::env::var_os(PERFMAP_ENV).is_some() {
+        // Names compiled guest functions in `/tmp/perf-<pid>.map`, for `perf report`.
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if let Some(slots) = pool_slots {
         // Instances from a pool reserved once: instantiating takes a slot instead of mapping
         // a new linear memory and tables, and a worker's end returns it instead of unmapping
@@ -46,6 +49,10 @@ pub(crate) fn config(pool_slots: Option<u32>) -> Config {
     }
     config
 }
+
+/// Set (to anything) in the environment, the engine writes a perf map of the guest code it
+/// compiles, so that `perf` names guest functions instead of showing bare addresses.
+pub const PERFMAP_ENV: &str = "WASM_WORKERS_PERFMAP";
 
 /// Core instances one worker's component may have in the pool (a Rust guest has three: its
 /// module and two small shims).

@@ -37,6 +37,7 @@
 mod bindings;
 pub mod accounting;
 pub mod buffer;
+mod burst;
 pub mod engine;
 mod error;
 mod event_loop;

@@ -162,17 +162,22 @@ impl WorkerState {
         Ok(self.table.push(port)?)
     }
 
-    /// Lowers a message for delivery to this worker's guest: its ports and buffers move into
-    /// this worker's resource table.
-    pub(crate) fn lower_message(&mut self, message: Message) -> wasmtime::Result<types::Message> {
-        let mut transfer = Vec::with_capacity(message.ports.len() + message.buffers.len());
-        for port in message.ports {
-            transfer.push(types::Transferable::Port(self.adopt_port(port)?));
+    /// Lowers what `message` transfers for delivery to this worker's guest: its ports and
+    /// buffers move into this worker's resource table, and their handles are appended to
+    /// `into`. Returns how many were appended.
+    pub(crate) fn lower_transfer(
+        &mut self,
+        message: &mut Message,
+        into: &mut Vec<types::Transferable>,
+    ) -> wasmtime::Result<u32> {
+        let count = message.ports.len() + message.buffers.len();
+        for port in message.ports.drain(..) {
+            into.push(types::Transferable::Port(self.adopt_port(port)?));
         }
-        for buffer in message.buffers {
-            transfer.push(types::Transferable::Buffer(self.hold_buffer(buffer)?));
+        for buffer in message.buffers.drain(..) {
+            into.push(types::Transferable::Buffer(self.hold_buffer(buffer)?));
         }
-        Ok(types::Message { codec: message.codec.into(), data: message.data, transfer })
+        Ok(count as u32)
     }
 
     /// Puts a buffer into this worker's table, counting its bytes.

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings;
+use crate::burst::Burst;
 use crate::engine::Component;
 use crate::accounting::{DropReason, Ledger};
 use crate::event_loop::{Next, QueueLimits, Refusal, Task, TaskQueue, TaskSender};
@@ -674,7 +675,8 @@ fn run(component: Component, state: WorkerState) {
 /// Runs tasks until the worker closes, is terminated, fails or is idle for good.
 fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &TaskQueue) -> Exit {
     let mut batch = VecDeque::new();
-    let mut burst = Vec::new();
+    let mut messages = Vec::new();
+    let mut burst = Burst::new();
     loop {
         match queue.next(&mut batch) {
             Next::Tasks => {}
@@ -691,15 +693,15 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
             let result = match task {
                 Task::Message { source, message } => {
                     // The messages queued behind this one go in the same call.
-                    burst.push((source, message));
-                    while burst.len() < BURST && matches!(batch.front(), Some(Task::Message { .. })) {
+                    messages.push((source, message));
+                    while messages.len() < BURST && matches!(batch.front(), Some(Task::Message { .. })) {
                         if let Some(Task::Message { source, message }) = batch.pop_front() {
-                            burst.push((source, message));
+                            messages.push((source, message));
                         }
                     }
-                    deliver(store, guest, &mut burst)
+                    deliver(store, guest, &mut messages, &mut burst)
                 }
-                task => run_task(store, guest, task),
+                task => run_task(store, guest, task, &mut burst),
             };
             if let Err(error) = result {
                 discard(store, &mut batch);
@@ -730,7 +732,12 @@ const PORT_BATCH: usize = 64;
 
 /// One task other than a message from the parent or a child: one call into the guest, or one
 /// per message waiting at a port.
-fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task) -> wasmtime::Result<()> {
+fn run_task(
+    store: &mut Store<WorkerState>,
+    guest: &bindings::Worker,
+    task: Task,
+    burst: &mut Burst,
+) -> wasmtime::Result<()> {
     let handlers = guest.wasm_workers_worker_handlers();
     match task {
         // A child this worker terminated delivers nothing more, even what was in flight.
@@ -744,7 +751,7 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
             store.data_mut().forget_terminated_child(child);
             Ok(())
         }
-        Task::Message { source, message } => deliver(store, guest, &mut vec![(source, message)]),
+        Task::Message { source, message } => deliver(store, guest, &mut vec![(source, message)], burst),
         Task::ChildError { child, error } => {
             store.data_mut().forget_child(child);
             handlers.call_on_error(store, bindings::types::Source::Child(child), &error.into())
@@ -764,7 +771,7 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
                 match port.next_for(&queue) {
                     Ready::Message(id, message) => {
                         one.push((Source::Port(id), message));
-                        deliver(store, guest, &mut one)?;
+                        deliver(store, guest, &mut one, burst)?;
                     }
                     Ready::Closed(id) => return handlers.call_on_close(store, bindings::types::Source::Port(id)),
                     Ready::Done => return Ok(()),
@@ -791,20 +798,22 @@ fn run_task(store: &mut Store<WorkerState>, guest: &bindings::Worker, task: Task
     }
 }
 
-/// Delivers `messages` (drained) in one `on-messages` call: each as a `message` event, or a
-/// `messageerror` event if its JSON is malformed. Messages from a child this worker has
-/// terminated are dropped (counted as discarded), as are those the guest reports discarded.
+/// Delivers `messages` (drained) in one `on-messages` call, assembled in `burst` (empty
+/// before and after): each as a `message` event, or a `messageerror` event if its JSON is
+/// malformed. Messages from a child this worker has terminated are dropped (counted as
+/// discarded), as are those the guest reports discarded.
 fn deliver(
     store: &mut Store<WorkerState>,
     guest: &bindings::Worker,
     messages: &mut Vec<(Source, Message)>,
+    burst: &mut Burst,
 ) -> wasmtime::Result<()> {
-    use bindings::types::{MessageBurst, MessageHeader};
     let ledger = store.data().host().ledger().clone();
-    let single = messages.len() == 1;
-    let mut burst = MessageBurst { events: Vec::with_capacity(messages.len()), data: Vec::new(), transfer: Vec::new() };
-    // Whether each event's message was counted as posted, to settle it once the call is over.
-    let mut counted = Vec::with_capacity(messages.len());
+    // The senders wrote these bytes on other CPUs: ask for all of them at once, so that their
+    // cache misses overlap instead of each copy below waiting for its own.
+    for (_, message) in messages.iter() {
+        crate::burst::prefetch(&message.data);
+    }
     for (source, mut message) in messages.drain(..) {
         if let Source::Child(child) = source {
             if store.data().terminated_child(child) {
@@ -812,47 +821,38 @@ fn deliver(
                 continue;
             }
         }
+        if u32::try_from(message.data.len()).is_err() {
+            // Beyond what a 32-bit guest can hold: refused like a message over its size limit.
+            message.settle(&ledger, Some(DropReason::TooLarge));
+            continue;
+        }
         let error = match message.codec {
             Codec::Json => check_json(&message.data).err().map(|error| format!("malformed JSON: {error}")),
             _ => None,
         };
-        let codec = message.codec.into();
-        let Ok(len) = u32::try_from(message.data.len()) else {
-            // Beyond what a 32-bit guest can hold: refused like a message over its size limit.
-            message.settle(&ledger, Some(DropReason::TooLarge));
-            continue;
-        };
-        counted.push(std::mem::take(&mut message.counted));
-        let message = store.data_mut().lower_message(message)?;
-        let transferred = message.transfer.len() as u32;
-        burst.transfer.extend(message.transfer);
-        if single {
-            // Moved, not copied: a large message costs no extra copy.
-            burst.data = message.data;
-        } else {
-            burst.data.extend_from_slice(&message.data);
-        }
-        burst.events.push(MessageHeader { source: source.into(), codec, len, transferred, error });
+        let counted = std::mem::take(&mut message.counted);
+        let transferred = store.data_mut().lower_transfer(&mut message, burst.transfer())?;
+        burst.push(source, message.codec, message.data, transferred, error, counted);
     }
-    if burst.events.is_empty() {
+    if burst.len() == 0 {
         return Ok(());
     }
     // Those the guest discarded are the last ones after a `close`, or messages from a child
     // or port it let go of. If the call fails (a trap, or `terminate`), every message was
     // handed over: delivered.
-    let count = burst.events.len();
+    let count = burst.len();
     // Counted received before the call, so that whoever hears from the guest sees them.
-    store.data().stats().received(count, burst.data.len());
-    let (handled, result) = match guest.wasm_workers_worker_handlers().call_on_messages(&mut *store, &burst) {
+    store.data().stats().received(count, burst.wire().data.len());
+    let (handled, result) = match guest.wasm_workers_worker_handlers().call_on_messages(&mut *store, burst.wire()) {
         Ok(discarded) => (count - (discarded as usize).min(count), Ok(())),
         Err(error) => (count, Err(error)),
     };
     if handled < count {
-        let bytes = burst.events[handled..].iter().map(|event| event.len as usize).sum();
-        store.data().stats().unreceived(count - handled, bytes);
+        store.data().stats().unreceived(count - handled, burst.bytes_from(handled));
     }
-    ledger.delivered(counted[..handled].iter().filter(|&&c| c).count());
-    ledger.dropped(DropReason::Discarded, counted[handled..].iter().filter(|&&c| c).count());
+    ledger.delivered(burst.counted_before(handled));
+    ledger.dropped(DropReason::Discarded, burst.counted_from(handled));
+    burst.clear();
     result
 }
 

@@ -1,5 +1,7 @@
-//! Counts the messages it receives; a message whose data is empty is the end marker, answered
-//! with the count so far (as JSON). Reads no data: for throughput benchmarks.
+//! Counts the messages it receives in order: message `i` since the last end marker must hold
+//! `i` as 8 little-endian bytes. A message whose data is empty is the end marker, answered
+//! with the count so far (as JSON): the number of messages sent only if every one arrived, in
+//! order. For the throughput benchmark.
 
 use wasm_workers_guest::{export_worker, post, RawMessage, Worker};
 
@@ -15,7 +17,7 @@ impl Worker for Counter {
         if message.data.is_empty() {
             post(&self.count);
             self.count = 0;
-        } else {
+        } else if message.data.get(..8).and_then(|bytes| bytes.try_into().ok()).map(u64::from_le_bytes) == Some(self.count) {
             self.count += 1;
         }
     }

@@ -1,0 +1,40 @@
+//! The throughput benchmark's loop without criterion, for profilers: posts 1,000,000 small
+//! messages to the `counter` guest, ten times, and prints each round's time.
+//!
+//! ```sh
+//! cargo build --release -p wasm-workers-benches --example profile_throughput
+//! WASM_WORKERS_PERFMAP=1 perf record -e cpu-clock -g target/release/examples/profile_throughput
+//! perf report --sort pid,dso,sym
+//! ```
+//!
+//! `WASM_WORKERS_PERFMAP` makes the engine name the guest's functions for `perf`.
+
+use std::time::Instant;
+
+use wasm_workers::{Codec, Host, Message, PostRefusal, WorkerOptions};
+use wasm_workers_benches::{answer, load};
+
+const MESSAGES: u64 = 1_000_000;
+
+fn main() {
+    let host = Host::new().expect("the engine starts");
+    let counter = load(&host, "counter");
+    let mut worker = host.spawn(&counter, WorkerOptions::default()).expect("the counter starts");
+    for _ in 0..10 {
+        let start = Instant::now();
+        for i in 0..MESSAGES {
+            let mut message = Message::new(Codec::Raw, i.to_le_bytes().to_vec());
+            // Back-pressure: wait while the worker's queue is full.
+            while let Err(error) = worker.post_message(message) {
+                assert_eq!(error.reason, PostRefusal::QueueFull, "{error}");
+                message = error.message;
+                std::thread::yield_now();
+            }
+        }
+        worker.post_message(Message::new(Codec::Raw, Vec::new())).expect("the counter runs");
+        let count: u64 = answer(&mut worker).decode_json().expect("a count");
+        assert_eq!(count, MESSAGES, "every message arrived, in order");
+        let elapsed = start.elapsed();
+        println!("{MESSAGES} messages in {elapsed:?}: {:.2} M msg/s", MESSAGES as f64 / elapsed.as_secs_f64() / 1e6);
+    }
+}

@@ -1,0 +1,167 @@
+//! A burst: the message events one `on-messages` call delivers, assembled in the wire form of
+//! the WIT record `message-burst` (five header words per event, one list of bytes, one list of
+//! transferred objects, and the rare deserialization errors on the side).
+//!
+//! A worker keeps one `Burst` for its whole life and clears it after each call, so that a
+//! stream of small messages costs no allocation per burst on the receiving side.
+
+use crate::bindings::types;
+use crate::message::Codec;
+use crate::worker::Source;
+
+/// Header words per event; the layout is documented on `message-burst` in `wit/worker.wit`.
+pub(crate) const HEADER_WORDS: usize = 5;
+
+/// A data list whose capacity is over this is not kept for the next burst: one large message
+/// must not pin its allocation in a worker that then receives only small ones.
+const KEPT_DATA_CAPACITY: usize = 64 * 1024;
+
+/// The events of one `on-messages` call, in order.
+pub(crate) struct Burst {
+    wire: types::MessageBurst,
+    /// Whether each event's message was counted as posted (see [`crate::accounting`]), to
+    /// settle each exactly once when the call is over.
+    counted: Vec<bool>,
+}
+
+impl Burst {
+    /// An empty burst.
+    pub(crate) fn new() -> Self {
+        Burst {
+            wire: types::MessageBurst { headers: Vec::new(), data: Vec::new(), transfer: Vec::new(), errors: Vec::new() },
+            counted: Vec::new(),
+        }
+    }
+
+    /// How many events it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.counted.len()
+    }
+
+    /// Appends an event: a message from `source`, with `data` and what it transferred (already
+    /// lowered into the receiving worker's table), or a `messageerror` if `error` is set.
+    /// `data` is moved rather than copied when it is the burst's first.
+    pub(crate) fn push(
+        &mut self,
+        source: Source,
+        codec: Codec,
+        data: Vec<u8>,
+        transferred: u32,
+        error: Option<String>,
+        counted: bool,
+    ) {
+        let (kind, id) = match source {
+            Source::Parent => (0, 0),
+            Source::Child(id) => (1, id),
+            Source::Port(id) => (2, id),
+        };
+        let codec = match codec {
+            Codec::Json => 0,
+            Codec::Postcard => 1,
+            Codec::Raw => 2,
+        };
+        let len = data.len() as u32;
+        if let Some(error) = error {
+            self.wire.errors.push((self.len() as u32, error));
+        }
+        self.wire.headers.extend_from_slice(&[kind, id, codec, len, transferred]);
+        if self.wire.data.is_empty() && data.capacity() >= self.wire.data.capacity() {
+            // Moved, not copied: a large message costs no extra copy.
+            self.wire.data = data;
+        } else {
+            self.wire.data.extend_from_slice(&data);
+        }
+        self.counted.push(counted);
+    }
+
+    /// Where the transferred objects of the next event go.
+    pub(crate) fn transfer(&mut self) -> &mut Vec<types::Transferable> {
+        &mut self.wire.transfer
+    }
+
+    /// The record to pass to `on-messages`.
+    pub(crate) fn wire(&self) -> &types::MessageBurst {
+        &self.wire
+    }
+
+    /// The bytes of the events from `index` on.
+    pub(crate) fn bytes_from(&self, index: usize) -> usize {
+        self.wire.headers.chunks_exact(HEADER_WORDS).skip(index).map(|header| header[3] as usize).sum()
+    }
+
+    /// How many of the events from `index` on were counted as posted.
+    pub(crate) fn counted_from(&self, index: usize) -> usize {
+        self.counted.iter().skip(index).filter(|&&counted| counted).count()
+    }
+
+    /// How many of the events before `index` were counted as posted.
+    pub(crate) fn counted_before(&self, index: usize) -> usize {
+        self.counted.iter().take(index).filter(|&&counted| counted).count()
+    }
+
+    /// Empties it for the next call, keeping its allocations unless the data list grew large.
+    /// The transferred resources were handed to the guest by the call (or are owned by the
+    /// table, if the call failed): clearing forgets their handles.
+    pub(crate) fn clear(&mut self) {
+        self.wire.headers.clear();
+        self.wire.transfer.clear();
+        self.wire.errors.clear();
+        self.counted.clear();
+        if self.wire.data.capacity() > KEPT_DATA_CAPACITY {
+            self.wire.data = Vec::new();
+        } else {
+            self.wire.data.clear();
+        }
+    }
+}
+
+/// Asks the CPU to start loading the first cache line of `data`, where that is supported.
+/// A hint only: it never faults and changes nothing but timing.
+#[inline]
+pub(crate) fn prefetch(data: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` has no architectural effect and cannot fault, whatever the address;
+    // SSE, which provides it, is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(data.as_ptr().cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_laid_out_as_the_wit_documents() {
+        let mut burst = Burst::new();
+        burst.push(Source::Parent, Codec::Json, b"1".to_vec(), 0, None, true);
+        burst.push(Source::Child(7), Codec::Postcard, vec![1, 2, 3], 2, None, false);
+        burst.push(Source::Port(9), Codec::Raw, Vec::new(), 0, Some("why".into()), true);
+        let wire = burst.wire();
+        assert_eq!(wire.headers, [0, 0, 0, 1, 0, 1, 7, 1, 3, 2, 2, 9, 2, 0, 0]);
+        assert_eq!(wire.data, [b'1', 1, 2, 3]);
+        assert_eq!(wire.errors, [(2, "why".to_string())]);
+        assert_eq!(burst.len(), 3);
+        assert_eq!(burst.bytes_from(1), 3);
+        assert_eq!(burst.counted_before(2), 1);
+        assert_eq!(burst.counted_from(1), 1);
+    }
+
+    #[test]
+    fn a_large_first_message_is_moved_and_not_kept() {
+        let mut burst = Burst::new();
+        let data = vec![5u8; 1 << 20];
+        let at = data.as_ptr();
+        burst.push(Source::Parent, Codec::Raw, data, 0, None, true);
+        assert_eq!(burst.wire().data.as_ptr(), at, "moved, not copied");
+        burst.clear();
+        assert_eq!(burst.wire().data.capacity(), 0, "its allocation is let go");
+        burst.push(Source::Parent, Codec::Raw, vec![1; 16], 0, None, true);
+        burst.clear();
+        assert!(burst.wire().data.capacity() >= 16, "a small allocation is kept");
+        assert_eq!(burst.len(), 0);
+    }
+}
