@@ -336,10 +336,16 @@ impl<W: Worker> Pool<W> {
 
     /// Picks a worker with room, by the pool's schedule.
     fn pick(&self) -> Option<usize> {
+        let schedule = self.state.borrow().options.schedule;
+        self.pick_by(schedule)
+    }
+
+    /// Picks a worker with room, by `schedule`.
+    fn pick_by(&self, schedule: Schedule) -> Option<usize> {
         let mut state = self.state.borrow_mut();
         let size = state.slots.len();
         let limit = state.options.max_in_flight;
-        let chosen = match state.options.schedule {
+        let chosen = match schedule {
             Schedule::RoundRobin => (0..size).map(|k| (state.next_slot + k) % size).find(|&i| state.slots[i].in_flight.len() < limit),
             Schedule::LeastLoaded => {
                 (0..size).filter(|&i| state.slots[i].in_flight.len() < limit).min_by_key(|&i| state.slots[i].in_flight.len())
@@ -483,7 +489,10 @@ struct ParMap<W, O> {
 
 /// Hands the next input of `map` to a worker with room, if any.
 fn feed<W: Worker, O: DeserializeOwned + 'static>(pool: &Pool<W>, map: &Rc<RefCell<ParMap<W, O>>>) {
-    let Some(slot) = pool.pick() else { return };
+    // The least loaded worker, whatever the pool's schedule: when an answer brings the next
+    // input, that is the worker that answered (a round robin would queue it behind a slower
+    // worker's task while the faster one runs dry).
+    let Some(slot) = pool.pick_by(Schedule::LeastLoaded) else { return };
     let Some((index, input)) = map.borrow_mut().queue.pop_front() else { return };
     let next = pool.clone();
     let map_for_reply = map.clone();

@@ -238,7 +238,7 @@ impl Pool {
         let (tx, rx) = oneshot::channel();
         let submitted = serde_json::to_value(input)
             .map_err(|e| TaskError::Codec(e.to_string()))
-            .and_then(|input| self.handle.shared.submit(input, Reply::Once(tx)));
+            .and_then(|input| self.handle.shared.submit(input, Reply::Once(tx), self.handle.shared.config.schedule));
         async move {
             submitted?;
             let answer = rx.await.unwrap_or(Err(TaskError::Terminated))?;
@@ -278,7 +278,10 @@ impl Pool {
                         continue;
                     }
                 };
-                match self.handle.shared.submit(input.clone(), Reply::Indexed(tx.clone(), index)) {
+                // The least loaded worker, whatever the pool's schedule: when an answer makes
+                // room, that is the worker that answered (a round robin would queue the input
+                // behind a slower worker's task while the faster one runs dry).
+                match self.handle.shared.submit(input.clone(), Reply::Indexed(tx.clone(), index), Schedule::LeastLoaded) {
                     Ok(()) => in_flight += 1,
                     Err(TaskError::Full) => {
                         // Wait for an answer, then try again.
@@ -344,9 +347,9 @@ impl Shared {
         self.running.send_if_modified(|count| std::mem::replace(count, running) != running);
     }
 
-    /// Sends a task to a worker with room; [`TaskError::Full`] if there is none (the caller
-    /// decides whether that is a failure or a reason to wait).
-    fn submit(&self, input: Value, reply: Reply) -> Result<(), TaskError> {
+    /// Sends a task to a worker with room, picked by `schedule`; [`TaskError::Full`] if there
+    /// is none (the caller decides whether that is a failure or a reason to wait).
+    fn submit(&self, input: Value, reply: Reply, schedule: Schedule) -> Result<(), TaskError> {
         let mut state = self.lock();
         if state.terminated {
             return Err(TaskError::Terminated);
@@ -354,7 +357,7 @@ impl Shared {
         let size = state.slots.len();
         let limit = self.config.max_in_flight.max(1);
         let room = |s: &Slot| s.in_flight.len() < limit;
-        let slot = match self.config.schedule {
+        let slot = match schedule {
             Schedule::RoundRobin => (0..size).map(|k| (state.next_slot + k) % size).find(|&i| room(&state.slots[i])),
             Schedule::LeastLoaded => (0..size).filter(|&i| room(&state.slots[i])).min_by_key(|&i| state.slots[i].in_flight.len()),
         }
@@ -637,7 +640,7 @@ pub fn spawn<I: Serialize, O: DeserializeOwned>(host: &Host, component: &Compone
     let pool = Pool::new(host, component, config).map_err(|e| TaskError::Spawn(e.to_string()))?;
     let input = serde_json::to_value(input).map_err(|e| TaskError::Codec(e.to_string()))?;
     let (tx, answer) = oneshot::channel();
-    pool.handle.shared.submit(input, Reply::Once(tx))?;
+    pool.handle.shared.submit(input, Reply::Once(tx), pool.handle.shared.config.schedule)?;
     Ok(JoinHandle { pool, answer, _output: std::marker::PhantomData })
 }
 

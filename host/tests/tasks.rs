@@ -32,6 +32,24 @@ fn par_map_over_ten_thousand_items_keeps_their_order() {
 }
 
 #[test]
+fn par_map_hands_the_next_input_to_the_worker_that_answered() {
+    // A slow input first, then quick ones, over two workers. Each worker gets two inputs to
+    // start with; after that every answer brings the next input to the worker that gave it.
+    // So the worker busy with the slow input keeps only its first two, and the other takes
+    // all the rest (a round robin would have queued half of them behind the slow one).
+    let host = Host::new().unwrap();
+    let pool = lab_pool(&host, PoolConfig { size: Some(2), name: "lab".into(), ..PoolConfig::default() });
+    let mut inputs = vec![json!({ "value": 0, "spin": 300_000_000u64 })];
+    inputs.extend((1..41).map(|i| json!({ "value": i })));
+    let results: Vec<Result<u64, TaskError>> = block_on(pool.par_map(inputs));
+    assert_eq!(results, (0..41).map(Ok).collect::<Vec<_>>());
+    let received = |name: &str| host.stats().into_iter().find(|r| r.name == name).map(|r| r.messages_in).unwrap();
+    // Two, unless the slow input ends before the 39 quick ones do: a margin of ~100×.
+    assert!(received("lab-0") < 5, "the slow worker was given {} inputs", received("lab-0"));
+    assert_eq!(received("lab-0") + received("lab-1"), 41);
+}
+
+#[test]
 fn a_failing_item_fails_only_its_own_result_and_the_pool_recovers() {
     let pool = lab_pool(host(), PoolConfig { size: Some(2), ..PoolConfig::default() });
     let inputs: Vec<Value> = (0..100)
