@@ -34,7 +34,8 @@ pub(crate) fn config(pool_slots: Option<u32>) -> Config {
         // a new linear memory and tables, and a worker's end returns it instead of unmapping
         // them (unmapping makes every CPU flush its TLB). The reservation is virtual address
         // space only (4 GiB and a guard per slot, what a wasm32 memory may reach anyway);
-        // pages are committed as guests touch them and decommitted when a slot is returned.
+        // pages are committed as guests touch them, and decommitted when a slot is returned
+        // except for its first `KEEP_RESIDENT` bytes, which are zeroed in place.
         let mut pool = wasmtime::PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
             .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_WORKER))
@@ -44,7 +45,9 @@ pub(crate) fn config(pool_slots: Option<u32>) -> Config {
             .max_memories_per_component(1)
             .max_tables_per_component(TABLES_PER_WORKER)
             .table_elements(TABLE_ELEMENTS)
-            .total_stacks(0);
+            .total_stacks(0)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
     config
@@ -53,6 +56,16 @@ pub(crate) fn config(pool_slots: Option<u32>) -> Config {
 /// Set (to anything) in the environment, the engine writes a perf map of the guest code it
 /// compiles, so that `perf` names guest functions instead of showing bare addresses.
 pub const PERFMAP_ENV: &str = "WASM_WORKERS_PERFMAP";
+
+/// Bytes of a returned slot's linear memory that are zeroed in place rather than given back
+/// to the kernel, so that the next worker in the slot finds them mapped: no page faults, and
+/// no TLB shootdown when the slot is reset. It covers a Rust guest's 1 MiB stack and its data
+/// (measured: spawn of one worker 66 → 54 µs pinned, 137 → 73 µs unpinned). The cost is that
+/// a pooled host keeps this much resident per slot it has used: as many as its most workers
+/// alive at once, plus wasmtime's 100 warm unused slots.
+const KEEP_RESIDENT: usize = 1152 * 1024;
+/// The same for a slot's tables (a Rust guest's function table is a few KiB).
+const TABLE_KEEP_RESIDENT: usize = 64 * 1024;
 
 /// Core instances one worker's component may have in the pool (a Rust guest has three: its
 /// module and two small shims).
