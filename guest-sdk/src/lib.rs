@@ -467,9 +467,8 @@ fn message_with<T: Serialize + ?Sized>(value: &T, transfer: Transfer) -> Result<
 /// A message the parent refuses (its queue is full, or the message is too large) is
 /// dropped, and counted dropped by the host; [`try_post`] tells the caller instead.
 pub fn post<T: Serialize + ?Sized>(value: &T) {
-    match try_post(value) {
-        Err(PostError::Encode(why)) => panic!("cannot encode message: {why}"),
-        Ok(()) | Err(_) => {}
+    if let Err(PostError::Encode(why)) = try_post(value) {
+        panic!("cannot encode message: {why}");
     }
 }
 
@@ -861,12 +860,18 @@ struct Incoming {
 }
 
 type MessageCallback<W> = Box<dyn FnMut(&mut W, Incoming)>;
+type ErrorCallback<W> = Box<dyn FnMut(&mut W, ErrorEvent)>;
+type CloseCallback<W> = Box<dyn FnMut(&mut W)>;
+/// A registration made while an entry's callbacks were taken out, applied when they are back.
+type Deferred<W> = Box<dyn FnOnce(&mut Callbacks<W>)>;
+/// A pending timer: whether it is an interval, and its `Box<dyn FnMut(&mut W)>`.
+type Timer = (bool, Box<dyn Any>);
 
 /// The callbacks of one child or port, for a worker of type `W`.
 struct Callbacks<W> {
     on_message: Option<MessageCallback<W>>,
-    on_error: Option<Box<dyn FnMut(&mut W, ErrorEvent)>>,
-    on_close: Option<Box<dyn FnMut(&mut W)>>,
+    on_error: Option<ErrorCallback<W>>,
+    on_close: Option<CloseCallback<W>>,
 }
 
 impl<W> Callbacks<W> {
@@ -902,7 +907,7 @@ impl Entry {
         match self.callbacks.as_mut().and_then(|c| c.downcast_mut::<Callbacks<W>>()) {
             Some(callbacks) => f(callbacks),
             None => {
-                let deferred: Box<dyn FnOnce(&mut Callbacks<W>)> = Box::new(f);
+                let deferred: Deferred<W> = Box::new(f);
                 self.deferred.push(Box::new(deferred));
             }
         }
@@ -919,7 +924,7 @@ thread_local! {
     /// Ports with callbacks, by id.
     static PORTS: RefCell<HashMap<u32, Entry>> = RefCell::new(HashMap::new());
     /// Pending timers by id: whether it is an interval, and its `Box<dyn FnMut(&mut W)>`.
-    static TIMERS: RefCell<HashMap<u32, (bool, Box<dyn Any>)>> = RefCell::new(HashMap::new());
+    static TIMERS: RefCell<HashMap<u32, Timer>> = RefCell::new(HashMap::new());
     /// Intervals cleared while their own callback ran.
     static CLEARED: RefCell<std::collections::HashSet<u32>> = RefCell::new(std::collections::HashSet::new());
 }
@@ -993,9 +998,8 @@ impl<W: Worker> Child<W> {
     /// dropped, and counted dropped by the host; [`try_post`](Self::try_post) tells the
     /// caller instead.
     pub fn post<T: Serialize + ?Sized>(&self, value: &T) {
-        match self.try_post(value) {
-            Err(PostError::Encode(why)) => panic!("cannot encode message: {why}"),
-            Ok(()) | Err(_) => {}
+        if let Err(PostError::Encode(why)) = self.try_post(value) {
+            panic!("cannot encode message: {why}");
         }
     }
 
@@ -1112,7 +1116,7 @@ pub mod dispatch {
                     // What was registered while they were out applies now.
                     if let Some(typed) = callbacks.downcast_mut::<Callbacks<W>>() {
                         for deferred in entry.deferred.drain(..) {
-                            if let Ok(deferred) = deferred.downcast::<Box<dyn FnOnce(&mut Callbacks<W>)>>() {
+                            if let Ok(deferred) = deferred.downcast::<Deferred<W>>() {
                                 deferred(typed);
                             }
                         }

@@ -480,11 +480,14 @@ impl<W: Worker> Pool<W> {
     }
 }
 
+/// What `par_map` calls with every result, in input order.
+type MapDone<W, O> = Box<dyn FnOnce(&mut W, Vec<Result<O, TaskError>>)>;
+
 struct ParMap<W, O> {
     queue: VecDeque<(usize, Value)>,
     results: Vec<Option<Result<O, TaskError>>>,
     remaining: usize,
-    done: Option<Box<dyn FnOnce(&mut W, Vec<Result<O, TaskError>>)>>,
+    done: Option<MapDone<W, O>>,
 }
 
 /// Hands the next input of `map` to a worker with room, if any.
