@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use wasm_workers::{Codec, Host, Message, PostRefusal, WorkerOptions};
+use wasm_workers::{Codec, Host, Message, PostRefusal, WorkerHandle, WorkerOptions};
 use wasm_workers_benches::{answer, load};
 
 const MESSAGES: u64 = 1_000_000;
@@ -23,18 +23,21 @@ fn main() {
     for _ in 0..10 {
         let start = Instant::now();
         for i in 0..MESSAGES {
-            let mut message = Message::new(Codec::Raw, i.to_le_bytes().to_vec());
-            // Back-pressure: wait while the worker's queue is full.
-            while let Err(error) = worker.post_message(message) {
-                assert_eq!(error.reason, PostRefusal::QueueFull, "{error}");
-                message = error.message;
-                std::thread::yield_now();
-            }
+            post_waiting(&worker, Message::new(Codec::Raw, i.to_le_bytes().to_vec()));
         }
-        worker.post_message(Message::new(Codec::Raw, Vec::new())).expect("the counter runs");
+        post_waiting(&worker, Message::new(Codec::Raw, Vec::new()));
         let count: u64 = answer(&mut worker).decode_json().expect("a count");
         assert_eq!(count, MESSAGES, "every message arrived, in order");
         let elapsed = start.elapsed();
         println!("{MESSAGES} messages in {elapsed:?}: {:.2} M msg/s", MESSAGES as f64 / elapsed.as_secs_f64() / 1e6);
+    }
+}
+
+/// Posts `message`, waiting while the worker's queue is full (back-pressure).
+fn post_waiting(worker: &WorkerHandle, mut message: Message) {
+    while let Err(error) = worker.post_message(message) {
+        assert_eq!(error.reason, PostRefusal::QueueFull, "{error}");
+        message = error.message;
+        std::thread::yield_now();
     }
 }

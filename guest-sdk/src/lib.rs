@@ -312,11 +312,14 @@ pub trait Worker: Default + 'static {
 pub trait FromMessage: Sized {
     /// Decodes a message. Takes what it keeps of `ports` and `buffers`.
     ///
+    /// `data` is a view of the burst the message arrived in: where the message's bytes are
+    /// kept, keep the view (clone it: a reference count) rather than copy them. The SDK lets go
+    /// of its own view before the handler runs, so a kept view of a message that arrived alone
+    /// is the only one, and [`Bytes::into_vec`] moves the bytes out.
+    ///
     /// # Errors
     ///
     /// Why the message is not a `Self`.
-    /// `data` is a view of the burst the message arrived in: keep it (clone it, a reference
-    /// count) rather than copy it, where the message's bytes are kept.
     fn from_message(codec: Codec, data: &Bytes, ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String>;
 }
 
@@ -842,13 +845,9 @@ fn received(transfer: Vec<types::Transferable>) -> (Vec<Port>, Vec<Buffer>) {
 
 /// Wraps a typed callback as one that decodes the raw message first.
 fn typed<W: Worker, T: FromMessage + 'static>(source: Source, mut f: impl FnMut(&mut W, T) + 'static) -> MessageCallback<W> {
-    Box::new(move |worker: &mut W, message: Incoming| {
-        let codec = message.codec;
-        let (mut ports, mut buffers) = received(message.transfer);
-        match T::from_message(codec, &message.data, &mut ports, &mut buffers) {
-            Ok(value) => f(worker, value),
-            Err(reason) => worker.on_message_error(MessageError { source, codec, data: message.data.into_vec(), reason }),
-        }
+    Box::new(move |worker: &mut W, message: Incoming| match message.decode::<T>() {
+        Ok(value) => f(worker, value),
+        Err((codec, data, reason)) => worker.on_message_error(MessageError { source, codec, data, reason }),
     })
 }
 
@@ -857,6 +856,16 @@ struct Incoming {
     codec: Codec,
     data: Bytes,
     transfer: Vec<types::Transferable>,
+}
+
+impl Incoming {
+    /// Decodes it as a `T`, letting go of this view of the bytes (so that what `T` kept of
+    /// them may be their only view); or the codec, the bytes and why they are not a `T`.
+    fn decode<T: FromMessage>(self) -> Result<T, (Codec, Vec<u8>, String)> {
+        let Incoming { codec, data, transfer } = self;
+        let (mut ports, mut buffers) = received(transfer);
+        T::from_message(codec, &data, &mut ports, &mut buffers).map_err(|reason| (codec, data.into_vec(), reason))
+    }
 }
 
 type MessageCallback<W> = Box<dyn FnMut(&mut W, Incoming)>;
@@ -1063,6 +1072,10 @@ pub mod dispatch {
 
     fn install_panic_hook() {
         use std::sync::Once;
+        // Off wasm (the SDK's own unit tests) there is no host to report to.
+        if !cfg!(target_family = "wasm") {
+            return;
+        }
         static HOOK: Once = Once::new();
         HOOK.call_once(|| {
             std::panic::set_hook(Box::new(|info| {
@@ -1149,14 +1162,9 @@ pub mod dispatch {
         match source {
             // The common case decodes straight from the burst's bytes.
             Source::Parent => {
-                let codec = message.codec;
-                let (mut ports, mut buffers) = received(message.transfer);
-                match W::Message::from_message(codec, &message.data, &mut ports, &mut buffers) {
+                match message.decode::<W::Message>() {
                     Ok(value) => worker.on_message(value),
-                    Err(reason) => {
-                        let data = message.data.into_vec();
-                        worker.on_message_error(MessageError { source, codec, data, reason })
-                    }
+                    Err((codec, data, reason)) => worker.on_message_error(MessageError { source, codec, data, reason }),
                 }
                 true
             }
@@ -1167,19 +1175,22 @@ pub mod dispatch {
         }
     }
 
+    /// Words of `message-burst.headers` per event (source kind, source id, codec, length,
+    /// transferred), as the WIT documents.
+    const HEADER_WORDS: usize = 5;
+
     /// `on-messages`: each event of the burst in turn, until the worker closes. Returns how
     /// many were discarded.
     pub fn on_messages<W: Worker>(burst: types::MessageBurst) -> u32 {
         let types::MessageBurst { headers, data, transfer, errors } = burst;
-        let events = headers.len() / 5;
+        let events = headers.len() / HEADER_WORDS;
         let mut data = Some(Rc::new(data));
         let mut transfer = transfer.into_iter();
         let mut errors = errors.into_iter().peekable();
         let mut at = 0;
         let mut discarded = 0;
         with_worker(|worker: &mut W| {
-            // Five words per event, as `message-burst` documents.
-            for (index, header) in headers.chunks_exact(5).enumerate() {
+            for (index, header) in headers.chunks_exact(HEADER_WORDS).enumerate() {
                 let &[kind, id, codec, len, transferred] = header else { unreachable!() };
                 let range = at..at + len as usize;
                 at = range.end;
@@ -1190,7 +1201,7 @@ pub mod dispatch {
                     _ => data.take().map(|list| Bytes::within(list, range)).unwrap_or_default(),
                 };
                 let transfer = transfer.by_ref().take(transferred as usize).collect();
-                let error = errors.next_if(|(at, _)| *at as usize == index).map(|(_, error)| error);
+                let error = errors.next_if(|(event, _)| *event as usize == index).map(|(_, error)| error);
                 let source = match kind {
                     0 => Source::Parent,
                     1 => Source::Child(id),
@@ -1317,4 +1328,59 @@ macro_rules! export_worker {
             $crate::__private::__export_handlers!(Handlers with_types_in $crate::__private);
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    thread_local! {
+        /// What the test worker received: each message's bytes, where they were, and the
+        /// message errors' reasons.
+        static SEEN: RefCell<Vec<(usize, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+        static ERRORS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    #[derive(Default)]
+    struct Keeper;
+
+    impl Worker for Keeper {
+        type Message = RawMessage;
+
+        fn on_message(&mut self, message: RawMessage) {
+            let data = message.data.into_vec();
+            SEEN.with_borrow_mut(|seen| seen.push((data.as_ptr() as usize, data)));
+        }
+
+        fn on_message_error(&mut self, error: MessageError) {
+            ERRORS.with_borrow_mut(|errors| errors.push(error.reason));
+        }
+    }
+
+    /// A burst of raw messages from the parent, with `errors` as the host would send them.
+    fn burst(messages: &[&[u8]], errors: &[(u32, &str)]) -> types::MessageBurst {
+        types::MessageBurst {
+            headers: messages.iter().flat_map(|m| [0, 0, 2, m.len() as u32, 0]).collect(),
+            data: messages.concat(),
+            transfer: Vec::new(),
+            errors: errors.iter().map(|&(i, why)| (i, why.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn a_message_that_arrived_alone_moves_out_of_its_burst_without_a_copy() {
+        let burst = burst(&[b"alone"], &[]);
+        let at = burst.data.as_ptr() as usize;
+        assert_eq!(dispatch::on_messages::<Keeper>(burst), 0);
+        assert_eq!(SEEN.take(), [(at, b"alone".to_vec())]);
+    }
+
+    #[test]
+    fn each_event_of_a_burst_gets_its_own_bytes_in_order_and_errors_in_their_place() {
+        let burst = burst(&[b"a", b"{bad", b"", b"bcd"], &[(1, "malformed JSON")]);
+        assert_eq!(dispatch::on_messages::<Keeper>(burst), 0);
+        let bytes: Vec<Vec<u8>> = SEEN.take().into_iter().map(|(_, bytes)| bytes).collect();
+        assert_eq!(bytes, [b"a".to_vec(), Vec::new(), b"bcd".to_vec()]);
+        assert_eq!(ERRORS.take(), ["malformed JSON"]);
+    }
 }

@@ -200,7 +200,8 @@ pub enum Schedule {
 pub struct PoolOptions {
     /// How many workers; `hardware_concurrency()` if `None`.
     pub size: Option<usize>,
-    /// How a task's worker is picked.
+    /// How a task's worker is picked by `run`. `par_map` always picks the least loaded
+    /// worker, so that each answer brings the next input to the worker that gave it.
     pub schedule: Schedule,
     /// Tasks in flight per worker before it counts as full.
     pub max_in_flight: usize,

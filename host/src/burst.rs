@@ -60,6 +60,7 @@ impl Burst {
             Codec::Postcard => 1,
             Codec::Raw => 2,
         };
+        debug_assert!(u32::try_from(data.len()).is_ok(), "the caller refuses what a guest cannot hold");
         let len = data.len() as u32;
         if let Some(error) = error {
             self.wire.errors.push((self.len() as u32, error));

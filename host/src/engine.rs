@@ -14,8 +14,8 @@ use crate::bindings;
 use crate::error::LoadError;
 use crate::scope::WorkerState;
 
-/// The engine configuration every host uses; with `pool_slots`, instances come from a pooling allocator of
-/// that many workers.
+/// The engine configuration every host uses; with `pool_slots`, instances come from a
+/// pooling allocator of that many workers.
 pub(crate) fn config(pool_slots: Option<u32>) -> Config {
     let mut config = Config::new();
     // `terminate()` must stop a guest that never returns: epoch interruption adds a check at
@@ -35,7 +35,7 @@ pub(crate) fn config(pool_slots: Option<u32>) -> Config {
         // them (unmapping makes every CPU flush its TLB). The reservation is virtual address
         // space only (4 GiB and a guard per slot, what a wasm32 memory may reach anyway);
         // pages are committed as guests touch them, and decommitted when a slot is returned
-        // except for its first `KEEP_RESIDENT` bytes, which are zeroed in place.
+        // except for its first `KEEP_RESIDENT` bytes, which are reset in place.
         let mut pool = wasmtime::PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
             .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_WORKER))
@@ -57,12 +57,14 @@ pub(crate) fn config(pool_slots: Option<u32>) -> Config {
 /// compiles, so that `perf` names guest functions instead of showing bare addresses.
 pub const PERFMAP_ENV: &str = "WASM_WORKERS_PERFMAP";
 
-/// Bytes of a returned slot's linear memory that are zeroed in place rather than given back
-/// to the kernel, so that the next worker in the slot finds them mapped: no page faults, and
-/// no TLB shootdown when the slot is reset. It covers a Rust guest's 1 MiB stack and its data
-/// (measured: spawn of one worker 66 → 54 µs pinned, 137 → 73 µs unpinned). The cost is that
-/// a pooled host keeps this much resident per slot it has used: as many as its most workers
-/// alive at once, plus wasmtime's 100 warm unused slots.
+/// Bytes of a returned slot's linear memory that are reset in place (zeroed, or the data
+/// image copied back) rather than given back to the kernel, so that the next worker in the
+/// slot finds them mapped: no page faults there, and, for a guest that touched nothing beyond
+/// them, no TLB shootdown when the slot is reset (pages beyond are still decommitted). It
+/// covers a Rust guest's 1 MiB stack and its data (measured: spawn of one worker 66 → 54 µs
+/// pinned, 137 → 73 µs unpinned). The cost is that a pooled host keeps this much resident per
+/// slot it has used: as many as its most workers alive at once, plus wasmtime's 100 warm
+/// unused slots. Linux only (elsewhere wasmtime ignores it).
 const KEEP_RESIDENT: usize = 1152 * 1024;
 /// The same for a slot's tables (a Rust guest's function table is a few KiB).
 const TABLE_KEEP_RESIDENT: usize = 64 * 1024;

@@ -799,7 +799,8 @@ fn run_task(
 }
 
 /// Delivers `messages` (drained) in one `on-messages` call, assembled in `burst` (empty
-/// before and after): each as a `message` event, or a `messageerror` event if its JSON is
+/// before, and after unless lowering a transferred object fails, which fails the worker):
+/// each as a `message` event, or a `messageerror` event if its JSON is
 /// malformed. Messages from a child this worker has terminated are dropped (counted as
 /// discarded), as are those the guest reports discarded.
 fn deliver(
