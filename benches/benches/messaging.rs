@@ -6,8 +6,8 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wasm_workers::{Codec, Host, HostConfig, Message, PostRefusal, WorkerHandle, WorkerOptions};
-use wasm_workers_benches::{answer, load};
+use wasm_workers::{Codec, Host, HostConfig, Message, WorkerOptions};
+use wasm_workers_benches::{answer, load, post_waiting};
 
 fn spawn(c: &mut Criterion) {
     // With the pooling allocator, as the CLI runs (see `HostConfig::pooling`); and without,
@@ -196,21 +196,6 @@ fn recv_spinning<T>(rx: &mpsc::Receiver<T>, spin: std::time::Duration) -> Option
             Err(mpsc::TryRecvError::Disconnected) => return None,
             Err(mpsc::TryRecvError::Empty) if start.elapsed() < spin => std::hint::spin_loop(),
             Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
-        }
-    }
-}
-
-/// Posts `message`, waiting while the worker's queue is full (its limit bounds how far a
-/// sender may run ahead: back-pressure, where the native baseline's channel is unbounded).
-fn post_waiting(worker: &WorkerHandle, mut message: Message) {
-    loop {
-        match worker.post_message(message) {
-            Ok(()) => return,
-            Err(error) if error.reason == PostRefusal::QueueFull => {
-                message = error.message;
-                std::thread::yield_now();
-            }
-            Err(error) => panic!("{error}"),
         }
     }
 }

@@ -11,8 +11,8 @@
 
 use std::time::Instant;
 
-use wasm_workers::{Codec, Host, Message, PostRefusal, WorkerHandle, WorkerOptions};
-use wasm_workers_benches::{answer, load};
+use wasm_workers::{Codec, Host, Message, WorkerOptions};
+use wasm_workers_benches::{answer, load, post_waiting};
 
 const MESSAGES: u64 = 1_000_000;
 
@@ -30,14 +30,5 @@ fn main() {
         assert_eq!(count, MESSAGES, "every message arrived, in order");
         let elapsed = start.elapsed();
         println!("{MESSAGES} messages in {elapsed:?}: {:.2} M msg/s", MESSAGES as f64 / elapsed.as_secs_f64() / 1e6);
-    }
-}
-
-/// Posts `message`, waiting while the worker's queue is full (back-pressure).
-fn post_waiting(worker: &WorkerHandle, mut message: Message) {
-    while let Err(error) = worker.post_message(message) {
-        assert_eq!(error.reason, PostRefusal::QueueFull, "{error}");
-        message = error.message;
-        std::thread::yield_now();
     }
 }

@@ -1,9 +1,9 @@
 //! What the benchmarks share: the bundled guests (built on first use), a host, waiting for a
-//! worker's answer, and the native-threads baselines each wasm figure is compared with.
+//! worker's answer, posting under back-pressure, and the native-threads baselines each wasm figure is compared with.
 
 use std::sync::mpsc;
 
-use wasm_workers::{Component, Host, Message, WorkerEvent, WorkerHandle};
+use wasm_workers::{Component, Host, Message, PostRefusal, WorkerEvent, WorkerHandle};
 
 pub use guest_build::guests_dir;
 
@@ -21,6 +21,26 @@ pub fn answer(worker: &mut WorkerHandle) -> Message {
     match worker.recv_blocking() {
         Some(WorkerEvent::Message(message)) => message,
         other => panic!("expected a message from `{}`, got {other:?}", worker.name()),
+    }
+}
+
+/// Posts `message`, waiting while the worker's queue is full (its limit bounds how far a
+/// sender may run ahead: back-pressure, where the native baseline's channel is unbounded).
+///
+/// # Panics
+///
+/// If the worker refuses the message for any other reason (it ended, or the message is too
+/// large): a benchmark that loses messages measures nothing.
+pub fn post_waiting(worker: &WorkerHandle, mut message: Message) {
+    loop {
+        match worker.post_message(message) {
+            Ok(()) => return,
+            Err(error) if error.reason == PostRefusal::QueueFull => {
+                message = error.message;
+                std::thread::yield_now();
+            }
+            Err(error) => panic!("{error}"),
+        }
     }
 }
 
