@@ -36,6 +36,9 @@ pub enum DropReason {
     /// Posted on a closed port, or to one whose entangled port was closed, or waiting at a
     /// port when it was closed.
     PortClosed,
+    /// Received by the host program, which could not pass it on: its output was closed
+    /// (see [`Host::count_lost`](crate::Host::count_lost)).
+    OutputClosed,
 }
 
 /// How many messages were dropped, by reason.
@@ -51,12 +54,14 @@ pub struct DroppedMessages {
     pub too_large: u64,
     /// See [`DropReason::PortClosed`].
     pub port_closed: u64,
+    /// See [`DropReason::OutputClosed`].
+    pub output_closed: u64,
 }
 
 impl DroppedMessages {
     /// All dropped messages, whatever the reason.
     pub fn total(&self) -> u64 {
-        self.receiver_gone + self.discarded + self.queue_full + self.too_large + self.port_closed
+        self.receiver_gone + self.discarded + self.queue_full + self.too_large + self.port_closed + self.output_closed
     }
 }
 
@@ -66,7 +71,11 @@ impl fmt::Display for DroppedMessages {
             f,
             "{} receiver gone, {} discarded, {} queue full, {} too large, {} port closed",
             self.receiver_gone, self.discarded, self.queue_full, self.too_large, self.port_closed
-        )
+        )?;
+        if self.output_closed > 0 {
+            write!(f, ", {} not written (output closed)", self.output_closed)?;
+        }
+        Ok(())
     }
 }
 
@@ -116,6 +125,7 @@ struct Counters {
     queue_full: AtomicU64,
     too_large: AtomicU64,
     port_closed: AtomicU64,
+    output_closed: AtomicU64,
 }
 
 impl Ledger {
@@ -137,8 +147,18 @@ impl Ledger {
             DropReason::QueueFull => &self.0.queue_full,
             DropReason::TooLarge => &self.0.too_large,
             DropReason::PortClosed => &self.0.port_closed,
+            DropReason::OutputClosed => &self.0.output_closed,
         };
         counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Moves `n` messages counted delivered to dropped for `reason` (the host program lost
+    /// what it had received). Counted dropped before they leave delivered, so that a reader
+    /// never sees them unsettled (at worst, for an instant, in both).
+    pub(crate) fn undelivered(&self, reason: DropReason, n: u64) {
+        let n = n.min(self.0.delivered.load(Ordering::Acquire));
+        self.dropped(reason, n as usize);
+        self.0.delivered.fetch_sub(n, Ordering::AcqRel);
     }
 
     pub(crate) fn counts(&self) -> MessageCounts {
@@ -151,6 +171,7 @@ impl Ledger {
             queue_full: c.queue_full.load(Ordering::Acquire),
             too_large: c.too_large.load(Ordering::Acquire),
             port_closed: c.port_closed.load(Ordering::Acquire),
+            output_closed: c.output_closed.load(Ordering::Acquire),
         };
         let delivered = c.delivered.load(Ordering::Acquire);
         MessageCounts { posted: c.posted.load(Ordering::Acquire), delivered, dropped }

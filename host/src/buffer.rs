@@ -9,9 +9,13 @@
 
 use std::fmt;
 
+use crate::budget::Charge;
+
 /// A transferable byte buffer.
 pub struct Buffer {
     bytes: Vec<u8>,
+    /// Its share of its holder's budget (nobody's while the host program holds it).
+    pub(crate) charge: Charge,
 }
 
 /// A buffer operation that cannot be done.
@@ -50,7 +54,7 @@ impl Buffer {
         }
         let size = usize::try_from(len).map_err(|_| BufferError::Allocation { len, why: "over the address space" })?;
         if size == 0 {
-            return Ok(Buffer { bytes: Vec::new() });
+            return Ok(Buffer::from_vec(Vec::new()));
         }
         let layout = std::alloc::Layout::array::<u8>(size)
             .map_err(|_| BufferError::Allocation { len, why: "over the address space" })?;
@@ -62,12 +66,13 @@ impl Buffer {
         // SAFETY: `ptr` was allocated by the global allocator with the layout of `size` bytes
         // (`u8` has size and alignment 1), and all `size` bytes are initialised (zeroed).
         let bytes = unsafe { Vec::from_raw_parts(ptr, size, size) };
-        Ok(Buffer { bytes })
+        Ok(Buffer::from_vec(bytes))
     }
 
     /// A buffer that takes `bytes` as they are, without copying.
     pub fn from_vec(bytes: Vec<u8>) -> Buffer {
-        Buffer { bytes }
+        let charge = Charge::unplaced(bytes.len() as u64);
+        Buffer { bytes, charge }
     }
 
     /// The length in bytes.
@@ -91,8 +96,8 @@ impl Buffer {
     }
 
     /// The bytes, taken out of the buffer.
-    pub fn into_vec(self) -> Vec<u8> {
-        self.bytes
+    pub fn into_vec(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
     }
 
     /// The range `offset..offset + len`, checked.

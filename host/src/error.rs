@@ -11,6 +11,24 @@ pub enum LoadError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The location names something other than a regular file (a directory, a device, a
+    /// FIFO).
+    #[error("cannot read component `{location}`: it is not a regular file")]
+    NotAFile {
+        /// The component's location, as given.
+        location: String,
+    },
+    /// The file is larger than the host accepts
+    /// ([`HostConfig::max_component_size`](crate::HostConfig::max_component_size)).
+    #[error("cannot read component `{location}`: it has {len} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// The component's location, as given.
+        location: String,
+        /// Its size.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The file is not a valid WebAssembly component (a core module, a corrupt file, ...).
     #[error("`{location}` is not a valid WebAssembly component: {cause}")]
     Invalid {
@@ -28,6 +46,23 @@ pub enum LoadError {
         /// What is missing or mismatched.
         cause: String,
     },
+}
+
+impl LoadError {
+    /// The error as a guest may see it (a worker that spawned or connected to `location`):
+    /// what kind of failure, never the validator's or linker's words, which may quote the
+    /// file's bytes or name what it imports.
+    pub(crate) fn redacted(&self) -> String {
+        match self {
+            LoadError::Read { .. } | LoadError::NotAFile { .. } | LoadError::TooLarge { .. } => self.to_string(),
+            LoadError::Invalid { location, .. } => {
+                format!("`{location}` is not a valid WebAssembly component")
+            }
+            LoadError::NotAWorker { location, .. } => {
+                format!("`{location}` is not a worker component (world `wasm-workers:worker/worker`)")
+            }
+        }
+    }
 }
 
 /// A worker could not be started.
@@ -55,7 +90,8 @@ pub enum SpawnError {
     },
 }
 
-/// The host could not be created.
+/// The host could not be created: the engine cannot run on this machine, or the compile
+/// cache directory is not safe to use.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot create the wasmtime engine: {0}")]
+#[error("cannot create the host: {0}")]
 pub struct HostError(pub(crate) String);

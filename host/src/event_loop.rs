@@ -115,6 +115,9 @@ pub(crate) struct TaskQueue {
     spin: Duration,
     /// What the queue accepts.
     limits: QueueLimits,
+    /// Notified when the receiver has taken its queued tasks (or the queue closed), if
+    /// someone waits for room ([`QueueState::room_wanted`]).
+    room: tokio::sync::Notify,
 }
 
 /// How much a queue accepts: messages and bytes waiting at once, and the largest message.
@@ -128,7 +131,8 @@ pub(crate) struct QueueLimits {
 impl QueueLimits {
     /// No limits.
     #[cfg(test)]
-    pub(crate) const NONE: QueueLimits = QueueLimits { messages: usize::MAX, bytes: usize::MAX, message_size: usize::MAX };
+    pub(crate) const NONE: QueueLimits =
+        QueueLimits { messages: usize::MAX, bytes: usize::MAX, message_size: usize::MAX };
 
     /// Why `message` cannot join a queue holding `messages` messages of `bytes` bytes.
     pub(crate) fn check(&self, messages: usize, bytes: usize, message: &Message) -> Option<Refusal> {
@@ -185,6 +189,8 @@ struct QueueState {
     timers: usize,
     /// The worker is counted out of its host's busy workers (see [`Quiescence`]).
     quiet: bool,
+    /// A sender waits for room in the queue ([`TaskQueue::wait_for_room`]).
+    room_wanted: bool,
 }
 
 impl TaskQueue {
@@ -213,6 +219,7 @@ impl TaskQueue {
                 waiting: false,
                 timers: 0,
                 quiet: false,
+                room_wanted: false,
             }),
             ready: Condvar::new(),
             parent,
@@ -220,6 +227,7 @@ impl TaskQueue {
             pushes: AtomicUsize::new(0),
             spin,
             limits,
+            room: tokio::sync::Notify::new(),
         });
         let sender = TaskSender { queue: queue.clone(), keepalive: false };
         (queue, sender)
@@ -306,6 +314,10 @@ impl TaskQueue {
                 std::mem::swap(&mut state.tasks, batch);
                 state.queued_messages = 0;
                 state.queued_bytes = 0;
+                if std::mem::take(&mut state.room_wanted) {
+                    drop(state);
+                    self.room.notify_waiters();
+                }
                 return Next::Tasks;
             }
             if state.keepalive == 0 && state.senders == 0 {
@@ -410,7 +422,43 @@ impl TaskQueue {
         state.closed = true;
         state.queued_messages = 0;
         state.queued_bytes = 0;
-        std::mem::take(&mut state.tasks)
+        let tasks = std::mem::take(&mut state.tasks);
+        if std::mem::take(&mut state.room_wanted) {
+            drop(state);
+            self.room.notify_waiters();
+        }
+        tasks
+    }
+
+    /// Resolves once a message of `len` bytes would not be refused as "queue full": the
+    /// receiver has taken what was queued, or the queue has closed (a post is then refused
+    /// for that). It may resolve and the next post still find the queue full (another sender
+    /// was faster): wait again.
+    pub(crate) async fn wait_for_room(&self, len: usize) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if self.room_in(&state, len) {
+                    return;
+                }
+                state.room_wanted = true;
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether a message of `len` bytes would not be refused as "queue full" now.
+    pub(crate) fn has_room(&self, len: usize) -> bool {
+        self.room_in(&self.lock(), len)
+    }
+
+    fn room_in(&self, state: &QueueState, len: usize) -> bool {
+        state.closed
+            || (state.queued_messages < self.limits.messages
+                && state.queued_bytes.saturating_add(len.min(self.limits.bytes)) <= self.limits.bytes)
     }
 
     /// Wakes the receiver with [`Next::Interrupted`], now and at every later `next`.
@@ -526,7 +574,8 @@ mod tests {
     #[test]
     fn a_quiescent_child_releases_its_parent() {
         let (parent, parent_sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
-        let (child, _child_sender) = TaskQueue::new(Some(parent.clone()), Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (child, _child_sender) =
+            TaskQueue::new(Some(parent.clone()), Default::default(), Duration::ZERO, QueueLimits::NONE);
         drop(parent_sender);
         // The child waits with nothing to do: the parent, with no sender, ends idle.
         let c = child.clone();

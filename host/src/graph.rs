@@ -134,7 +134,9 @@ impl LimitsEntry {
         }
         for (what, size) in [("queued-bytes", &self.queued_bytes), ("message-size", &self.message_size)] {
             if let Some(size) = size {
-                size.get_ref().bytes().map_err(|why| manifest.error(Some(size.span()), format!("{at}.{what}: {why}")))?;
+                size.get_ref()
+                    .bytes()
+                    .map_err(|why| manifest.error(Some(size.span()), format!("{at}.{what}: {why}")))?;
             }
         }
         for (what, value) in [
@@ -152,7 +154,8 @@ impl LimitsEntry {
 
     /// The limits, once [`check`](Self::check)ed.
     fn limits(&self) -> Limits {
-        let bytes = |size: &Option<Spanned<Size>>| size.as_ref().and_then(|s| s.get_ref().bytes().ok()).map(|b| b as usize);
+        let bytes =
+            |size: &Option<Spanned<Size>>| size.as_ref().and_then(|s| s.get_ref().bytes().ok()).map(|b| b as usize);
         Limits {
             memory: bytes(&self.memory),
             table_elements: self.table_elements,
@@ -178,6 +181,9 @@ enum Size {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct SharedEntry {
     component: Spanned<String>,
+    /// Its own limits; the graph's fill in what they leave open.
+    #[serde(default)]
+    limits: LimitsEntry,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,22 +232,32 @@ impl fmt::Display for End {
 
 impl Size {
     fn bytes(&self) -> Result<u64, String> {
-        let text = match self {
-            Size::Bytes(n) => return Ok(*n),
-            Size::Text(text) => text.trim(),
-        };
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size like \"64 MiB\""))?;
-        let scale: u64 = match unit.trim() {
-            "" | "B" => 1,
-            "KiB" => 1 << 10,
-            "MiB" => 1 << 20,
-            "GiB" => 1 << 30,
-            other => return Err(format!("unknown unit `{other}` (use B, KiB, MiB or GiB)")),
-        };
-        number.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
+        match self {
+            Size::Bytes(n) => Ok(*n),
+            Size::Text(text) => parse_size(text),
+        }
     }
+}
+
+/// A size in bytes written as a manifest writes it: `"64 MiB"`, `"512KiB"`, `"1000"` (units
+/// B, KiB, MiB, GiB).
+///
+/// # Errors
+///
+/// A description of what is wrong with `text`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size like \"64 MiB\""))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unknown unit `{other}` (use B, KiB, MiB or GiB)")),
+    };
+    number.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
 }
 
 impl Manifest {
@@ -251,11 +267,19 @@ impl Manifest {
     ///
     /// [`ManifestError`] if it cannot be read, is not TOML, or has unknown or mistyped keys.
     pub fn read(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ManifestError {
-            file: path.to_path_buf(),
-            line: None,
-            message: format!("cannot read the manifest: {error}"),
-        })?;
+        use std::io::Read;
+        let error = |message: String| ManifestError { file: path.to_path_buf(), line: None, message };
+        let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read the manifest: {e}")))?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(error("cannot read the manifest: it is not a regular file".to_string()));
+        }
+        let mut text = String::new();
+        file.take(MAX_MANIFEST_SIZE + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| error(format!("cannot read the manifest: {e}")))?;
+        if text.len() as u64 > MAX_MANIFEST_SIZE {
+            return Err(error(format!("cannot read the manifest: it is larger than {MAX_MANIFEST_SIZE} bytes")));
+        }
         Manifest::parse(&text, path)
     }
 
@@ -300,7 +324,11 @@ impl Manifest {
         if !self.workers.contains_key(self.entry.get_ref()) {
             return Err(self.error(
                 Some(self.entry.span()),
-                format!("entry: `{}` is not a worker of this graph (workers: {})", self.entry.get_ref(), keys(&self.workers)),
+                format!(
+                    "entry: `{}` is not a worker of this graph (workers: {})",
+                    self.entry.get_ref(),
+                    keys(&self.workers)
+                ),
             ));
         }
         self.limits.check(self, "limits", self.entry.span())?;
@@ -309,9 +337,15 @@ impl Manifest {
             let name = worker.name.as_ref().map_or(key.as_str(), |n| n.get_ref().as_str());
             if let Some(other) = names.insert(name.to_string(), key.clone()) {
                 let span = worker.name.as_ref().map_or(worker.component.span(), |n| n.span());
-                return Err(self.error(Some(span), format!("workers.{key}.name: `{name}` is already the name of workers.{other}")));
+                return Err(self.error(
+                    Some(span),
+                    format!("workers.{key}.name: `{name}` is already the name of workers.{other}"),
+                ));
             }
             worker.limits.check(self, &format!("workers.{key}.limits"), worker.component.span())?;
+        }
+        for (key, shared) in &self.shared {
+            shared.limits.check(self, &format!("shared.{key}.limits"), shared.component.span())?;
         }
         let mut labels = HashSet::new();
         for (i, channel) in self.channels.iter().enumerate() {
@@ -321,7 +355,9 @@ impl Manifest {
                         if !labels.insert((worker.clone(), label.clone())) {
                             return Err(self.error(
                                 Some(end.span()),
-                                format!("channels[{i}].{side}: worker `{worker}` already has a channel labelled `{label}`"),
+                                format!(
+                                    "channels[{i}].{side}: worker `{worker}` already has a channel labelled `{label}`"
+                                ),
                             ));
                         }
                         self.workers.contains_key(worker).then_some(()).ok_or(format!(
@@ -364,11 +400,10 @@ impl Manifest {
         let shared = self.shared.iter().map(|(k, s)| (format!("shared.{k}"), &s.component));
         for (key, component) in entries.chain(shared) {
             let path = self.resolve(component.get_ref());
-            if !path.is_file() {
-                return Err(self.error(
-                    Some(component.span()),
-                    format!("{key}.component: no such file `{}`", path.display()),
-                ));
+            if !path.exists() {
+                return Err(
+                    self.error(Some(component.span()), format!("{key}.component: no such file `{}`", path.display()))
+                );
             }
             let loaded = host
                 .load(&path)
@@ -378,6 +413,9 @@ impl Manifest {
         Ok(Graph { manifest: self, components })
     }
 }
+
+/// The largest manifest [`Manifest::read`] reads: 1 MiB.
+const MAX_MANIFEST_SIZE: u64 = 1 << 20;
 
 /// The 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
@@ -439,10 +477,14 @@ impl Graph {
             let (one, two) = port::channel();
             for (end, port) in [(channel.a.get_ref(), one), (channel.b.get_ref(), two)] {
                 match end {
-                    End::Worker { worker, label } => channels.entry(worker.clone()).or_default().push((label.clone(), port)),
+                    End::Worker { worker, label } => {
+                        channels.entry(worker.clone()).or_default().push((label.clone(), port))
+                    }
                     End::Shared { shared } => {
                         let component = &self.components[&format!("shared.{shared}")];
-                        host.connect_shared_with(component, shared, port)?;
+                        // Its own limits, then the graph's, then the host's.
+                        let limits = manifest.shared[shared].limits.limits().or(manifest.limits.limits());
+                        host.connect_shared_with(component, shared, port, limits)?;
                     }
                 }
             }
@@ -459,7 +501,11 @@ impl Graph {
                 dirs: worker
                     .dirs
                     .iter()
-                    .map(|d| Preopen { host: manifest.resolve(d.host.get_ref()), guest: d.guest.clone(), read_only: d.read_only })
+                    .map(|d| Preopen {
+                        host: manifest.resolve(d.host.get_ref()),
+                        guest: d.guest.clone(),
+                        read_only: d.read_only,
+                    })
                     .collect(),
             };
             let options = WorkerOptions {
@@ -502,16 +548,27 @@ impl Graph {
             let _ = writeln!(out, "  {} [label={}{shape}];", quote(&format!("w:{key}")), quote(key));
         }
         for key in m.shared.keys() {
-            let _ = writeln!(out, "  {} [label={}, shape=ellipse];", quote(&format!("s:{key}")), quote(&format!("shared {key}")));
+            let _ = writeln!(
+                out,
+                "  {} [label={}, shape=ellipse];",
+                quote(&format!("s:{key}")),
+                quote(&format!("shared {key}"))
+            );
         }
         for channel in &m.channels {
             let (a, b) = (channel.a.get_ref(), channel.b.get_ref());
-            let _ = writeln!(out, "  {} -- {} [label={}];", quote(&node(a)), quote(&node(b)), quote(&channel_label(a, b)));
+            let _ =
+                writeln!(out, "  {} -- {} [label={}];", quote(&node(a)), quote(&node(b)), quote(&channel_label(a, b)));
         }
         for (key, worker) in &m.workers {
             for child in &worker.spawns {
                 let _ = writeln!(out, "  {} [label={}, shape=note];", quote(&format!("c:{child}")), quote(child));
-                let _ = writeln!(out, "  {} -- {} [style=dashed, label=\"spawns\"];", quote(&format!("w:{key}")), quote(&format!("c:{child}")));
+                let _ = writeln!(
+                    out,
+                    "  {} -- {} [style=dashed, label=\"spawns\"];",
+                    quote(&format!("w:{key}")),
+                    quote(&format!("c:{child}"))
+                );
             }
         }
         out.push_str("}\n");
@@ -536,12 +593,18 @@ impl Graph {
         }
         for channel in &m.channels {
             let (a, b) = (channel.a.get_ref(), channel.b.get_ref());
-            let _ = writeln!(out, "  {} <-- \"{}\" --> {}", id(node(a)), mermaid_text(&channel_label(a, b)), id(node(b)));
+            let _ =
+                writeln!(out, "  {} <-- \"{}\" --> {}", id(node(a)), mermaid_text(&channel_label(a, b)), id(node(b)));
         }
         for (key, worker) in &m.workers {
             for child in &worker.spawns {
                 let parent = id(format!("w:{key}"));
-                let _ = writeln!(out, "  {parent} -.->|spawns| {}[/\"{}\"/]", id(format!("c:{child}")), mermaid_text(child));
+                let _ = writeln!(
+                    out,
+                    "  {parent} -.->|spawns| {}[/\"{}\"/]",
+                    id(format!("c:{child}")),
+                    mermaid_text(child)
+                );
             }
         }
         out

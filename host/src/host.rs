@@ -13,15 +13,17 @@ use std::sync::{Arc, Mutex};
 use wasmtime::component::Linker;
 use wasmtime::Engine;
 
+use crate::budget::{self, HostBudget};
 use crate::engine::{self, Component};
 use crate::error::{HostError, LoadError, SpawnError};
 use crate::event_loop::Quiescence;
-use crate::worker::ErrorEvent;
+use crate::location::{self, ComponentDir};
 use crate::port::MessagePort;
 use crate::scope::WorkerState;
 use crate::shared::{ConnectError, SharedWorkers};
 use crate::stats::{WorkerReport, WorkerStats};
 use crate::timers::Timers;
+use crate::worker::ErrorEvent;
 use crate::worker::{self, WorkerHandle, WorkerOptions};
 
 /// How a [`Host`] is set up.
@@ -69,6 +71,14 @@ pub struct HostConfig {
     /// So it is off by default, for a process may run several hosts; the CLI, one host per
     /// process, turns it on.
     pub pooling: bool,
+    /// The most memory all of this host's workers together may make it hold, in bytes: their
+    /// linear memories and everything they cause the host to allocate (see
+    /// [`crate::budget`]). If `None`, half of the machine's physical memory, so that a host
+    /// whose workers have no memory limit of their own is bounded too.
+    pub memory_budget: Option<u64>,
+    /// The largest component file [`Host::load`] reads, and a worker may spawn, in bytes
+    /// ([`DEFAULT_MAX_COMPONENT_SIZE`](crate::DEFAULT_MAX_COMPONENT_SIZE) if `None`).
+    pub max_component_size: Option<u64>,
     /// Limits for every worker of this host, where a worker's own
     /// [`WorkerOptions::limits`](crate::WorkerOptions) leave them open (`None`). Unset queue
     /// limits fall back to [`DEFAULT_QUEUED_MESSAGES`](crate::DEFAULT_QUEUED_MESSAGES) and
@@ -124,6 +134,8 @@ struct HostInner {
     live: AtomicUsize,
     max_workers: usize,
     max_buffer_len: u64,
+    max_component_size: u64,
+    memory_budget: Arc<HostBudget>,
     /// Bytes copied into or out of buffers by guests.
     buffer_bytes_copied: AtomicU64,
     shared: SharedWorkers,
@@ -160,13 +172,16 @@ impl Host {
     ///
     /// [`HostError`] if the engine cannot be created on this machine.
     pub fn with_config(config: HostConfig) -> Result<Host, HostError> {
+        if let Some(dir) = &config.cache_dir {
+            engine::check_cache_dir(dir).map_err(HostError)?;
+        }
         let max_workers = config.max_workers.unwrap_or_else(default_max_workers).max(1);
         let pool_slots = config.pooling.then(|| u32::try_from(max_workers).unwrap_or(u32::MAX));
         let engine = Engine::new(&engine::config(pool_slots)).map_err(|e| HostError(format!("{e:#}")))?;
         let linker = engine::linker(&engine).map_err(|e| HostError(format!("{e:#}")))?;
-        let hardware_concurrency = config.hardware_concurrency.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-        });
+        let hardware_concurrency = config
+            .hardware_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
         Ok(Host(Arc::new(HostInner {
             engine,
             linker,
@@ -175,6 +190,10 @@ impl Host {
             live: AtomicUsize::new(0),
             max_workers,
             max_buffer_len: config.max_buffer_len.unwrap_or(DEFAULT_MAX_BUFFER_LEN),
+            max_component_size: config.max_component_size.unwrap_or(location::DEFAULT_MAX_COMPONENT_SIZE),
+            memory_budget: HostBudget::new(
+                config.memory_budget.unwrap_or_else(|| budget::physical_memory().map_or(u64::MAX, |bytes| bytes / 2)),
+            ),
             buffer_bytes_copied: AtomicU64::new(0),
             shared: SharedWorkers::default(),
             timers: Timers::new(),
@@ -186,7 +205,11 @@ impl Host {
             quiescence: Arc::default(),
             spin: config.spin.unwrap_or_else(|| {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-                if cpus > 1 { DEFAULT_SPIN } else { Duration::ZERO }
+                if cpus > 1 {
+                    DEFAULT_SPIN
+                } else {
+                    Duration::ZERO
+                }
             }),
             default_limits: config.limits,
             threads: Threads::new(
@@ -203,12 +226,37 @@ impl Host {
     ///
     /// # Errors
     ///
-    /// [`LoadError`] if the file cannot be read, is not a valid component, or does not
+    /// [`LoadError`] if the file cannot be read, is not a regular file of at most
+    /// [`HostConfig::max_component_size`] bytes, is not a valid component, or does not
     /// implement the `worker` world.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Component, LoadError> {
         let path = path.as_ref();
-        let read_error = |source| LoadError::Read { location: path.display().to_string(), source };
-        let key = path.canonicalize().map_err(read_error)?;
+        let opened = location::open_host_path(path, self.0.max_component_size)?;
+        let location = path.display().to_string();
+        self.load_opened(opened, &location, |key| ComponentDir::open(key.parent().unwrap_or(Path::new("/"))))
+    }
+
+    /// Loads the component a worker names by `relative`, beneath `dir` (the worker's own
+    /// component's directory), as a capability: nothing outside `dir` can be reached.
+    pub(crate) fn load_beneath(
+        &self,
+        dir: &ComponentDir,
+        relative: &str,
+        location: &str,
+    ) -> Result<Component, LoadError> {
+        let opened = dir.open_component(relative, location, self.0.max_component_size)?;
+        self.load_opened(opened, location, |_| dir.open_parent_of(relative))
+    }
+
+    /// Compiles (or finds) an opened component; `dir_of` opens its directory, given its key.
+    fn load_opened(
+        &self,
+        opened: location::Opened,
+        location: &str,
+        dir_of: impl FnOnce(&Path) -> std::io::Result<ComponentDir>,
+    ) -> Result<Component, LoadError> {
+        let path = Path::new(location);
+        let key = opened.key.clone();
         let entry = {
             let mut components = self.0.components.lock().unwrap_or_else(|p| p.into_inner());
             components.entry(key.clone()).or_default().clone()
@@ -217,11 +265,12 @@ impl Host {
         if let Some(component) = &*slot {
             return Ok(component.clone());
         }
-        let bytes = std::fs::read(&key).map_err(read_error)?;
+        let dir = dir_of(&key).map_err(|source| LoadError::Read { location: location.to_string(), source })?;
+        let bytes = opened.read()?;
         let compiled = match Engine::detect_precompiled(&bytes) {
             Some(_) if !self.0.allow_precompiled => {
                 return Err(LoadError::Invalid {
-                    location: path.display().to_string(),
+                    location: location.to_string(),
                     cause: "it is precompiled, and this host does not accept precompiled components \
                             (allow them only for files that are yours: `--allow-precompiled`)"
                         .to_string(),
@@ -233,11 +282,11 @@ impl Host {
                 let (compiled, hit) = engine::compile(&self.0.engine, self.0.cache_dir.as_deref(), path, &bytes)?;
                 let counter = if hit { &self.0.cache_hits } else { &self.0.compiled };
                 counter.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(location = %path.display(), from_cache = hit, "loaded component");
+                tracing::debug!(location = %location, from_cache = hit, "loaded component");
                 compiled
             }
         };
-        let component = Component::link(&self.0.linker, path, key.clone(), compiled)?;
+        let component = Component::link(&self.0.linker, path, key, dir, compiled)?;
         *slot = Some(component.clone());
         Ok(component)
     }
@@ -267,17 +316,24 @@ impl Host {
     /// [`ConnectError::Load`] if the component cannot be loaded.
     pub fn connect_shared(&self, path: impl AsRef<Path>, name: &str) -> Result<MessagePort, ConnectError> {
         let component = self.load(path)?;
-        self.0.shared.connect(self, &component, name)
+        Ok(self.0.shared.connect(self, &component, name, Limits::default())?.0)
     }
 
     /// Hands `port` to the shared worker `name` running `component` through its
-    /// `on-connect`, starting the worker if none runs (a graph's channel to a shared worker).
+    /// `on-connect`, starting the worker with `limits` (the host's defaults where they are
+    /// open) if none runs (a graph's channel to a shared worker).
     ///
     /// # Errors
     ///
     /// As for [`connect_shared`](Self::connect_shared).
-    pub fn connect_shared_with(&self, component: &Component, name: &str, port: MessagePort) -> Result<(), ConnectError> {
-        self.0.shared.connect_port(self, component, name, port)
+    pub fn connect_shared_with(
+        &self,
+        component: &Component,
+        name: &str,
+        port: MessagePort,
+        limits: Limits,
+    ) -> Result<(), ConnectError> {
+        self.0.shared.connect_port(self, component, name, port, limits).map(drop)
     }
 
     /// The number of bytes guests have copied into or out of buffers (`read`, `write`,
@@ -300,11 +356,11 @@ impl Host {
     /// [`LoadError`] if the file cannot be read or is not a valid component.
     pub fn precompile(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, LoadError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { location: path.display().to_string(), source })?;
-        self.0.engine.precompile_component(&bytes).map_err(|error| LoadError::Invalid {
-            location: path.display().to_string(),
-            cause: format!("{error:#}"),
-        })
+        let bytes = location::open_host_path(path, self.0.max_component_size)?.read()?;
+        self.0
+            .engine
+            .precompile_component(&bytes)
+            .map_err(|error| LoadError::Invalid { location: path.display().to_string(), cause: format!("{error:#}") })
     }
 
     /// Statistics of the workers this host has spawned (children and shared workers
@@ -358,6 +414,30 @@ impl Host {
     /// How many messages were posted, delivered and dropped (see [`crate::accounting`]).
     pub fn message_counts(&self) -> MessageCounts {
         self.0.ledger.counts()
+    }
+
+    /// The host's memory budget ([`HostConfig::memory_budget`]), in bytes.
+    pub fn memory_budget(&self) -> u64 {
+        self.0.memory_budget.limit()
+    }
+
+    /// The memory charged now to this host's workers, in bytes: their linear memories and
+    /// what they make the host hold (never more than [`memory_budget`](Self::memory_budget)
+    /// but for transferred objects in flight, which keep their sender's charge).
+    pub fn memory_charged(&self) -> u64 {
+        self.0.memory_budget.used()
+    }
+
+    pub(crate) fn host_budget(&self) -> &Arc<HostBudget> {
+        &self.0.memory_budget
+    }
+
+    /// Counts `n` messages that the host program received from its workers (delivered, for
+    /// the ledger) but could not pass on, because its own output was closed: they move from
+    /// delivered to dropped ([`DropReason::OutputClosed`](crate::DropReason::OutputClosed)),
+    /// so that a run whose reader went away does not report them delivered.
+    pub fn count_lost(&self, n: u64) {
+        self.0.ledger.undelivered(crate::DropReason::OutputClosed, n);
     }
 
     /// Starts the thread that advances the engine's epoch every [`DEADLINE_TICK`], so that

@@ -34,8 +34,9 @@
 
 #![warn(missing_docs)]
 
-mod bindings;
 pub mod accounting;
+mod bindings;
+mod budget;
 pub mod buffer;
 mod burst;
 pub mod engine;
@@ -44,6 +45,7 @@ mod event_loop;
 pub mod graph;
 mod host;
 pub mod limits;
+mod location;
 pub mod message;
 pub mod port;
 mod scope;
@@ -51,22 +53,27 @@ pub mod shared;
 pub mod stats;
 mod stdio;
 pub mod task;
-mod timers;
 mod threads;
+mod timers;
 pub mod worker;
 
+pub use accounting::{DropReason, DroppedMessages, MessageCounts};
 pub use buffer::{Buffer, BufferError};
 pub use engine::Component;
-pub use graph::{Graph, Manifest, ManifestError, RunningGraph, StartError};
 pub use error::{HostError, LoadError, SpawnError};
-pub use accounting::{DropReason, DroppedMessages, MessageCounts};
+pub use graph::{Graph, Manifest, ManifestError, RunningGraph, StartError};
 pub use host::{
-    Host, HostConfig, DEFAULT_IDLE_THREADS, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN, DEFAULT_THREAD_KEEP_ALIVE, KEPT_REPORTS,
+    Host, HostConfig, DEFAULT_IDLE_THREADS, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN, DEFAULT_THREAD_KEEP_ALIVE,
+    KEPT_REPORTS,
 };
+pub use limits::{Limits, DEADLINE_TICK, DEFAULT_MESSAGE_SIZE, DEFAULT_QUEUED_BYTES, DEFAULT_QUEUED_MESSAGES};
+pub use location::DEFAULT_MAX_COMPONENT_SIZE;
+pub use message::{Codec, DecodeError, Message};
 pub use port::{channel, MessagePort, PortEvent, PortPostError, PortRefusal};
 pub use shared::ConnectError;
-pub use message::{Codec, DecodeError, Message};
-pub use limits::{Limits, DEADLINE_TICK, DEFAULT_MESSAGE_SIZE, DEFAULT_QUEUED_BYTES, DEFAULT_QUEUED_MESSAGES};
 pub use stats::WorkerReport;
 pub use task::{Pool, PoolConfig, Schedule, Scope, Stream, TaskError};
-pub use worker::{Capabilities, CloseReason, ErrorEvent, PostError, PostRefusal, Preopen, WorkerEvent, WorkerHandle, WorkerOptions};
+pub use worker::{
+    Capabilities, CloseReason, ErrorEvent, PostError, PostRefusal, Preopen, QueueRoom, WorkerEvent, WorkerHandle,
+    WorkerOptions,
+};

@@ -8,7 +8,11 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use wasmtime::ResourceLimiter;
+
+use crate::budget::{Budget, OverBudget};
 
 use crate::event_loop::QueueLimits;
 
@@ -76,32 +80,34 @@ impl Limits {
     }
 }
 
-/// The store's limiter: enforces [`Limits`] and records the peak memory.
+/// The store's limiter: enforces [`Limits`], charges linear memory to the worker's
+/// [`Budget`] (released when the store is dropped), and records the peak memory.
 pub(crate) struct Limiter {
     limits: Limits,
+    budget: Arc<Budget>,
     /// The worker's linear memory now, over all its memories, in bytes.
     memory: usize,
     /// The largest `memory` has been.
     pub(crate) peak_memory: usize,
-    /// A growth was refused by the memory limit.
-    pub(crate) memory_limit_hit: bool,
+    /// The limit that last refused a growth, if one did.
+    pub(crate) memory_limit_hit: Option<OverBudget>,
 }
 
 impl Limiter {
-    pub(crate) fn new(limits: Limits) -> Self {
-        Limiter { limits, memory: 0, peak_memory: 0, memory_limit_hit: false }
-    }
-
-    /// The worker's linear memory now, in bytes.
-    pub(crate) fn memory(&self) -> usize {
-        self.memory
+    pub(crate) fn new(limits: Limits, budget: Arc<Budget>) -> Self {
+        Limiter { limits, budget, memory: 0, peak_memory: 0, memory_limit_hit: None }
     }
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if self.limits.memory.is_some_and(|limit| desired > limit) {
-            self.memory_limit_hit = true;
+        if let Some(limit) = self.limits.memory.filter(|&limit| desired > limit) {
+            self.memory_limit_hit = Some(OverBudget::Worker(limit as u64));
+            return Ok(false);
+        }
+        // What it holds besides (buffers, messages on their way, ports...) counts too.
+        if let Err(over) = self.budget.reserve(desired.saturating_sub(current) as u64) {
+            self.memory_limit_hit = Some(over);
             return Ok(false);
         }
         self.memory = self.memory.saturating_sub(current).saturating_add(desired);
@@ -123,5 +129,11 @@ impl ResourceLimiter for Limiter {
 
     fn memories(&self) -> usize {
         10_000
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.budget.release(self.memory as u64);
     }
 }

@@ -1,5 +1,6 @@
 //! Messages: what `postMessage` sends, with the codec that says how to read it.
 
+use crate::budget::Charge;
 use std::fmt;
 
 use crate::accounting::{DropReason, Ledger};
@@ -47,12 +48,21 @@ pub struct Message {
     pub buffers: Vec<Buffer>,
     /// Counted as posted in a host's ledger, and not yet settled (see [`crate::accounting`]).
     pub(crate) counted: bool,
+    /// Its bytes' share of the sender's budget, until it is delivered (see [`crate::budget`]).
+    pub(crate) charge: Charge,
 }
 
 impl Message {
     /// A message of `codec` with `data`, transferring nothing.
     pub fn new(codec: Codec, data: impl Into<Vec<u8>>) -> Self {
-        Message { codec, data: data.into(), ports: Vec::new(), buffers: Vec::new(), counted: false }
+        Message {
+            codec,
+            data: data.into(),
+            ports: Vec::new(),
+            buffers: Vec::new(),
+            counted: false,
+            charge: Charge::default(),
+        }
     }
 
     /// The message, transferring `port` too.
@@ -81,6 +91,18 @@ impl Message {
                 None => ledger.delivered(1),
                 Some(reason) => ledger.dropped(reason, 1),
             }
+        }
+    }
+
+    /// Releases every charge the message carries (its bytes, its buffers and ports): it has
+    /// reached the host program, whose memory no worker's budget pays for.
+    pub(crate) fn release_charges(&mut self) {
+        self.charge.release();
+        for buffer in &mut self.buffers {
+            buffer.charge.release();
+        }
+        for port in &mut self.ports {
+            port.charge.release();
         }
     }
 
@@ -164,8 +186,7 @@ pub enum DecodeError {
 /// Checks that `data` is one well-formed JSON value, without building it: UTF-8 text (which
 /// the parser alone does not check inside strings), and JSON.
 pub(crate) fn check_json(data: &[u8]) -> Result<(), serde_json::Error> {
-    let text = std::str::from_utf8(data).map_err(|error| {
-        <serde_json::Error as serde::de::Error>::custom(format!("not UTF-8 text: {error}"))
-    })?;
+    let text = std::str::from_utf8(data)
+        .map_err(|error| <serde_json::Error as serde::de::Error>::custom(format!("not UTF-8 text: {error}")))?;
     serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ())
 }

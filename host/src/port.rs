@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::mpsc;
 
 use crate::accounting::{DropReason, Ledger};
+use crate::budget::{Charge, PORT_COST};
 use crate::event_loop::{QueueLimits, Refusal, Task, TaskQueue};
 use crate::limits::Limits;
 use crate::message::Message;
@@ -29,6 +30,8 @@ pub struct MessagePort {
     core: Arc<PortCore>,
     /// Events for the host program, once it has started receiving on this port.
     events: Option<mpsc::UnboundedReceiver<PortEvent>>,
+    /// Its share of its holder's budget (nobody's while the host program holds it).
+    pub(crate) charge: Charge,
 }
 
 /// What arrives at a port the host program holds.
@@ -70,7 +73,10 @@ pub fn channel() -> (MessagePort, MessagePort) {
     let two = Arc::new(PortCore::new());
     one.lock().peer = Some(two.clone());
     two.lock().peer = Some(one.clone());
-    (MessagePort { core: one, events: None }, MessagePort { core: two, events: None })
+    (
+        MessagePort { core: one, events: None, charge: Charge::unplaced(PORT_COST) },
+        MessagePort { core: two, events: None, charge: Charge::unplaced(PORT_COST) },
+    )
 }
 
 impl MessagePort {
@@ -120,6 +126,7 @@ impl MessagePort {
     /// Settles a message the host program receives as delivered.
     fn received(&self, mut event: Option<PortEvent>) -> Option<PortEvent> {
         if let Some(PortEvent::Message(message)) = &mut event {
+            message.release_charges();
             let mut state = self.core.lock();
             state.host_unread.0 = state.host_unread.0.saturating_sub(1);
             state.host_unread.1 = state.host_unread.1.saturating_sub(message.data.len());
@@ -390,7 +397,9 @@ impl PortCore {
             return refused(Refusal::Closed, message);
         }
         let (unread, unread_bytes) = state.host_unread;
-        if let Some(refusal) = state.limits.check(state.queue.len() + unread, state.queued_bytes + unread_bytes, &message) {
+        if let Some(refusal) =
+            state.limits.check(state.queue.len() + unread, state.queued_bytes + unread_bytes, &message)
+        {
             drop(state);
             return refused(refusal, message);
         }

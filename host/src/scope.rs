@@ -12,18 +12,21 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use std::time::Duration;
 
+use crate::accounting::DropReason;
 use crate::bindings::scope::{Host as ScopeHost, HostWorker};
 use crate::bindings::types::{self, Host as TypesHost, HostBuffer, HostMessagePort};
+use crate::budget::{Budget, Charge, OverBudget, MESSAGE_COST, PORT_COST, TIMER_COST, WORKER_COST};
 use crate::buffer::Buffer;
 use crate::engine::Component;
-use crate::event_loop::TaskQueue;
 use crate::event_loop::Refusal;
+use crate::event_loop::TaskQueue;
 use crate::host::Host;
+use crate::limits::{Limiter, Limits};
+use crate::location::ComponentDir;
 use crate::message::Message;
 use crate::port::{self, MessagePort};
-use crate::stdio::GuestOutput;
-use crate::limits::{Limiter, Limits};
 use crate::stats::WorkerStats;
+use crate::stdio::GuestOutput;
 use crate::timers::TimerKey;
 use crate::worker::{self, ChildWorker, Control, ParentLink, WorkerOptions};
 
@@ -33,6 +36,8 @@ const MIN_PRUNE: usize = 64;
 pub(crate) struct WorkerState {
     pub(crate) name: String,
     pub(crate) location: String,
+    /// The directory of this worker's component: what its locations are resolved beneath.
+    dir: ComponentDir,
     host: Host,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -41,7 +46,10 @@ pub(crate) struct WorkerState {
     pub(crate) control: Arc<Control>,
     parent: ParentLink,
     /// Live children by id, so that they can be terminated when this worker ends.
-    children: HashMap<u32, Arc<Control>>,
+    children: HashMap<u32, (Arc<Control>, Charge)>,
+    /// Shared workers this worker started (not connected to), while they run: they count
+    /// against its children limit and its budget, though they are not its children.
+    started_shared: Vec<(Arc<Control>, Charge)>,
     /// Children this worker terminated: their events in flight are dropped.
     terminated_children: std::collections::HashSet<u32>,
     /// When `children` reaches this size, terminated children that have stopped are dropped.
@@ -55,7 +63,7 @@ pub(crate) struct WorkerState {
     pub(crate) task_started: Option<std::time::Duration>,
     next_port: u32,
     /// Pending timers by id, with whether each is an interval.
-    timers: HashMap<u32, (TimerKey, bool)>,
+    timers: HashMap<u32, (TimerKey, bool, Charge)>,
     next_timer: u32,
     /// The name under which this worker is registered as a shared worker.
     shared: Option<String>,
@@ -64,8 +72,8 @@ pub(crate) struct WorkerState {
     limiter: Limiter,
     /// This worker's limits, which its children inherit.
     pub(crate) limits: Limits,
-    /// Bytes of the buffers this worker holds: they count against its memory limit.
-    buffer_bytes: u64,
+    /// What this worker makes the host hold, its linear memory included.
+    budget: Arc<Budget>,
     stats: Arc<WorkerStats>,
 }
 
@@ -104,8 +112,10 @@ impl WorkerState {
             })?;
         }
         let stats = host.register_stats(&name, component.location());
+        let budget = Budget::new(options.limits.memory, host.host_budget());
         let mut state = WorkerState {
             location: component.location().to_string(),
+            dir: component.dir().clone(),
             name,
             host,
             wasi: wasi.build(),
@@ -114,6 +124,7 @@ impl WorkerState {
             control,
             parent,
             children: HashMap::new(),
+            started_shared: Vec::new(),
             terminated_children: Default::default(),
             prune_at: MIN_PRUNE,
             next_child: 0,
@@ -125,9 +136,9 @@ impl WorkerState {
             next_timer: 0,
             shared,
             channels: HashMap::new(),
-            limiter: Limiter::new(options.limits),
+            limiter: Limiter::new(options.limits, budget.clone()),
             limits: options.limits,
-            buffer_bytes: 0,
+            budget,
             stats,
         };
         for (label, port) in options.channels {
@@ -136,9 +147,9 @@ impl WorkerState {
         Ok(state)
     }
 
-    /// The memory limit, if a growth was refused because of it.
-    pub(crate) fn memory_limit_hit(&self) -> Option<usize> {
-        self.limits.memory.filter(|_| self.limiter.memory_limit_hit)
+    /// The limit that refused a growth of its memory, if one did.
+    pub(crate) fn memory_limit_hit(&self) -> Option<OverBudget> {
+        self.limiter.memory_limit_hit
     }
 
     pub(crate) fn limiter(&mut self) -> &mut Limiter {
@@ -159,6 +170,7 @@ impl WorkerState {
         let id = self.next_port;
         self.next_port += 1;
         port.attach_to_worker(self.queue.clone(), id, self.limits.queue(), self.host.ledger());
+        port.charge.move_to(&self.budget);
         Ok(self.table.push(port)?)
     }
 
@@ -180,25 +192,47 @@ impl WorkerState {
         Ok(count as u32)
     }
 
-    /// Puts a buffer into this worker's table, counting its bytes.
-    fn hold_buffer(&mut self, buffer: Buffer) -> wasmtime::Result<Resource<Buffer>> {
-        self.buffer_bytes += buffer.len();
+    /// Puts a buffer into this worker's table, charging it to this worker.
+    fn hold_buffer(&mut self, mut buffer: Buffer) -> wasmtime::Result<Resource<Buffer>> {
+        buffer.charge.move_to(&self.budget);
         Ok(self.table.push(buffer)?)
     }
 
     /// How many more buffer bytes this worker may hold: its memory limit (linear memory and
     /// buffers together), or the host's largest buffer.
     fn buffer_room(&self) -> u64 {
-        match self.limits.memory {
-            Some(limit) => (limit as u64).saturating_sub(self.limiter.memory() as u64).saturating_sub(self.buffer_bytes),
-            None => self.host.max_buffer_len(),
+        self.budget.room().min(self.host.max_buffer_len())
+    }
+
+    /// Traps the guest: a host call with no error of its own to return found this worker's
+    /// budget (or the host's) spent.
+    fn over_budget(&self, what: &str, over: OverBudget) -> wasmtime::Error {
+        wasmtime::format_err!("cannot {what}: it would pass {over}")
+    }
+
+    /// Charges what starting a worker costs, if this worker may start one more (children and
+    /// the shared workers it started, together, within its children limit).
+    fn admit_worker(&mut self, location: &str) -> Result<Charge, String> {
+        if let Some(max) = self.limits.children {
+            self.children.retain(|_, (child, _)| !child.has_stopped());
+            self.started_shared.retain(|(worker, _)| !worker.has_stopped());
+            if self.children.len() + self.started_shared.len() >= max {
+                return Err(format!(
+                    "cannot start `{location}`: this worker runs its limit of {max} children (shared workers it started included)"
+                ));
+            }
         }
+        self.budget.charge(WORKER_COST).map_err(|over| format!("cannot start `{location}`: it would pass {over}"))
     }
 
     /// Lifts a message the guest posted: its ports and buffers leave this worker's table
-    /// (the guest's handles were consumed by the call) and travel with the message.
-    fn lift_message(&mut self, message: types::Message) -> wasmtime::Result<Message> {
+    /// (the guest's handles were consumed by the call) and travel with the message, its
+    /// bytes charged to this worker until delivered. A message this worker's budget cannot
+    /// pay for is refused as "queue full" (its earlier messages are still on their way),
+    /// counted posted and dropped.
+    fn lift_message(&mut self, message: types::Message) -> wasmtime::Result<Result<Message, types::PostError>> {
         self.stats.posted(message.data.len());
+        let charge = self.budget.charge(message.data.len() as u64 + MESSAGE_COST);
         let (mut ports, mut buffers) = (Vec::new(), Vec::new());
         for object in message.transfer {
             match object {
@@ -208,9 +242,7 @@ impl WorkerState {
                     ports.push(port);
                 }
                 types::Transferable::Buffer(buffer) => {
-                    let buffer = self.table.delete(buffer)?;
-                    self.buffer_bytes = self.buffer_bytes.saturating_sub(buffer.len());
-                    buffers.push(buffer);
+                    buffers.push(self.table.delete(buffer)?);
                 }
             }
         }
@@ -218,18 +250,27 @@ impl WorkerState {
         message.ports = ports;
         message.buffers = buffers;
         message.count_posted(self.host.ledger());
-        Ok(message)
+        match charge {
+            Ok(charge) => {
+                message.charge = charge;
+                Ok(Ok(message))
+            }
+            Err(_) => {
+                message.settle(self.host.ledger(), Some(DropReason::QueueFull));
+                Ok(Err(types::PostError::QueueFull))
+            }
+        }
     }
 
     /// Whether timer `id` is still set; a fired timeout is forgotten, a fired interval is
     /// armed again (only now, so that a slow handler never piles up its ticks).
     pub(crate) fn timer_fired(&mut self, id: u32) -> bool {
         match self.timers.get(&id) {
-            Some(&(key, true)) => {
+            Some(&(key, true, _)) => {
                 self.host.timers().rearm(key);
                 true
             }
-            Some(&(_, false)) => {
+            Some(&(_, false, _)) => {
                 self.timers.remove(&id);
                 true
             }
@@ -237,28 +278,27 @@ impl WorkerState {
         }
     }
 
-    fn set_timer(&mut self, delay: Duration, interval: bool) -> u32 {
+    fn set_timer(&mut self, delay: Duration, interval: bool) -> wasmtime::Result<u32> {
+        let charge = self.budget.charge(TIMER_COST).map_err(|over| self.over_budget("set a timer", over))?;
         self.next_timer += 1;
         let id = self.next_timer;
         let key = self.host.timers().set(self.queue.timer_sender(), id, delay, interval.then_some(delay));
-        self.timers.insert(id, (key, interval));
-        id
+        self.timers.insert(id, (key, interval, charge));
+        Ok(id)
     }
 
-    /// Resolves a location against the directory of this worker's own location.
-    ///
-    /// # Errors
-    ///
-    /// A location that is absolute or climbs out with `..` is refused: a worker reaches only
-    /// components in its own directory and below it, as a browser worker reaches only its own
-    /// origin. (Otherwise a guest could probe any file of the host through spawn errors.)
-    fn resolve(&self, location: &str) -> Result<std::path::PathBuf, String> {
-        use std::path::Component as Part;
-        let relative = Path::new(location);
-        if relative.components().any(|part| !matches!(part, Part::Normal(_) | Part::CurDir)) {
-            return Err(format!("location `{location}` must be relative to this worker's directory, without `..`"));
-        }
-        Ok(Path::new(&self.location).parent().unwrap_or(Path::new("")).join(relative))
+    /// Loads the component at `location`, relative to this worker's own component's
+    /// directory and beneath it (see [`crate::location`]): a worker reaches only components
+    /// in its own directory and below it, as a browser worker reaches only its own origin,
+    /// however the tree is linked. The error is one a guest may see: it never quotes a file.
+    fn load(&self, location: &str) -> Result<Component, String> {
+        // Named as the host shows it (beside this worker's own location); opened beneath the
+        // directory, whatever that path now leads to.
+        let shown = Path::new(&self.location).parent().unwrap_or(Path::new("")).join(location);
+        self.host.load_beneath(&self.dir, location, &shown.display().to_string()).map_err(|error| {
+            tracing::debug!(worker = %self.name, "cannot load `{location}`: {error}");
+            error.redacted()
+        })
     }
 
     pub(crate) fn host(&self) -> &Host {
@@ -284,13 +324,13 @@ impl WorkerState {
     /// Ends the worker: cancels its timers, leaves the shared-worker registry, terminates its
     /// children, closes its ports, then hands the parent link to `tell_parent`.
     pub(crate) fn end(self, tell_parent: impl FnOnce(ParentLink)) {
-        for (key, _) in self.timers.values() {
+        for (key, _, _) in self.timers.values() {
             self.host.timers().clear(*key);
         }
         if let Some(name) = &self.shared {
             self.host.shared().ended(name, &self.control);
         }
-        worker::terminate_all(self.children);
+        worker::terminate_all(self.children.into_values().map(|(child, _)| child).collect());
         // Dropping the table closes the ports still in it; their peers learn it.
         drop(self.table);
         tell_parent(self.parent);
@@ -311,7 +351,10 @@ impl HostMessagePort for WorkerState {
         port: Resource<MessagePort>,
         message: types::Message,
     ) -> wasmtime::Result<Result<(), types::PostError>> {
-        let message = self.lift_message(message)?;
+        let message = match self.lift_message(message)? {
+            Ok(message) => message,
+            Err(error) => return Ok(Err(error)),
+        };
         // Posting on a port this worker closed discards the message, as the chapter does.
         Ok(self.table.get(&port)?.post_counted(message, self.host.ledger()).map_or_else(post_error, Ok))
     }
@@ -350,9 +393,12 @@ impl HostBuffer for WorkerState {
     }
 
     fn from_bytes(&mut self, bytes: Vec<u8>) -> wasmtime::Result<Resource<Buffer>> {
-        // The bytes came out of the guest's memory, so they fit its limit already.
+        // A copy of what the guest holds: it counts again, as a buffer made by `create` does.
+        let charge = self.budget.charge(bytes.len() as u64).map_err(|over| self.over_budget("make a buffer", over))?;
         self.host.count_copied(bytes.len());
-        self.hold_buffer(Buffer::from_vec(bytes))
+        let mut buffer = Buffer::from_vec(bytes);
+        buffer.charge = charge;
+        self.hold_buffer(buffer)
     }
 
     fn len(&mut self, buffer: Resource<Buffer>) -> wasmtime::Result<u64> {
@@ -361,10 +407,7 @@ impl HostBuffer for WorkerState {
 
     fn read(&mut self, buffer: Resource<Buffer>, offset: u64, len: u64) -> wasmtime::Result<Result<Vec<u8>, String>> {
         // The copy must fit the guest's memory: refuse before allocating it on the host.
-        let room = match self.limits.memory {
-            Some(limit) => (limit as u64).saturating_sub(self.limiter.memory() as u64),
-            None => u64::from(u32::MAX),
-        };
+        let room = self.budget.room().min(u64::from(u32::MAX));
         if len > room {
             return Ok(Err(format!("reading {len} bytes would not fit this worker's memory")));
         }
@@ -396,8 +439,8 @@ impl HostBuffer for WorkerState {
     }
 
     fn drop(&mut self, buffer: Resource<Buffer>) -> wasmtime::Result<()> {
-        let buffer = self.table.delete(buffer)?;
-        self.buffer_bytes = self.buffer_bytes.saturating_sub(buffer.len());
+        // Its charge is released with it.
+        self.table.delete(buffer)?;
         Ok(())
     }
 }
@@ -416,25 +459,49 @@ impl ScopeHost for WorkerState {
     }
 
     fn post_message(&mut self, message: types::Message) -> wasmtime::Result<Result<(), types::PostError>> {
-        let message = self.lift_message(message)?;
+        let message = match self.lift_message(message)? {
+            Ok(message) => message,
+            Err(error) => return Ok(Err(error)),
+        };
         Ok(self.parent.post(message, self.host.ledger()).map_or_else(post_error, Ok))
     }
 
     fn message_channel(&mut self) -> wasmtime::Result<(Resource<MessagePort>, Resource<MessagePort>)> {
+        if let Err(over) = self.budget.reserve(2 * PORT_COST) {
+            return Err(self.over_budget("make a message channel", over));
+        }
+        // Reserved only to check: adopting charges the ports themselves.
+        self.budget.release(2 * PORT_COST);
         let (one, two) = port::channel();
         Ok((self.adopt_port(one)?, self.adopt_port(two)?))
     }
 
-    fn connect_shared_worker(&mut self, location: String, name: String) -> wasmtime::Result<Result<Resource<MessagePort>, String>> {
-        let path = match self.resolve(&location) {
-            Ok(path) => path,
+    fn connect_shared_worker(
+        &mut self,
+        location: String,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<MessagePort>, String>> {
+        let component = match self.load(&location) {
+            Ok(component) => component,
             Err(error) => return Ok(Err(error)),
         };
-        let connected = self.host.load(&path).map_err(crate::ConnectError::from).and_then(|component| {
-            self.host.shared().connect(&self.host, &component, &name)
-        });
-        match connected {
-            Ok(port) => Ok(Ok(self.adopt_port(port)?)),
+        // Starting one (none of that name runs) counts against this worker's limits, and
+        // the shared worker gets them, as a child would.
+        let charge = if self.host.shared().runs(&name) {
+            None
+        } else {
+            match self.admit_worker(&location) {
+                Ok(charge) => Some(charge),
+                Err(error) => return Ok(Err(error)),
+            }
+        };
+        match self.host.shared().connect(&self.host, &component, &name, self.limits) {
+            Ok((port, started)) => {
+                if let (Some(worker), Some(charge)) = (started, charge) {
+                    self.started_shared.push((worker, charge));
+                }
+                Ok(Ok(self.adopt_port(port)?))
+            }
             Err(error) => Ok(Err(error.to_string())),
         }
     }
@@ -447,15 +514,15 @@ impl ScopeHost for WorkerState {
     }
 
     fn set_timeout(&mut self, delay_ms: u32) -> wasmtime::Result<u32> {
-        Ok(self.set_timer(Duration::from_millis(delay_ms.into()), false))
+        self.set_timer(Duration::from_millis(delay_ms.into()), false)
     }
 
     fn set_interval(&mut self, interval_ms: u32) -> wasmtime::Result<u32> {
-        Ok(self.set_timer(Duration::from_millis(interval_ms.into()), true))
+        self.set_timer(Duration::from_millis(interval_ms.into()), true)
     }
 
     fn clear_timer(&mut self, id: u32) -> wasmtime::Result<()> {
-        if let Some((key, _)) = self.timers.remove(&id) {
+        if let Some((key, _, _)) = self.timers.remove(&id) {
             self.host.timers().clear(key);
         }
         Ok(())
@@ -481,20 +548,14 @@ impl HostWorker for WorkerState {
         location: String,
         options: types::WorkerOptions,
     ) -> wasmtime::Result<Result<Resource<ChildWorker>, String>> {
-        let path = match self.resolve(&location) {
-            Ok(path) => path,
+        let component = match self.load(&location) {
+            Ok(component) => component,
             Err(error) => return Ok(Err(error)),
         };
-        let component = match self.host.load(&path) {
-            Ok(component) => component,
-            Err(error) => return Ok(Err(error.to_string())),
+        let charge = match self.admit_worker(&location) {
+            Ok(charge) => charge,
+            Err(error) => return Ok(Err(error)),
         };
-        if let Some(max) = self.limits.children {
-            self.children.retain(|_, child| !child.has_stopped());
-            if self.children.len() >= max {
-                return Ok(Err(format!("cannot start `{location}`: this worker runs its limit of {max} children")));
-            }
-        }
         let id = self.next_child;
         self.next_child += 1;
         let parent = ParentLink::Worker { queue: self.queue.clone(), child: id };
@@ -506,10 +567,10 @@ impl HostWorker for WorkerState {
             Err(failure) => return Ok(Err(format!("cannot start `{location}`: {failure}"))),
         };
         if self.children.len() >= self.prune_at {
-            self.children.retain(|_, child| !child.has_stopped());
+            self.children.retain(|_, (child, _)| !child.has_stopped());
             self.prune_at = (self.children.len() * 2).max(MIN_PRUNE);
         }
-        self.children.insert(id, control.clone());
+        self.children.insert(id, (control.clone(), charge));
         Ok(Ok(self.table.push(ChildWorker { id, sender, control })?))
     }
 
@@ -522,7 +583,10 @@ impl HostWorker for WorkerState {
         worker: Resource<ChildWorker>,
         message: types::Message,
     ) -> wasmtime::Result<Result<(), types::PostError>> {
-        let message = self.lift_message(message)?;
+        let message = match self.lift_message(message)? {
+            Ok(message) => message,
+            Err(error) => return Ok(Err(error)),
+        };
         let child = self.table.get(&worker)?;
         // A child that has ended discards the message, as a closed event loop does.
         match child.sender.send_message(message) {

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use crate::engine::Component;
 use crate::event_loop::{Task, TaskQueue};
 use crate::host::Host;
+use crate::limits::Limits;
 use crate::port::{self, MessagePort};
 use crate::worker::{self, Control, ParentLink, WorkerOptions};
 
@@ -52,23 +53,36 @@ struct Running {
 }
 
 impl SharedWorkers {
-    /// Connects a client to the shared worker `name` running `component`, starting it if none
-    /// runs. Returns the client's port.
-    pub(crate) fn connect(&self, host: &Host, component: &Component, name: &str) -> Result<MessagePort, ConnectError> {
+    /// Whether a shared worker named `name` runs.
+    pub(crate) fn runs(&self, name: &str) -> bool {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name)
+    }
+
+    /// Connects a client to the shared worker `name` running `component`, starting it with
+    /// `limits` if none runs. Returns the client's port, and the new worker if it started one.
+    pub(crate) fn connect(
+        &self,
+        host: &Host,
+        component: &Component,
+        name: &str,
+        limits: Limits,
+    ) -> Result<(MessagePort, Option<Arc<Control>>), ConnectError> {
         let (client, server) = port::channel();
-        self.connect_port(host, component, name, server)?;
-        Ok(client)
+        let started = self.connect_port(host, component, name, server, limits)?;
+        Ok((client, started))
     }
 
     /// Hands `server` (one end of a channel) to the shared worker `name` running `component`
-    /// through its `on-connect`, starting the worker if none runs.
+    /// through its `on-connect`, starting the worker with `limits` (the host's defaults fill
+    /// in what they leave open) if none runs. Returns the new worker if it started one.
     pub(crate) fn connect_port(
         &self,
         host: &Host,
         component: &Component,
         name: &str,
         server: MessagePort,
-    ) -> Result<(), ConnectError> {
+        limits: Limits,
+    ) -> Result<Option<Arc<Control>>, ConnectError> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let server = match running.get(name) {
             Some(worker) if worker.key != component.key() => {
@@ -79,25 +93,31 @@ impl SharedWorkers {
                 });
             }
             Some(worker) => match worker.queue.push(Task::Connect(server)) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(None),
                 // It has just ended: start a new one.
                 Err(Task::Connect(server)) => server,
                 Err(_) => unreachable!("push returns the task it was given"),
             },
             None => server,
         };
-        let options = WorkerOptions::named(name);
-        let (sender, control, queue) = worker::spawn(host, component, options, ParentLink::None, Some(name.to_string()))
-            .map_err(|failure| failure.into_error(name, component.location()))?;
+        let options = WorkerOptions { limits, ..WorkerOptions::named(name) };
+        let (sender, control, queue) =
+            worker::spawn(host, component, options, ParentLink::None, Some(name.to_string()))
+                .map_err(|failure| failure.into_error(name, component.location()))?;
         // The connect task goes first; the sender is dropped so that only clients (and what
         // the worker itself starts) keep it alive. If the worker already failed to start, the
         // task is refused and the client's port is closed at once.
         let _ = sender.send(Task::Connect(server));
         running.insert(
             name.to_string(),
-            Running { key: component.key().to_path_buf(), location: component.location().to_string(), queue, control },
+            Running {
+                key: component.key().to_path_buf(),
+                location: component.location().to_string(),
+                queue,
+                control: control.clone(),
+            },
         );
-        Ok(())
+        Ok(Some(control))
     }
 
     /// Forgets the shared worker `name` if it is the one with `control` (it has ended).

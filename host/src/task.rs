@@ -562,6 +562,7 @@ impl Stream {
     /// # Errors
     ///
     /// If the worker no longer receives messages.
+    #[allow(clippy::result_large_err, reason = "the refused message comes back whole, as the error's point")]
     pub fn open(worker: &WorkerHandle, label: &str) -> Result<Stream, PostError> {
         let (mine, theirs) = port::channel();
         let request = Message::json(&json!({ "stream": label })).expect("a JSON object encodes").with_port(theirs);

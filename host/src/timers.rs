@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use crate::event_loop::{Task, TaskSender};
 
+/// Cleared entries the heap may hold before they are swept out.
+const MIN_SWEEP: usize = 1024;
+
 /// The host's timer service.
 pub(crate) struct Timers {
     shared: Arc<Shared>,
@@ -29,6 +32,9 @@ struct State {
     /// Due times; an entry whose key is no longer in `timers` was cleared.
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     timers: HashMap<u64, Timer>,
+    /// Entries of `heap` whose timer was cleared: past half the heap they are swept out, so
+    /// that setting and clearing timers in a loop does not grow the heap.
+    stale: usize,
     next_key: u64,
     thread_started: bool,
     shutdown: bool,
@@ -86,8 +92,12 @@ impl Timers {
     /// after the last due time, or now if that has passed. Unknown keys are ignored.
     pub(crate) fn rearm(&self, key: TimerKey) {
         let mut state = self.shared.lock();
-        let Some(timer) = state.timers.get_mut(&key.0) else { return };
-        let Some(interval) = timer.interval else { return };
+        let Some(timer) = state.timers.get_mut(&key.0) else {
+            return;
+        };
+        let Some(interval) = timer.interval else {
+            return;
+        };
         let next = (timer.due + interval).max(Instant::now());
         timer.due = next;
         let earliest = state.heap.peek().is_none_or(|Reverse((first, _))| next < *first);
@@ -99,8 +109,24 @@ impl Timers {
 
     /// Cancels a timer; it releases its worker at once. Unknown keys are ignored.
     pub(crate) fn clear(&self, key: TimerKey) {
-        let removed = self.shared.lock().timers.remove(&key.0);
+        let mut state = self.shared.lock();
+        let removed = state.timers.remove(&key.0);
+        if removed.is_some() {
+            state.stale += 1;
+            if state.stale > MIN_SWEEP && state.stale > state.heap.len() / 2 {
+                let State { heap, timers, stale, .. } = &mut *state;
+                heap.retain(|Reverse((_, key))| timers.contains_key(key));
+                *stale = 0;
+            }
+        }
+        drop(state);
         drop(removed);
+    }
+
+    /// Entries in the heap now, cleared ones included (for tests).
+    #[cfg(test)]
+    fn heap_len(&self) -> usize {
+        self.shared.lock().heap.len()
     }
 }
 
@@ -131,6 +157,7 @@ impl Shared {
             };
             if !state.timers.contains_key(&key) {
                 state.heap.pop();
+                state.stale = state.stale.saturating_sub(1);
                 continue;
             }
             let now = Instant::now();
@@ -152,5 +179,22 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_loop::{QueueLimits, TaskQueue};
+
+    #[test]
+    fn cleared_timers_do_not_stay_in_the_heap() {
+        let timers = Timers::new();
+        let (queue, _sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        for id in 0..100_000 {
+            let key = timers.set(queue.timer_sender(), id, Duration::from_secs(3600), None);
+            timers.clear(key);
+        }
+        assert!(timers.heap_len() <= 2 * MIN_SWEEP, "{} entries left in the heap", timers.heap_len());
     }
 }

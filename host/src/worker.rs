@@ -6,7 +6,7 @@
 //! closes, is terminated, fails, or is idle for good; then it terminates the worker's
 //! children and tells the parent how it ended.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,18 +14,18 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use wasmtime::{Store, UpdateDeadline};
 
+use crate::accounting::{DropReason, Ledger};
 use crate::bindings;
 use crate::burst::Burst;
 use crate::engine::Component;
-use crate::accounting::{DropReason, Ledger};
 use crate::event_loop::{Next, QueueLimits, Refusal, Task, TaskQueue, TaskSender};
 use crate::host::Host;
-use crate::message::{check_json, Codec, Message};
-use crate::port::Ready;
-use crate::stats::thread_cpu_time;
 use crate::limits::Limits;
+use crate::message::{check_json, Codec, Message};
 use crate::port::MessagePort;
+use crate::port::Ready;
 use crate::scope::WorkerState;
+use crate::stats::thread_cpu_time;
 
 /// Options for a new worker (`WorkerOptions`, and what a graph grants it).
 #[derive(Debug, Default)]
@@ -290,6 +290,32 @@ pub struct WorkerHandle {
     unread: Arc<Unread>,
     /// How long `recv_blocking` spins before it sleeps.
     spin: std::time::Duration,
+    /// The worker's limits, the host's defaults filled in.
+    limits: Limits,
+    queue: Arc<TaskQueue>,
+}
+
+/// A way to wait for room in a worker's queue, for a host program that would rather wait
+/// than have its posts refused as "queue full" (backpressure): see [`WorkerHandle::room`].
+/// It does not keep the worker alive.
+#[derive(Clone)]
+pub struct QueueRoom(Arc<TaskQueue>);
+
+impl QueueRoom {
+    /// Resolves once a message of `len` bytes would find room in the worker's queue (the
+    /// worker has taken what was waiting), or the worker has ended (a post then fails for
+    /// that). Another sender may take the room first: a post after it can still be refused
+    /// as full, and the caller waits again. A message larger than the queue's byte limit
+    /// never fits: resolving says only that the queue is empty.
+    pub async fn wait(&self, len: usize) {
+        self.0.wait_for_room(len).await;
+    }
+
+    /// Whether a message of `len` bytes would find room in the worker's queue now (or the
+    /// worker has ended).
+    pub fn has_room(&self, len: usize) -> bool {
+        self.0.has_room(len)
+    }
 }
 
 impl WorkerHandle {
@@ -309,6 +335,17 @@ impl WorkerHandle {
         &self.name
     }
 
+    /// The worker's limits, with the host's defaults where its own left them open.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A way to wait until the worker's queue has room again, after a post was refused
+    /// with [`PostRefusal::QueueFull`].
+    pub fn room(&self) -> QueueRoom {
+        QueueRoom(self.queue.clone())
+    }
+
     /// Posts a message to the worker (`worker.postMessage`). Messages arrive in the order
     /// posted. Never blocks.
     ///
@@ -317,6 +354,7 @@ impl WorkerHandle {
     /// [`PostError`] if the worker has ended (closed, failed, terminated), if
     /// [`end_input`](Self::end_input) was called, if its queue is full, or if the message is
     /// larger than it accepts; the message comes back in the error.
+    #[allow(clippy::result_large_err, reason = "the refused message comes back whole, as the error's point")]
     pub fn post_message(&self, mut message: Message) -> Result<(), PostError> {
         message.detach_ports();
         message.count_posted(&self.ledger);
@@ -349,8 +387,8 @@ impl WorkerHandle {
     /// [`WorkerEvent::Closed`]) has been received.
     pub async fn recv(&mut self) -> Option<WorkerEvent> {
         loop {
-            let event = self.events.recv().await;
-            self.unread.read(&event);
+            let mut event = self.events.recv().await;
+            self.unread.read(&mut event);
             if let Some(event) = self.filter(event) {
                 return event;
             }
@@ -376,9 +414,9 @@ impl WorkerHandle {
     /// The next event if one has arrived, without waiting.
     pub fn try_recv(&mut self) -> Option<WorkerEvent> {
         loop {
-            let event = self.events.try_recv().ok();
+            let mut event = self.events.try_recv().ok();
             event.as_ref()?;
-            self.unread.read(&event);
+            self.unread.read(&mut event);
             if let Some(event) = self.filter(event) {
                 return event;
             }
@@ -396,8 +434,8 @@ impl WorkerHandle {
     /// If called from within an asynchronous execution context (a tokio runtime).
     pub fn recv_blocking(&mut self) -> Option<WorkerEvent> {
         loop {
-            let event = self.spin_recv().or_else(|| self.events.blocking_recv());
-            self.unread.read(&event);
+            let mut event = self.spin_recv().or_else(|| self.events.blocking_recv());
+            self.unread.read(&mut event);
             if let Some(event) = self.filter(event) {
                 return event;
             }
@@ -482,8 +520,19 @@ pub(crate) fn spawn_root(
         }
         events_tx.send(event).map_err(|_| Refusal::Closed)
     });
-    let (sender, control, _) = spawn(host, component, options, ParentLink::Host(sink), None)?;
-    Ok(WorkerHandle { name, sender: Some(sender), events, control, ledger: host.ledger().clone(), unread, spin: host.spin() })
+    let worker_limits = options.limits;
+    let (sender, control, queue) = spawn(host, component, options, ParentLink::Host(sink), None)?;
+    Ok(WorkerHandle {
+        name,
+        sender: Some(sender),
+        events,
+        control,
+        ledger: host.ledger().clone(),
+        unread,
+        spin: host.spin(),
+        limits: worker_limits,
+        queue,
+    })
 }
 
 /// Messages a worker sent to the host program that it has not read yet.
@@ -506,9 +555,10 @@ impl Unread {
         refusal
     }
 
-    /// Counts a message out as read.
-    fn read(&self, event: &Option<WorkerEvent>) {
+    /// Counts a message out as read; it leaves its sender's budget.
+    fn read(&self, event: &mut Option<WorkerEvent>) {
         if let Some(WorkerEvent::Message(message)) = event {
+            message.release_charges();
             self.messages.fetch_sub(1, Ordering::AcqRel);
             self.bytes.fetch_sub(message.data.len(), Ordering::AcqRel);
         }
@@ -546,7 +596,8 @@ pub(crate) fn spawn(
     let name = options.name.clone().unwrap_or_default();
     // Until the thread runs, a failure must undo what the new queue counted (the parent's
     // keepalive, the host's busy workers).
-    let state = match WorkerState::new(host.clone(), component, options, queue.clone(), control.clone(), parent, shared) {
+    let state = match WorkerState::new(host.clone(), component, options, queue.clone(), control.clone(), parent, shared)
+    {
         Ok(state) => state,
         Err(error) => {
             host.worker_stopped();
@@ -634,18 +685,29 @@ fn run(component: Component, state: WorkerState) {
     if store.data().limits.deadline.is_some() {
         store.data().host().start_deadline_ticker();
     }
+    // What a guest's host call may make the host allocate (lifting its arguments): as much as
+    // its memory may hold, so that an oversized post is refused as too large by the host
+    // instead of trapping in the lift (wasmtime's default is 128 MiB). A copy of the guest's
+    // own memory at most, for the length of one call.
+    store.set_hostcall_fuel(store.data().limits.memory.unwrap_or(MAX_GUEST_MEMORY));
 
     // A terminate that came before the deadline was set bumped the epoch too early to count.
     let exit = if control.is_terminated() {
         Exit::Closed(CloseReason::Terminated)
-    } else { match component.pre().instantiate(&mut store) {
-        Ok(guest) => match start_task(&mut store).and_then(|()| guest.wasm_workers_worker_handlers().call_on_start(&mut store)) {
-            Ok(()) if store.data().closing => Exit::Closed(CloseReason::Closed),
-            Ok(()) => event_loop(&mut store, &guest, &queue),
-            Err(error) => failure(&store, "trapped", &error),
-        },
-        Err(error) => failure(&store, "cannot start", &error),
-    } };
+    } else {
+        // Instantiation (the component's start functions) is a task too, under the deadline.
+        let _ = start_task(&mut store);
+        match component.pre().instantiate(&mut store) {
+            Ok(guest) => match start_task(&mut store)
+                .and_then(|()| guest.wasm_workers_worker_handlers().call_on_start(&mut store))
+            {
+                Ok(()) if store.data().closing => Exit::Closed(CloseReason::Closed),
+                Ok(()) => event_loop(&mut store, &guest, &queue),
+                Err(error) => failure(&store, "trapped", &error),
+            },
+            Err(error) => failure(&store, "cannot start", &error),
+        }
+    };
     let exit = match exit {
         Exit::Failed(_) if control.is_terminated() => Exit::Closed(CloseReason::Terminated),
         exit => exit,
@@ -692,9 +754,11 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
             let _ = start_task(store);
             let result = match task {
                 Task::Message { source, message } => {
-                    // The messages queued behind this one go in the same call.
+                    // The messages queued behind this one go in the same call; one at a time
+                    // under a CPU deadline, which counts per event, as the chapter's tasks do.
                     messages.push((source, message));
-                    while messages.len() < BURST && matches!(batch.front(), Some(Task::Message { .. })) {
+                    let burst_max = if store.data().limits.deadline.is_some() { 1 } else { BURST };
+                    while messages.len() < burst_max && matches!(batch.front(), Some(Task::Message { .. })) {
                         if let Some(Task::Message { source, message }) = batch.pop_front() {
                             messages.push((source, message));
                         }
@@ -722,6 +786,9 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
 fn discard(store: &Store<WorkerState>, batch: &mut VecDeque<Task>) {
     crate::event_loop::discard(batch.drain(..), store.data().host().ledger());
 }
+
+/// The most linear memory a wasm32 guest can have: 4 GiB.
+const MAX_GUEST_MEMORY: usize = 1 << 32;
 
 /// The most messages one `on-messages` call delivers: a burst costs one call into the guest,
 /// not one per message, yet stays bounded in the guest's memory.
@@ -771,6 +838,7 @@ fn run_task(
                 match port.next_for(&queue) {
                     Ready::Message(id, message) => {
                         one.push((Source::Port(id), message));
+                        start_task(store)?;
                         deliver(store, guest, &mut one, burst)?;
                     }
                     Ready::Closed(id) => return handlers.call_on_close(store, bindings::types::Source::Port(id)),
@@ -869,26 +937,22 @@ fn failure(store: &Store<WorkerState>, what: &str, error: &wasmtime::Error) -> E
         None => cause,
     };
     if let Some(limit) = state.memory_limit_hit() {
-        message.push_str(&format!(" after reaching its memory limit of {limit} bytes"));
+        message.push_str(&format!(" after reaching {limit}"));
     }
     if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
         tracing::debug!(worker = %state.name, "{message}\n{backtrace}");
     }
-    Exit::Failed(ErrorEvent {
-        message,
-        worker: state.name.clone(),
-        location: state.location.clone(),
-    })
+    Exit::Failed(ErrorEvent { message, worker: state.name.clone(), location: state.location.clone() })
 }
 
 /// Terminates `children` and waits for their threads to end; used when their parent ends.
 /// Terminated guests stop at their next epoch check, so this waits only for a guest blocked
 /// in a host call.
-pub(crate) fn terminate_all(children: HashMap<u32, Arc<Control>>) {
-    for control in children.values() {
+pub(crate) fn terminate_all(children: Vec<Arc<Control>>) {
+    for control in &children {
         control.terminate();
     }
-    for control in children.into_values() {
+    for control in children {
         control.wait_stopped();
     }
 }

@@ -16,12 +16,15 @@ fn run_round_trips_stdin_lines_through_the_echo_guest() {
 }
 
 #[test]
-fn run_skips_a_line_that_is_not_json_and_says_so() {
+fn run_skips_a_line_that_is_not_json_says_so_and_fails_at_the_end() {
     let echo = guest("echo");
     let out = wasm_workers(&["run", echo.to_str().unwrap()], "1\nnot json\n2\n");
-    assert!(out.status.success());
+    // Every other line is delivered; the run says which was lost, and does not pass for whole.
     assert_eq!(text(&out.stdout), "1\n2\n");
-    assert!(text(&out.stderr).contains("stdin line 2 is not JSON"), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("stdin line 2 is not JSON"), "{stderr}");
+    assert!(stderr.contains("error: 1 of the stdin lines were not delivered"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
 }
 
 #[test]
@@ -44,10 +47,8 @@ fn run_counts_primes_by_delegation() {
 #[test]
 fn run_passes_name_and_hardware_concurrency() {
     let scope = guest("scope");
-    let out = wasm_workers(
-        &["run", scope.to_str().unwrap(), "--name", "inspector", "--hardware-concurrency", "5"],
-        "null\n",
-    );
+    let out =
+        wasm_workers(&["run", scope.to_str().unwrap(), "--name", "inspector", "--hardware-concurrency", "5"], "null\n");
     assert!(out.status.success());
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(seen["name"], "inspector");
@@ -143,7 +144,8 @@ fn ctrl_c_terminates_a_busy_worker_and_exits_130() {
     // Nothing is lost silently: every message posted is delivered or reported dropped.
     let line = stderr.lines().find(|line| line.starts_with("messages: ")).unwrap_or_else(|| panic!("{stderr}"));
     assert!(line.ends_with(", 0 in flight"), "{line}");
-    let dropped: u64 = line.split(", ").nth(2).and_then(|part| part.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    let dropped: u64 =
+        line.split(", ").nth(2).and_then(|part| part.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
     if dropped > 0 {
         assert!(stderr.contains(&format!("wasm-workers: {dropped} messages were not delivered")), "{stderr}");
     }

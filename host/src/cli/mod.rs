@@ -19,13 +19,18 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
 /// The run was interrupted (Ctrl-C); its workers were terminated.
 pub const EXIT_INTERRUPTED: u8 = 130;
+/// Stdout was closed by its reader (`| head`): the run ended quietly, as a Unix tool ends
+/// on `SIGPIPE` (the status a shell reports for that, 128 + 13).
+pub const EXIT_OUTPUT_CLOSED: u8 = 141;
 
 /// Web Workers for WebAssembly components.
 #[derive(Parser, Debug)]
 #[command(name = "wasm-workers", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 every worker ended without failing; 1 a worker failed; 2 the \
+#[command(
+    after_help = "Exit codes: 0 every worker ended without failing; 1 a worker failed, or stdin lines were lost; 2 the \
 command could not run (bad usage, invalid manifest, component that cannot be loaded); 130 \
-interrupted (Ctrl-C).")]
+interrupted (Ctrl-C); 141 stdout was closed by its reader."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -110,15 +115,21 @@ pub struct RunArgs {
     /// At the end, print a table of what each worker did to stderr.
     #[arg(long)]
     stats: bool,
+    /// The most memory all workers together may make the host hold ("4 GiB"): their linear
+    /// memories, buffers, messages on their way, ports, timers [default: half of the
+    /// machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = wasm_workers::graph::parse_size)]
+    memory_budget: Option<u64>,
     #[command(flatten)]
     engine: EngineArgs,
 }
 
 impl EngineArgs {
-    fn host(&self, hardware_concurrency: Option<u32>) -> anyhow::Result<Host> {
+    fn host(&self, hardware_concurrency: Option<u32>, memory_budget: Option<u64>) -> anyhow::Result<Host> {
         let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
         let config = HostConfig {
             hardware_concurrency,
+            memory_budget,
             cache_dir,
             allow_precompiled: self.allow_precompiled,
             // One host per process: the pool's address space is ours to reserve.
@@ -146,20 +157,23 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check { manifest, engine } => {
-            let graph = graph::check(&manifest, &engine.host(None)?)?;
+            let graph = graph::check(&manifest, &engine.host(None, None)?)?;
             println!("{}: ok, entry `{}`", manifest.display(), graph.entry());
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Graph { manifest, format, engine } => {
-            let graph = graph::check(&manifest, &engine.host(None)?)?;
-            print!("{}", match format {
-                Format::Dot => graph.to_dot(),
-                Format::Mermaid => graph.to_mermaid(),
-            });
+            let graph = graph::check(&manifest, &engine.host(None, None)?)?;
+            print!(
+                "{}",
+                match format {
+                    Format::Dot => graph.to_dot(),
+                    Format::Mermaid => graph.to_mermaid(),
+                }
+            );
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Compile { component, output } => {
-            let host = EngineArgs { cache_dir: None, no_cache: true, allow_precompiled: false }.host(None)?;
+            let host = EngineArgs { cache_dir: None, no_cache: true, allow_precompiled: false }.host(None, None)?;
             let compiled = host.precompile(&component)?;
             let output = output.unwrap_or_else(|| component.with_extension("cwasm"));
             std::fs::write(&output, compiled).with_context(|| format!("cannot write {}", output.display()))?;

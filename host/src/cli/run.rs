@@ -1,17 +1,19 @@
 //! `wasm-workers run`: one worker, or a worker graph, with stdin and stdout as the parent of
 //! its (entry) worker.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{mpsc, watch};
-use wasm_workers::{Host, Message, WorkerEvent, WorkerHandle, WorkerOptions};
+use tokio::sync::{mpsc, oneshot, watch};
+use wasm_workers::{Host, Message, PostError, PostRefusal, WorkerEvent, WorkerHandle, WorkerOptions};
 
-use super::{RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
+use super::{RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_CLOSED};
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let host = args.engine.host(args.hardware_concurrency)?;
+    let host = args.engine.host(args.hardware_concurrency, args.memory_budget)?;
     let shared_failures = host.watch_shared_failures();
     let is_graph = args.path.extension().is_some_and(|ext| ext == "toml");
     let (entry, others) = if is_graph {
@@ -34,35 +36,83 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         });
         (host.spawn(&component, WorkerOptions::named(name))?, Vec::new())
     };
-    let lines = read_stdin_lines().context("cannot start the stdin reader")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let code = runtime.block_on(drive(&host, entry, others, lines, shared_failures));
-    let _ = std::io::stdout().flush();
+    // A line longer than the entry worker accepts is refused as it is read, so that reading
+    // holds at most about that much.
+    let max_line = entry.limits().message_size.unwrap_or(wasm_workers::DEFAULT_MESSAGE_SIZE);
+    let lines = read_stdin(max_line).context("cannot start the stdin reader")?;
+    let (output, written) = write_stdout().context("cannot start the stdout writer")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let (code, lost) = runtime.block_on(drive(&host, entry, others, lines, output, written, shared_failures));
     if args.stats {
         print_stats(&host);
     }
-    // Nothing is lost silently: a run that ended with messages undelivered says so.
+    // Nothing is lost silently: a run that ended with messages undelivered says so (but for
+    // those a closed stdout could not take: its reader chose to stop, as `head` does).
     let counts = host.message_counts();
-    if counts.dropped.total() > 0 {
+    let dropped = counts.dropped.total() - counts.dropped.output_closed;
+    if dropped > 0 {
         eprintln!("wasm-workers: {} messages were not delivered ({})", counts.dropped.total(), counts.dropped);
     }
-    // The stdin thread may be blocked in a read that cannot be cancelled; do not wait for it.
+    let code = if lost.total() > 0 {
+        eprintln!("error: {} of the stdin lines were not delivered ({lost})", lost.total());
+        if code == EXIT_OK {
+            EXIT_FAILED
+        } else {
+            code
+        }
+    } else {
+        code
+    };
+    // The stdin thread may be blocked in a read, and the stdout thread in a write, that
+    // cannot be cancelled; do not wait for them.
     runtime.shutdown_background();
     Ok(ExitCode::from(code))
 }
 
+/// Stdin lines that were read but not delivered to the entry worker, by why.
+#[derive(Debug, Default)]
+struct LostLines {
+    not_utf8: u64,
+    not_json: u64,
+    too_long: u64,
+    refused: u64,
+}
+
+impl LostLines {
+    fn total(&self) -> u64 {
+        self.not_utf8 + self.not_json + self.too_long + self.refused
+    }
+}
+
+impl std::fmt::Display for LostLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} not UTF-8, {} not JSON, {} too long, {} refused by the worker",
+            self.not_utf8, self.not_json, self.too_long, self.refused
+        )
+    }
+}
+
 /// Feeds stdin to the entry worker and its messages to stdout until it ends; then ends the
-/// other workers of a graph. Returns the exit code.
+/// other workers of a graph. Returns the exit code, and the stdin lines that were lost.
+///
+/// Stdin is read only as fast as the entry worker takes it: a line waits while the worker's
+/// queue is full (backpressure), so none is refused for that. Its messages wait for stdout
+/// in a bounded channel; while that is full, they wait in the worker's side of the handle
+/// (bounded by its queue limits, past which the worker's posts are refused and counted).
+/// Nothing here blocks on stdout or stdin: Ctrl-C is always heard.
 async fn drive(
     host: &Host,
     mut entry: WorkerHandle,
     others: Vec<(String, WorkerHandle)>,
-    mut lines: mpsc::UnboundedReceiver<std::io::Result<String>>,
+    mut lines: mpsc::Receiver<Input>,
+    output: mpsc::Sender<String>,
+    written: oneshot::Receiver<u64>,
     mut shared_failures: tokio::sync::broadcast::Receiver<wasm_workers::ErrorEvent>,
-) -> u8 {
+) -> (u8, LostLines) {
+    let mut lost = LostLines::default();
     let mut shared_failed = false;
     // Registered now, before anything runs, so that no Ctrl-C is missed.
     let mut ctrl_c = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
@@ -70,7 +120,7 @@ async fn drive(
         Err(error) => {
             eprintln!("error: cannot watch for Ctrl-C: {error}");
             entry.terminate();
-            return EXIT_FAILED;
+            return (EXIT_FAILED, lost);
         }
     };
     let (stop, stopped) = watch::channel(false);
@@ -78,32 +128,46 @@ async fn drive(
         others.into_iter().map(|(key, worker)| tokio::spawn(watch_other(key, worker, stopped.clone()))).collect();
 
     let name = entry.name().to_string();
+    let room = entry.room();
     let mut stdin_open = true;
-    let mut line_number = 0usize;
-    let mut stdout = std::io::stdout().lock();
+    // Lines read and not yet posted, and the message of the first, waiting for room.
+    let mut pending: VecDeque<Line> = VecDeque::new();
+    let mut held: Option<Message> = None;
+    let mut interrupted = false;
     let mut code = loop {
+        feed(&entry, &room, &mut pending, &mut held, &mut lost);
+        let held_len = held.as_ref().map_or(0, |m| m.data.len());
+        let output_ready = output.capacity() > 0;
         tokio::select! {
             // The entry worker's events first: its last event (an error, say) wins over the
             // quiet that follows it.
             biased;
-            event = entry.recv() => match event {
+            _ = ctrl_c.recv() => {
+                entry.terminate();
+                interrupted = true;
+                eprintln!("wasm-workers: interrupted; the workers were terminated");
+                break EXIT_INTERRUPTED;
+            }
+            // The reader of stdout went away (`| head`): the run ends quietly.
+            () = output.closed() => {
+                entry.terminate();
+                break EXIT_OUTPUT_CLOSED;
+            }
+            event = entry.recv(), if output_ready => match event {
                 Some(WorkerEvent::Message(message)) => match message.as_json_text() {
                     Some(text) => {
                         // One message, one line: JSON with line breaks (pretty-printed) is
                         // written compact. Outside strings, a line break is only whitespace.
-                        let compact;
                         let text = if text.contains(['\n', '\r']) {
-                            compact = serde_json::from_str::<serde_json::Value>(text)
+                            serde_json::from_str::<serde_json::Value>(text)
                                 .map(|value| value.to_string())
-                                .unwrap_or_else(|_| text.replace(['\n', '\r'], " "));
-                            compact.as_str()
+                                .unwrap_or_else(|_| text.replace(['\n', '\r'], " "))
                         } else {
-                            text
+                            text.to_string()
                         };
-                        if writeln!(stdout, "{text}").is_err() {
-                            // Nobody reads our output any more: stop the run.
-                            entry.terminate();
-                            break EXIT_FAILED;
+                        if output.try_send(text).is_err() {
+                            // The writer has just gone: this one is not written either.
+                            host.count_lost(1);
                         }
                     }
                     None => eprintln!(
@@ -126,30 +190,18 @@ async fn drive(
                     break EXIT_FAILED;
                 }
             },
-            _ = ctrl_c.recv() => {
-                entry.terminate();
-                eprintln!("wasm-workers: interrupted; the workers were terminated");
-                break EXIT_INTERRUPTED;
-            }
+            // Stdout has caught up a little: go back to taking the worker's messages.
+            Ok(permit) = output.reserve(), if !output_ready => drop(permit),
             Ok(error) = shared_failures.recv() => {
                 // A shared worker of the run failed: said now, and the run fails at its end.
                 eprintln!("error: {error}");
                 shared_failed = true;
             }
-            line = lines.recv(), if stdin_open => match line {
-                Some(Ok(line)) => {
-                    line_number += 1;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    match Message::json_text(&line) {
-                        // A worker that has ended receives nothing more; its last event
-                        // tells how it ended.
-                        Ok(message) => { let _ = entry.post_message(message); }
-                        Err(error) => eprintln!("wasm-workers: stdin line {line_number} is not JSON, skipped: {error}"),
-                    }
-                }
-                Some(Err(error)) => {
+            // The worker has taken what was queued: post the line that waited.
+            () = room.wait(held_len), if held.is_some() => {}
+            input = lines.recv(), if stdin_open && pending.is_empty() && held.is_none() => match input {
+                Some(Input::Lines(batch)) => pending.extend(batch),
+                Some(Input::Failed(error)) => {
                     eprintln!("wasm-workers: cannot read stdin: {error}");
                     stdin_open = false;
                     entry.end_input();
@@ -161,26 +213,47 @@ async fn drive(
             },
             // Stdin has ended and every worker waits for another: nothing can happen any more
             // (workers holding ports to each other, a shared worker with its clients).
-            () = host.quiescent(), if !stdin_open => {
+            () = host.quiescent(), if !stdin_open && pending.is_empty() && held.is_none() => {
                 tracing::debug!("every worker waits and no input is left: the run is over");
                 entry.terminate();
                 break EXIT_OK;
             }
         }
     };
-    drop(stdout);
     // The entry worker has ended: so does the rest of the graph. Another worker's failure
     // (reported on stderr when it happened) fails the run.
     let _ = stop.send(true);
-    for watcher in watchers {
-        if let Ok(true) = watcher.await {
-            if code == EXIT_OK {
-                code = EXIT_FAILED;
+    let wind_down = async {
+        let mut failed = false;
+        for watcher in watchers {
+            failed |= matches!(watcher.await, Ok(true));
+        }
+        // Wait for the entry worker's last event, so that its statistics are final.
+        while let Some(event) = entry.recv().await {
+            if let WorkerEvent::Message(_) = event {
+                // The run is over: what it still posts is not written.
+                host.count_lost(1);
             }
         }
+        failed
+    };
+    // Terminated workers stop at their next epoch check; one blocked in a host call (a long
+    // sleep) does not, and an interrupted run does not wait for it.
+    let failed = if interrupted {
+        tokio::time::timeout(INTERRUPT_GRACE, wind_down).await.unwrap_or(false)
+    } else {
+        wind_down.await
+    };
+    if failed && code == EXIT_OK {
+        code = EXIT_FAILED;
     }
-    // Wait for the entry worker's last event, so that its statistics are final.
-    while entry.recv().await.is_some() {}
+    // What the writer could not write was received, not delivered.
+    drop(output);
+    let grace = if interrupted { INTERRUPT_GRACE } else { Duration::MAX };
+    // Still blocked in a write (interrupted while stdout was not read), it is left behind.
+    if let Ok(Ok(unwritten)) = tokio::time::timeout(grace, written).await {
+        host.count_lost(unwritten);
+    }
     while let Ok(error) = shared_failures.try_recv() {
         eprintln!("error: {error}");
         shared_failed = true;
@@ -188,7 +261,85 @@ async fn drive(
     if shared_failed && code == EXIT_OK {
         code = EXIT_FAILED;
     }
-    code
+    (code, lost)
+}
+
+/// How long an interrupted run waits for its workers and its stdout before it exits.
+const INTERRUPT_GRACE: Duration = Duration::from_millis(500);
+
+/// Posts the pending stdin lines, in order, until one must wait for room in the entry
+/// worker's queue (it is then `held`) or none is left.
+fn feed(
+    entry: &WorkerHandle,
+    room: &wasm_workers::QueueRoom,
+    pending: &mut VecDeque<Line>,
+    held: &mut Option<Message>,
+    lost: &mut LostLines,
+) {
+    loop {
+        let message = match held.take() {
+            Some(message) => message,
+            None => {
+                let Some(line) = pending.pop_front() else {
+                    return;
+                };
+                match line {
+                    Line::TooLong { number, len } => {
+                        eprintln!(
+                            "wasm-workers: stdin line {number} has {len} bytes or more, more than worker `{}` accepts; skipped",
+                            entry.name()
+                        );
+                        lost.too_long += 1;
+                        continue;
+                    }
+                    Line::Text { number, bytes } => {
+                        let Ok(text) = std::str::from_utf8(&bytes) else {
+                            eprintln!("wasm-workers: stdin line {number} is not UTF-8, skipped");
+                            lost.not_utf8 += 1;
+                            continue;
+                        };
+                        if text.trim().is_empty() {
+                            continue;
+                        }
+                        match Message::json_text(text) {
+                            Ok(message) => message,
+                            Err(error) => {
+                                eprintln!("wasm-workers: stdin line {number} is not JSON, skipped: {error}");
+                                lost.not_json += 1;
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if !room.has_room(message.data.len()) {
+            *held = Some(message);
+            return;
+        }
+        match entry.post_message(message) {
+            Ok(()) => {}
+            // Another sender (a child) took the room first: wait again.
+            Err(PostError { reason: PostRefusal::QueueFull, message, .. })
+                if message.data.len() <= max_queued(entry) =>
+            {
+                *held = Some(message);
+                return;
+            }
+            // A worker that has ended receives nothing more; its last event tells how it
+            // ended, and the lines it did not take were its own choice (it closed).
+            Err(PostError { reason: PostRefusal::Ended | PostRefusal::InputEnded, .. }) => {}
+            Err(error) => {
+                eprintln!("wasm-workers: {error}; a stdin line was not delivered");
+                lost.refused += 1;
+            }
+        }
+    }
+}
+
+/// The most bytes the entry worker's queue holds.
+fn max_queued(entry: &WorkerHandle) -> usize {
+    entry.limits().queued_bytes.unwrap_or(wasm_workers::DEFAULT_QUEUED_BYTES)
 }
 
 /// Follows a worker of a graph other than the entry: reports its failure, terminates it when
@@ -259,16 +410,144 @@ fn print_stats(host: &Host) {
     );
 }
 
-/// Reads stdin line by line on a thread of its own.
-fn read_stdin_lines() -> std::io::Result<mpsc::UnboundedReceiver<std::io::Result<String>>> {
-    let (tx, rx) = mpsc::unbounded_channel();
+/// What the stdin reader hands on.
+enum Input {
+    /// The lines of one read, in order.
+    Lines(Vec<Line>),
+    /// Reading failed; nothing more comes.
+    Failed(std::io::Error),
+}
+
+/// One line of stdin.
+enum Line {
+    /// A line, without its line break (perhaps not UTF-8: checked by the receiver, who
+    /// reports it by its number and goes on).
+    Text { number: usize, bytes: Vec<u8> },
+    /// A line longer than the entry worker accepts: skipped as it was read, never held.
+    TooLong { number: usize, len: usize },
+}
+
+/// Reads stdin on a thread of its own, in batches of lines, at most `max_line` bytes each,
+/// through a channel of two batches: it reads only as fast as the lines are posted.
+fn read_stdin(max_line: usize) -> std::io::Result<mpsc::Receiver<Input>> {
+    let (tx, rx) = mpsc::channel(2);
     std::thread::Builder::new().name("stdin".into()).spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let failed = line.is_err();
-            if tx.send(line).is_err() || failed {
-                break;
+        let stdin = std::io::stdin();
+        let mut reader = std::io::BufReader::with_capacity(64 << 10, stdin.lock());
+        let mut lines = LineSplitter { max_line, current: Vec::new(), too_long: None, number: 0 };
+        loop {
+            let chunk = match reader.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    let _ = tx.blocking_send(Input::Failed(error));
+                    return;
+                }
+            };
+            if chunk.is_empty() {
+                // The last line may have no line break.
+                if let Some(line) = lines.finish() {
+                    let _ = tx.blocking_send(Input::Lines(vec![line]));
+                }
+                return;
+            }
+            let batch = lines.split(chunk);
+            let consumed = chunk.len();
+            reader.consume(consumed);
+            if !batch.is_empty() && tx.blocking_send(Input::Lines(batch)).is_err() {
+                return;
             }
         }
     })?;
     Ok(rx)
+}
+
+/// Cuts a byte stream into numbered lines of bounded length.
+struct LineSplitter {
+    max_line: usize,
+    /// The line read so far.
+    current: Vec<u8>,
+    /// The length of the current line, once it is known to be too long (its bytes are not kept).
+    too_long: Option<usize>,
+    /// Lines completed so far.
+    number: usize,
+}
+
+impl LineSplitter {
+    /// The lines completed by `chunk`; the rest of it is kept for the next.
+    fn split(&mut self, mut chunk: &[u8]) -> Vec<Line> {
+        let mut batch = Vec::new();
+        while let Some(end) = chunk.iter().position(|&b| b == b'\n') {
+            self.append(&chunk[..end]);
+            batch.push(self.take());
+            chunk = &chunk[end + 1..];
+        }
+        self.append(chunk);
+        batch
+    }
+
+    fn append(&mut self, part: &[u8]) {
+        match &mut self.too_long {
+            Some(len) => *len += part.len(),
+            None if self.current.len() + part.len() > self.max_line => {
+                self.too_long = Some(self.current.len() + part.len());
+                self.current = Vec::new();
+            }
+            None => self.current.extend_from_slice(part),
+        }
+    }
+
+    fn take(&mut self) -> Line {
+        self.number += 1;
+        match self.too_long.take() {
+            Some(len) => Line::TooLong { number: self.number, len },
+            None => Line::Text { number: self.number, bytes: std::mem::take(&mut self.current) },
+        }
+    }
+
+    /// The unterminated last line, if there is one.
+    fn finish(&mut self) -> Option<Line> {
+        (!self.current.is_empty() || self.too_long.is_some()).then(|| self.take())
+    }
+}
+
+/// Writes lines to stdout on a thread of its own, from a channel of 1,024 lines, flushing
+/// whenever it has caught up. If a write fails (the reader went away), it stops and closes
+/// the channel; the receiver resolves to how many lines it took and did not write.
+fn write_stdout() -> std::io::Result<(mpsc::Sender<String>, oneshot::Receiver<u64>)> {
+    let (tx, mut rx) = mpsc::channel::<String>(1024);
+    let (done, written) = oneshot::channel();
+    std::thread::Builder::new().name("stdout".into()).spawn(move || {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
+        let mut unwritten = 0;
+        while let Some(line) = rx.blocking_recv() {
+            let wrote = out.write_all(line.as_bytes()).and_then(|()| out.write_all(b"\n"));
+            let wrote = wrote.and_then(|()| if rx.is_empty() { out.flush() } else { Ok(()) });
+            if let Err(error) = wrote {
+                if error.kind() != std::io::ErrorKind::BrokenPipe {
+                    eprintln!("wasm-workers: cannot write stdout: {error}");
+                }
+                // What the buffer held is lost with this line; what is queued behind it too.
+                rx.close();
+                unwritten = 1 + out.buffer().iter().filter(|&&b| b == b'\n').count() as u64;
+                while rx.try_recv().is_ok() {
+                    unwritten += 1;
+                }
+                // Nothing more can be written: drop the buffer without flushing it again.
+                let (_, _) = out.into_parts();
+                let _ = done.send(unwritten);
+                return;
+            }
+        }
+        if let Err(error) = out.flush() {
+            if error.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("wasm-workers: cannot write stdout: {error}");
+            }
+            unwritten = out.buffer().iter().filter(|&&b| b == b'\n').count() as u64;
+            let (_, _) = out.into_parts();
+        }
+        let _ = done.send(unwritten);
+    })?;
+    Ok((tx, written))
 }
