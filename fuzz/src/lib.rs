@@ -98,3 +98,49 @@ fn posted(message: Message) {
         Err(DecodeError::Data(_)) => assert_eq!(message.codec, Codec::Json),
     }
 }
+
+/// A hostile guest driven through the host calls `data` spells (its `ops` program: posts,
+/// buffers made and transferred, channels made, posted on, closed and transferred, timers set
+/// and cleared, children spawned, posted to and terminated), then ended. Checks the host's
+/// invariants: no panic; the memory charged never above the host's budget; and once every
+/// worker has ended and every message was read, the accounting exact (nothing in flight)
+/// and every charge released.
+pub fn host_calls(data: &[u8]) {
+    use std::sync::LazyLock;
+    use wasm_workers::{Host, HostConfig, Limits, WorkerEvent, WorkerOptions};
+
+    /// The most bytes of one program: long enough for every kind of call many times.
+    const MAX_PROGRAM: usize = 4096;
+    static HOST: LazyLock<Host> = LazyLock::new(|| {
+        let limits = Limits { memory: Some(32 << 20), children: Some(2), ..Limits::default() };
+        let config = HostConfig { memory_budget: Some(256 << 20), max_workers: Some(64), limits, ..HostConfig::default() };
+        Host::with_config(config).expect("the engine starts")
+    });
+    let host = &*HOST;
+    let component = host.load(guest_build::guest("hostile")).expect("the hostile guest loads");
+    let program: Vec<u8> = data.iter().take(MAX_PROGRAM).copied().collect();
+    let mut worker = host.spawn(&component, WorkerOptions::named("chaos")).expect("the worker starts");
+    let ops = Message::json(&serde_json::json!({ "ops": program })).expect("a program encodes");
+    worker.post_message(ops).expect("the worker takes its program");
+    // Until it is done, or the host ended it (a call past its budget traps).
+    loop {
+        assert!(host.memory_charged() <= host.memory_budget(), "charged past the host's budget");
+        match worker.recv_blocking() {
+            Some(WorkerEvent::Message(message)) if message.as_json_text() == Some("\"done\"") => break,
+            // Transferred ports and buffers are dropped here: closed, freed.
+            Some(WorkerEvent::Message(_)) => {}
+            Some(WorkerEvent::Error(_) | WorkerEvent::Closed(_)) | None => break,
+        }
+    }
+    worker.terminate();
+    while worker.recv_blocking().is_some() {}
+    drop(worker);
+    let start = std::time::Instant::now();
+    while host.live_workers() > 0 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "workers did not end");
+        std::thread::yield_now();
+    }
+    let counts = host.message_counts();
+    assert_eq!(counts.in_flight(), 0, "every message delivered or dropped with a reason: {counts:?}");
+    assert_eq!(host.memory_charged(), 0, "every charge released once its workers ended");
+}

@@ -72,9 +72,10 @@ pub struct HostConfig {
     /// process, turns it on.
     pub pooling: bool,
     /// The most memory all of this host's workers together may make it hold, in bytes: their
-    /// linear memories and everything they cause the host to allocate (see
-    /// [`crate::budget`]). If `None`, half of the machine's physical memory, so that a host
-    /// whose workers have no memory limit of their own is bounded too.
+    /// linear memories and everything they cause the host to allocate (buffers, messages on
+    /// their way, ports, timers, workers they started; see [`Limits::memory`]). If `None`,
+    /// half of the machine's physical memory, so that a host whose workers have no memory
+    /// limit of their own is bounded too.
     pub memory_budget: Option<u64>,
     /// The largest component file [`Host::load`] reads, and a worker may spawn, in bytes
     /// ([`DEFAULT_MAX_COMPONENT_SIZE`](crate::DEFAULT_MAX_COMPONENT_SIZE) if `None`).

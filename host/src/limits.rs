@@ -1,8 +1,9 @@
 //! Per-worker resource limits: linear memory, table elements, instances, children, the
 //! worker's queue, and CPU time per task.
 //!
-//! Each worker's store has a [`Limiter`] that enforces its [`Limits`] and records the peak
-//! linear memory the worker reached (for statistics). A guest whose memory or table would
+//! Each worker's store has a [`Limiter`] that enforces its [`Limits`], charges its linear
+//! memory to the worker's budget, and records the peak linear memory the worker reached (for
+//! statistics). A guest whose memory or table would
 //! grow past its limit sees the growth fail (`memory.grow` returns -1, which a Rust guest
 //! turns into an allocation failure); an instantiation past the instance limit fails.
 
@@ -24,7 +25,11 @@ use crate::event_loop::QueueLimits;
 /// host-wide default for each; a worker's own `Some` overrides it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
-    /// Linear memory per memory, in bytes.
+    /// The worker's memory budget, in bytes: its linear memory together with everything it
+    /// makes the host hold — buffers, the bytes of its messages until they are delivered,
+    /// ports, timers, and the children and shared workers it started (see SECURITY.md). Past
+    /// it, memory growth fails and host calls are refused. The host's own budget
+    /// ([`HostConfig::memory_budget`](crate::HostConfig::memory_budget)) bounds the sum.
     pub memory: Option<usize>,
     /// Elements per table.
     pub table_elements: Option<usize>,
@@ -132,8 +137,15 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+impl Limiter {
+    /// Releases the linear memory's charge (the store is gone, or about to be).
+    pub(crate) fn release(&mut self) {
+        self.budget.release(std::mem::take(&mut self.memory) as u64);
+    }
+}
+
 impl Drop for Limiter {
     fn drop(&mut self) {
-        self.budget.release(self.memory as u64);
+        self.release();
     }
 }

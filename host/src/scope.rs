@@ -323,10 +323,16 @@ impl WorkerState {
 
     /// Ends the worker: cancels its timers, leaves the shared-worker registry, terminates its
     /// children, closes its ports, then hands the parent link to `tell_parent`.
-    pub(crate) fn end(self, tell_parent: impl FnOnce(ParentLink)) {
+    pub(crate) fn end(mut self, tell_parent: impl FnOnce(ParentLink)) {
         for (key, _, _) in self.timers.values() {
             self.host.timers().clear(*key);
         }
+        // Its charges go before its parent hears of its end (whoever has heard of it finds
+        // them released): timers, ports it never took, its linear memory.
+        self.timers.clear();
+        self.channels.clear();
+        self.started_shared.clear();
+        self.limiter.release();
         if let Some(name) = &self.shared {
             self.host.shared().ended(name, &self.control);
         }

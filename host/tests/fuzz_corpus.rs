@@ -1,6 +1,6 @@
 //! The fuzz targets' seeds (`fuzz/seeds/`), replayed through the targets' own bodies
 //! (`fuzz/src/lib.rs`, included here) on stable Rust and without cargo-fuzz: a seed that makes
-//! the manifest loader or the message paths panic fails this test, naming the seed. Running the
+//! the manifest loader, the message paths or the host calls of a guest panic fails this test, naming the seed. Running the
 //! fuzzers themselves is `cargo +nightly fuzz run` (README, "Fuzzing").
 
 use std::path::{Path, PathBuf};
@@ -43,6 +43,30 @@ fn manifest_seeds_are_errors_or_manifests_never_panics() {
 #[test]
 fn message_seeds_are_errors_or_messages_never_panics() {
     replay("message", targets::message);
+}
+
+#[test]
+fn host_call_seeds_keep_the_hosts_invariants() {
+    replay("host-calls", targets::host_calls);
+}
+
+/// Random programs of host calls, from a fixed seed, as the fuzzer would start: each must keep
+/// the host's invariants (accounting exact, charges released, budget never passed).
+#[test]
+fn random_programs_of_host_calls_keep_the_hosts_invariants() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    for _ in 0..40 {
+        let len = (next() % 800) as usize;
+        let program: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        targets::host_calls(&program);
+    }
 }
 
 #[test]

@@ -150,12 +150,49 @@ enum Role {
     Loop,
     MemoryBomb,
     SpawnBomb,
+    // The hostile guest's attacks on the sandbox.
+    LinkEscape,
+    FromBytes,
+    PortFlood,
+    SharedBomb,
+    TimerFlood,
+    StartLoop,
+}
+
+impl Role {
+    const FAULTS: [Role; 10] = [
+        Role::Panic,
+        Role::Loop,
+        Role::MemoryBomb,
+        Role::SpawnBomb,
+        Role::LinkEscape,
+        Role::FromBytes,
+        Role::PortFlood,
+        Role::SharedBomb,
+        Role::TimerFlood,
+        Role::StartLoop,
+    ];
+}
+
+/// This process's resident memory, in bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    statm.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
 }
 
 #[test]
 fn two_hundred_workers_ten_percent_faulty_every_result_right_every_fault_reported() {
     let host = Host::with_config(HostConfig { max_workers: Some(400), ..Default::default() }).unwrap();
     let faulty = host.load(guest("faulty")).unwrap();
+    // The hostile guest in a directory of its own, with a writable `data` inside it and a
+    // component outside it to reach for.
+    let jail = temp_dir("crowd-jail");
+    std::fs::create_dir_all(jail.join("inside/data")).unwrap();
+    std::fs::copy(guest("hostile"), jail.join("inside/hostile.wasm")).unwrap();
+    std::fs::copy(guest("start-loop"), jail.join("inside/start-loop.wasm")).unwrap();
+    std::fs::copy(guest("echo"), jail.join("echo.wasm")).unwrap();
+    let hostile = host.load(jail.join("inside/hostile.wasm")).unwrap();
+    let start_loop = host.load(jail.join("inside/start-loop.wasm")).unwrap();
     let limits = Limits {
         memory: Some(32 << 20),
         children: Some(4),
@@ -164,41 +201,80 @@ fn two_hundred_workers_ten_percent_faulty_every_result_right_every_fault_reporte
     };
     let roles: Vec<Role> = (0..200)
         .map(|i| match i % 10 {
-            0 => [Role::Panic, Role::Loop, Role::MemoryBomb, Role::SpawnBomb][(i / 10) % 4],
+            0 => Role::FAULTS[(i / 10) % Role::FAULTS.len()],
             _ => Role::Healthy,
         })
         .collect();
     let mut workers: Vec<WorkerHandle> = roles
         .iter()
         .enumerate()
-        .map(|(i, _)| host.spawn(&faulty, WorkerOptions { limits, ..WorkerOptions::named(format!("w{i}")) }).unwrap())
+        .map(|(i, role)| {
+            let component = match role {
+                Role::LinkEscape | Role::FromBytes | Role::PortFlood | Role::SharedBomb | Role::TimerFlood => &hostile,
+                Role::StartLoop => &start_loop,
+                _ => &faulty,
+            };
+            let capabilities = wasm_workers::Capabilities {
+                dirs: vec![wasm_workers::Preopen {
+                    host: jail.join("inside/data"),
+                    guest: "/data".into(),
+                    read_only: false,
+                }],
+                ..Default::default()
+            };
+            let options = WorkerOptions { limits, capabilities, ..WorkerOptions::named(format!("w{i}")) };
+            host.spawn(component, options).unwrap()
+        })
         .collect();
     for (i, (worker, role)) in workers.iter().zip(&roles).enumerate() {
         let command = match role {
-            Role::Healthy => format!("result {i}"),
-            Role::Panic => "panic".to_string(),
-            Role::Loop => "loop".to_string(),
-            Role::MemoryBomb => "memory-bomb".to_string(),
-            Role::SpawnBomb => "spawn-bomb".to_string(),
+            Role::Healthy => json!(format!("result {i}")),
+            Role::Panic => json!("panic"),
+            Role::Loop => json!("loop"),
+            Role::MemoryBomb => json!("memory-bomb"),
+            Role::SpawnBomb => json!("spawn-bomb"),
+            Role::LinkEscape => {
+                json!({ "link-escape": { "link": format!("up-{i}"), "target": "../..", "location": format!("data/up-{i}/echo.wasm") } })
+            }
+            Role::FromBytes => json!({ "from-bytes": { "size": 1 << 20, "count": 100_000 } }),
+            Role::PortFlood => json!({ "ports": 100_000_000 }),
+            Role::SharedBomb => json!({ "shared-bomb": 100_000 }),
+            Role::TimerFlood => json!({ "timers": 100_000_000 }),
+            Role::StartLoop => continue,
         };
-        post(worker, json!(command));
+        post(worker, command);
     }
     for (i, (worker, role)) in workers.iter_mut().zip(&roles).enumerate() {
         match role {
             Role::Healthy => assert_eq!(next_json(worker), json!(format!("result {i}"))),
+            Role::LinkEscape => {
+                let reply = next_json(worker);
+                for what in ["spawn", "connect"] {
+                    assert!(reply[what].as_str().unwrap().contains("outside the worker's directory"), "worker {i}: {reply}");
+                }
+            }
+            Role::SharedBomb => {
+                let reply = next_json(worker);
+                assert_eq!(reply["connected"], 4, "worker {i}: {reply}");
+                assert!(reply["error"].as_str().unwrap().contains("limit of 4 children"), "worker {i}: {reply}");
+            }
             faulty => {
                 if let Role::Loop = faulty {
                     assert_eq!(next_json(worker), "looping");
                 }
                 let error = expect_error(worker);
-                let expected = match faulty {
-                    Role::Panic => "faulty worker panics on request",
-                    Role::Loop => "CPU deadline",
-                    Role::MemoryBomb => "memory limit",
-                    Role::SpawnBomb => "limit of 4 children",
-                    Role::Healthy => unreachable!(),
+                let expected: &[&str] = match faulty {
+                    Role::Panic => &["faulty worker panics on request"],
+                    Role::Loop | Role::StartLoop => &["CPU deadline"],
+                    Role::MemoryBomb => &["memory limit"],
+                    Role::SpawnBomb => &["limit of 4 children"],
+                    Role::FromBytes => &["cannot make a buffer: it would pass its memory limit"],
+                    // A flood ends at its budget, or at its deadline if that comes first.
+                    Role::PortFlood => &["make a message channel", "memory limit", "CPU deadline"],
+                    Role::TimerFlood => &["set a timer", "memory limit", "CPU deadline"],
+                    Role::Healthy | Role::LinkEscape | Role::SharedBomb => unreachable!(),
                 };
-                assert!(error.message.contains(expected), "worker {i} ({faulty:?}): {error:?}");
+                assert!(expected.iter().any(|e| error.message.contains(e)), "worker {i} ({faulty:?}): {error:?}");
                 assert_eq!(error.worker, format!("w{i}"));
             }
         }
@@ -208,10 +284,24 @@ fn two_hundred_workers_ten_percent_faulty_every_result_right_every_fault_reporte
         post(worker, json!(format!("again {i}")));
         assert_eq!(next_json(worker), json!(format!("again {i}")));
     }
-    // Every faulty worker and all the bomb's children are gone: only the healthy remain.
+    // Every faulty worker and all the bomb's children are gone: only the healthy remain, the
+    // refused escapers, and the bombers with the 4 shared workers each was allowed.
     let live = host.live_workers();
-    assert_eq!(live, 180, "the failed workers and their children have all ended");
+    assert_eq!(live, 180 + 2 + 2 + 2 * 4, "the failed workers and their children have all ended");
+    // Nothing was loaded from outside the jail.
+    assert!(host.stats().iter().all(|report| !report.location.ends_with("/echo.wasm")));
+    for worker in &workers {
+        worker.terminate();
+    }
+    for worker in &mut workers {
+        while next_event(worker).is_some() {}
+    }
     drop(workers);
+    wait_until(|| host.live_workers() == 0);
+    assert_eq!(host.memory_charged(), 0, "every charge was released with its worker");
+    // Coarse, for the whole test process (other tests run beside this one): without the
+    // budgets, the buffer and port floods alone would hold gigabytes.
+    assert!(rss() < 3 << 30, "the test process holds {} MiB", rss() >> 20);
 }
 
 #[test]

@@ -12,13 +12,16 @@
 //!   whose other end it holds and never starts; posts `{"refused": r, "error": e}`.
 //! - `{"timers": n}`: sets `n` timeouts an hour away; `{"timer-churn": n}`: sets and clears
 //!   `n`; posts `n`.
-//! - `{"shared-bomb": n}`: connects to `n` shared workers of distinct names (itself),
+//! - `{"shared-bomb": n}`: connects to `n` shared workers of distinct names (itself, named
+//!   after this worker),
 //!   keeping their ports; posts `{"connected": c, "error": e}`.
 //! - `{"shared-loop": name}`: connects to the shared worker `name` (itself), whose
 //!   `on-connect` never returns when its name starts with `loop`.
 //! - `{"post": s}`: posts `s` bytes to its parent; posts `"ok"` or why not.
 //! - `{"busy": ms}`: uses `ms` milliseconds of CPU, then posts `"done"`.
 //! - `{"tally": n}` counts and sums `n`; `"report"` posts `{"count": c, "sum": s}`.
+//! - `{"ops": [bytes]}`: runs the bytes as a program of host calls (see [`Hostile::run`]),
+//!   for the host-call fuzz target; posts `"done"` at its end.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -44,6 +47,7 @@ enum Attack {
     Busy(u64),
     Tally(u64),
     Report,
+    Ops(Vec<u8>),
 }
 
 #[derive(Default)]
@@ -69,6 +73,95 @@ fn symlink(link: &str, target: &str) -> Result<(), String> {
     let dirs = wasip2::filesystem::preopens::get_directories();
     let (dir, _) = dirs.first().ok_or("no directory was granted")?;
     dir.symlink_at(target, link).map_err(|error| format!("symlink: {error:?}"))
+}
+
+impl Hostile {
+    /// Runs `program`: each byte's low four bits choose a host call, the next byte (where
+    /// one is needed) its argument. Whatever the bytes, only the host can refuse: every
+    /// refusal it returns is taken as it comes, and a trap is the host's own verdict.
+    fn run(&mut self, program: &[u8]) {
+        let mut bytes = program.iter().copied();
+        while let Some(op) = bytes.next() {
+            let arg = usize::from(bytes.next().unwrap_or(0));
+            let pick = |len: usize| (len > 0).then(|| arg % len);
+            match op % 16 {
+                0 => {
+                    let _ = wasm_workers_guest::try_post(&arg);
+                }
+                1 => {
+                    if let Ok(buffer) = Buffer::new((arg as u64) << 10) {
+                        self.buffers.push(buffer);
+                    }
+                }
+                2 => self.buffers.push(Buffer::from_bytes(&vec![op; arg << 8])),
+                3 => {
+                    if let Some(i) = pick(self.buffers.len()) {
+                        let buffer = self.buffers.swap_remove(i);
+                        let _ = wasm_workers_guest::post_with(&"buffer", wasm_workers_guest::Transfer::new().buffer(&buffer));
+                    }
+                }
+                4 => self.channels.push(MessageChannel::new()),
+                5 => {
+                    if let Some(i) = pick(self.channels.len()) {
+                        let _ = self.channels[i].port1.post_bytes(Codec::Raw, vec![op; arg]);
+                    }
+                }
+                6 => {
+                    if let Some(i) = pick(self.channels.len()) {
+                        self.channels[i].port2.close();
+                    }
+                }
+                7 => {
+                    if let Some(i) = pick(self.channels.len()) {
+                        let channel = self.channels.swap_remove(i);
+                        let transfer = wasm_workers_guest::Transfer::new().port(&channel.port2);
+                        let _ = wasm_workers_guest::post_with(&"port", transfer);
+                        self.ports.push(channel.port1);
+                    }
+                }
+                8 => {
+                    set_timeout(arg as u32, |_: &mut Hostile| {
+                        let _ = wasm_workers_guest::try_post(&"tick");
+                    });
+                }
+                9 => clear_timer(arg as u32),
+                10 => {
+                    if let Ok(child) = Child::<Hostile>::spawn("hostile.wasm", Some("chaos-child")) {
+                        let _ = child.try_post(&json!({ "tally": arg }));
+                        self.children.push(child);
+                    }
+                }
+                11 => {
+                    if let Some(i) = pick(self.children.len()) {
+                        self.children.swap_remove(i).terminate();
+                    }
+                }
+                12 => {
+                    if let Some(i) = pick(self.buffers.len()) {
+                        self.buffers.swap_remove(i);
+                    }
+                }
+                13 => {
+                    if let Some(i) = pick(self.children.len()) {
+                        if let Some(buffer) = self.buffers.pop() {
+                            let transfer = wasm_workers_guest::Transfer::new().buffer(&buffer);
+                            let _ = self.children[i].post_with(&json!({ "tally": 1 }), transfer);
+                        }
+                    }
+                }
+                14 => {
+                    if let Some(i) = pick(self.channels.len()) {
+                        self.channels.swap_remove(i);
+                    }
+                }
+                _ => {
+                    if let Some(i) = pick(self.channels.len()) {
+                        self.channels[i].port2.start();
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Worker for Hostile {
@@ -142,7 +235,7 @@ impl Worker for Hostile {
                 let mut connected = 0u64;
                 let mut error = None;
                 for i in 0..count {
-                    match SharedWorker::connect("hostile.wasm", &format!("bomblet-{i}")) {
+                    match SharedWorker::connect("hostile.wasm", &format!("{}-bomblet-{i}", name())) {
                         Ok(port) => self.ports.push(port),
                         Err(why) => {
                             error = Some(why);
@@ -168,6 +261,10 @@ impl Worker for Hostile {
             }
             Attack::Tally(n) => self.tally = (self.tally.0 + 1, self.tally.1 + n),
             Attack::Report => post(&json!({ "count": self.tally.0, "sum": self.tally.1 })),
+            Attack::Ops(program) => {
+                self.run(&program);
+                post(&"done");
+            }
         }
     }
 
