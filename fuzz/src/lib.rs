@@ -113,7 +113,8 @@ pub fn host_calls(data: &[u8]) {
     const MAX_PROGRAM: usize = 4096;
     static HOST: LazyLock<Host> = LazyLock::new(|| {
         let limits = Limits { memory: Some(32 << 20), children: Some(2), ..Limits::default() };
-        let config = HostConfig { memory_budget: Some(256 << 20), max_workers: Some(64), limits, ..HostConfig::default() };
+        let config =
+            HostConfig { memory_budget: Some(256 << 20), max_workers: Some(64), limits, ..HostConfig::default() };
         Host::with_config(config).expect("the engine starts")
     });
     let host = &*HOST;

@@ -134,6 +134,12 @@ impl Ledger {
         self.0.posted.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// Takes back `n` messages counted posted that were never sent (refused as full, to be
+    /// posted again: [`WorkerHandle::try_post_message`](crate::WorkerHandle::try_post_message)).
+    pub(crate) fn unposted(&self, n: usize) {
+        self.0.posted.fetch_sub(n as u64, Ordering::AcqRel);
+    }
+
     /// Counts `n` messages delivered.
     pub(crate) fn delivered(&self, n: usize) {
         self.0.delivered.fetch_add(n as u64, Ordering::Relaxed);

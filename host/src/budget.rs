@@ -64,7 +64,11 @@ impl HostBudget {
 
 /// One worker's budget. Shared (by `Arc`) with the charges made against it, which may be
 /// released on any thread.
+///
+/// Aligned to a cache line, so that in its `Arc` the reference counts and `used` share one:
+/// a message's charge and its release each touch that line once.
 #[derive(Debug)]
+#[repr(align(64))]
 pub(crate) struct Budget {
     used: AtomicU64,
     limit: u64,

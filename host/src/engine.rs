@@ -114,6 +114,15 @@ pub(crate) fn compile(
         location: location.display().to_string(),
         cause: format!("{error:#}"),
     };
+    // Checked at every use, not only when the host started: someone else may have made the
+    // directory since, or loosened it. A cache that is not safe is not used.
+    let cache = cache.filter(|dir| match check_cache_dir(dir) {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::warn!("not using the compile cache: {why}");
+            false
+        }
+    });
     let Some(cache) = cache else {
         return Ok((wasmtime::component::Component::from_binary(engine, bytes).map_err(invalid)?, false));
     };
@@ -216,6 +225,8 @@ fn write_cached(component: &wasmtime::component::Component, cache: &Path, entry:
     let artifact = component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
     // Only this user may write the cache: its entries become machine code in this process.
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(cache)?;
+    // It may have been made by someone else between the check and the creation.
+    check_cache_dir(cache).map_err(std::io::Error::other)?;
     let unique = WRITES.fetch_add(1, Ordering::Relaxed);
     let temp = entry.with_extension(format!("tmp{}-{unique}", std::process::id()));
     let mut data = Sha256::digest(&artifact).to_vec();

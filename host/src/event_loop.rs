@@ -450,6 +450,11 @@ impl TaskQueue {
         }
     }
 
+    /// The largest message the queue accepts.
+    pub(crate) fn message_size(&self) -> usize {
+        self.limits.message_size
+    }
+
     /// Whether a message of `len` bytes would not be refused as "queue full" now.
     pub(crate) fn has_room(&self, len: usize) -> bool {
         self.room_in(&self.lock(), len)
@@ -492,6 +497,11 @@ impl TaskSender {
     /// discarded, as the chapter discards tasks of a closed event loop).
     pub(crate) fn send(&self, task: Task) -> Result<(), Task> {
         self.queue.push(task)
+    }
+
+    /// The largest message the worker accepts.
+    pub(crate) fn message_size(&self) -> usize {
+        self.queue.message_size()
     }
 
     /// Queues a message from the parent, within the queue's limits (see

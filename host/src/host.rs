@@ -127,9 +127,9 @@ pub struct Host(Arc<HostInner>);
 struct HostInner {
     engine: Engine,
     linker: Linker<WorkerState>,
-    /// Loaded components by canonical path. Each entry has its own lock, so that two workers
+    /// Loaded components by file identity (a hard link is the same file). Each entry has its own lock, so that two workers
     /// asking for one component compile it once, and different components compile in parallel.
-    components: Mutex<HashMap<PathBuf, Arc<Mutex<Option<Component>>>>>,
+    components: Mutex<HashMap<location::FileId, Arc<Mutex<Option<Component>>>>>,
     hardware_concurrency: u32,
     /// Workers whose threads are running (or are being started).
     live: AtomicUsize,
@@ -246,7 +246,7 @@ impl Host {
         location: &str,
     ) -> Result<Component, LoadError> {
         let opened = dir.open_component(relative, location, self.0.max_component_size)?;
-        self.load_opened(opened, location, |_| dir.open_parent_of(relative))
+        self.load_opened(opened, location, |key| dir.open_parent_of(key))
     }
 
     /// Compiles (or finds) an opened component; `dir_of` opens its directory, given its key.
@@ -257,15 +257,38 @@ impl Host {
         dir_of: impl FnOnce(&Path) -> std::io::Result<ComponentDir>,
     ) -> Result<Component, LoadError> {
         let path = Path::new(location);
-        let key = opened.key.clone();
+        let (key, id) = (opened.key.clone(), opened.id);
         let entry = {
             let mut components = self.0.components.lock().unwrap_or_else(|p| p.into_inner());
-            components.entry(key.clone()).or_default().clone()
+            components.entry(id).or_default().clone()
         };
         let mut slot = entry.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(component) = &*slot {
             return Ok(component.clone());
         }
+        let loaded = self.compile_opened(opened, location, path, key, dir_of);
+        match &loaded {
+            Ok(component) => *slot = Some(component.clone()),
+            // A file that does not load leaves no entry behind.
+            Err(_) => {
+                drop(slot);
+                let mut components = self.0.components.lock().unwrap_or_else(|p| p.into_inner());
+                if components.get(&id).is_some_and(|e| Arc::ptr_eq(e, &entry)) && Arc::strong_count(&entry) <= 2 {
+                    components.remove(&id);
+                }
+            }
+        }
+        loaded
+    }
+
+    fn compile_opened(
+        &self,
+        opened: location::Opened,
+        location: &str,
+        path: &Path,
+        key: PathBuf,
+        dir_of: impl FnOnce(&Path) -> std::io::Result<ComponentDir>,
+    ) -> Result<Component, LoadError> {
         let dir = dir_of(&key).map_err(|source| LoadError::Read { location: location.to_string(), source })?;
         let bytes = opened.read()?;
         let compiled = match Engine::detect_precompiled(&bytes) {
@@ -287,9 +310,7 @@ impl Host {
                 compiled
             }
         };
-        let component = Component::link(&self.0.linker, path, key, dir, compiled)?;
-        *slot = Some(component.clone());
-        Ok(component)
+        Component::link(&self.0.linker, path, key, dir, compiled)
     }
 
     /// Spawns a worker running `component` on a new thread (`new Worker(url, options)`).
@@ -317,7 +338,7 @@ impl Host {
     /// [`ConnectError::Load`] if the component cannot be loaded.
     pub fn connect_shared(&self, path: impl AsRef<Path>, name: &str) -> Result<MessagePort, ConnectError> {
         let component = self.load(path)?;
-        Ok(self.0.shared.connect(self, &component, name, Limits::default())?.0)
+        Ok(self.0.shared.connect(self, &component, name, Limits::default(), None)?.0)
     }
 
     /// Hands `port` to the shared worker `name` running `component` through its

@@ -96,16 +96,24 @@ pub(crate) struct Limiter {
     pub(crate) peak_memory: usize,
     /// The limit that last refused a growth, if one did.
     pub(crate) memory_limit_hit: Option<OverBudget>,
+    /// The last growth approved, `(current, desired)`, until it is known to have happened:
+    /// wasmtime may still refuse it after asking (`memory_grow_failed`), and then its charge
+    /// is undone.
+    approved: Option<(usize, usize)>,
 }
 
 impl Limiter {
     pub(crate) fn new(limits: Limits, budget: Arc<Budget>) -> Self {
-        Limiter { limits, budget, memory: 0, peak_memory: 0, memory_limit_hit: None }
+        Limiter { limits, budget, memory: 0, peak_memory: 0, memory_limit_hit: None, approved: None }
     }
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Past the memory's own maximum the growth fails anyway: never charge for it.
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
+        }
         if let Some(limit) = self.limits.memory.filter(|&limit| desired > limit) {
             self.memory_limit_hit = Some(OverBudget::Worker(limit as u64));
             return Ok(false);
@@ -117,7 +125,19 @@ impl ResourceLimiter for Limiter {
         }
         self.memory = self.memory.saturating_sub(current).saturating_add(desired);
         self.peak_memory = self.peak_memory.max(self.memory);
+        self.approved = Some((current, desired));
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Approved here, then refused by the engine (it could not map the memory): undo.
+        if let Some((current, desired)) = self.approved.take() {
+            let grown = desired.saturating_sub(current);
+            self.memory = self.memory.saturating_sub(grown);
+            self.budget.release(grown as u64);
+        }
+        tracing::debug!("a memory growth failed: {error:#}");
+        Ok(())
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -147,5 +167,29 @@ impl Limiter {
 impl Drop for Limiter {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::HostBudget;
+
+    #[test]
+    fn a_growth_that_fails_after_all_leaves_no_charge() {
+        let host = HostBudget::new(1 << 30);
+        let budget = Budget::new(Some(64 << 20), &host);
+        let mut limiter = Limiter::new(Limits { memory: Some(64 << 20), ..Limits::default() }, budget.clone());
+        // Past the memory's own maximum: refused without a charge.
+        assert!(!limiter.memory_growing(1 << 16, 1 << 30, Some(1 << 16)).unwrap());
+        assert_eq!(budget.used(), 0);
+        // Approved, then refused by the engine: undone.
+        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
+        assert_eq!(budget.used(), 1 << 20);
+        limiter.memory_grow_failed(wasmtime::Error::msg("cannot map")).unwrap();
+        assert_eq!((budget.used(), host.used()), (0, 0));
+        assert!(limiter.memory_growing(0, 2 << 20, None).unwrap());
+        drop(limiter);
+        assert_eq!(budget.used(), 0, "the store's end releases its memory");
     }
 }

@@ -33,12 +33,19 @@ pub const DEFAULT_MAX_COMPONENT_SIZE: u64 = 256 << 20;
 #[derive(Clone, Debug)]
 pub(crate) struct ComponentDir(Arc<OwnedFd>);
 
+/// A file's identity, for the host's map of loaded components.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct FileId(u64, u64, u64, i64, i64);
+
 /// A component file, opened and checked, not yet read.
 pub(crate) struct Opened {
     file: File,
     /// The canonical path of the file actually opened (from its descriptor, so that no
     /// rename or link swapped after the open can change it).
     pub(crate) key: PathBuf,
+    /// What the file is, whatever its name: device, inode, size and modification time (a
+    /// hard link is the same file; a rewritten one is not).
+    pub(crate) id: FileId,
     len: u64,
     /// The location as given, for errors.
     location: String,
@@ -73,14 +80,15 @@ impl ComponentDir {
         Opened::check(File::from(fd), location, max_len)
     }
 
-    /// Opens the directory of `relative` (a component beneath this directory) as the
-    /// directory of the component found there.
-    pub(crate) fn open_parent_of(&self, relative: &str) -> std::io::Result<ComponentDir> {
-        let path = plain_relative(relative)?;
-        let parent = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
+    /// Opens the directory that really holds the component whose canonical path is `key`
+    /// (found beneath this directory, perhaps through links), beneath this directory: the
+    /// directory of that component's workers, whoever loads it first.
+    pub(crate) fn open_parent_of(&self, key: &Path) -> std::io::Result<ComponentDir> {
+        let outside =
+            || std::io::Error::new(std::io::ErrorKind::PermissionDenied, "it is not beneath the worker's directory");
+        let this = std::fs::read_link(format!("/proc/self/fd/{}", self.0.as_raw_fd()))?;
+        let parent = key.parent().ok_or_else(outside)?.strip_prefix(&this).map_err(|_| outside())?;
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
         let fd = rustix::fs::openat2(
             self.0.as_fd(),
             parent,
@@ -120,7 +128,9 @@ impl Opened {
             return Err(LoadError::TooLarge { location: location.to_string(), len: metadata.len(), limit: max_len });
         }
         let key = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(read_error)?;
-        Ok(Opened { file, key, len: metadata.len(), location: location.to_string() })
+        use std::os::unix::fs::MetadataExt;
+        let id = FileId(metadata.dev(), metadata.ino(), metadata.len(), metadata.mtime(), metadata.mtime_nsec());
+        Ok(Opened { file, key, id, len: metadata.len(), location: location.to_string() })
     }
 
     /// Reads the file, at most the length it had when it was checked (a file that grows
@@ -187,6 +197,8 @@ mod tests {
         }
         let alias = dir.open_component("alias.wasm", "alias.wasm", 1 << 20).unwrap();
         assert_eq!(alias.key, inner.join("a.wasm").canonicalize().unwrap());
+        assert!(dir.open_parent_of(&alias.key).is_ok());
+        assert!(dir.open_parent_of(&root.path().canonicalize().unwrap().join("secret.wasm")).is_err());
         assert_eq!(alias.read().unwrap(), b"inside");
     }
 

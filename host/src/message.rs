@@ -84,6 +84,13 @@ impl Message {
         }
     }
 
+    /// Takes back the count of a message that was never sent after all.
+    pub(crate) fn uncount_posted(&mut self, ledger: &Ledger) {
+        if std::mem::take(&mut self.counted) {
+            ledger.unposted(1);
+        }
+    }
+
     /// Settles a posted message as delivered (`None`) or dropped for a reason.
     pub(crate) fn settle(&mut self, ledger: &Ledger, dropped: Option<DropReason>) {
         if std::mem::take(&mut self.counted) {

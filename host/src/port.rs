@@ -377,6 +377,13 @@ impl PortCore {
         Err((refusal, (refusal != Refusal::Closed).then_some(message)))
     }
 
+    /// The largest message the entangled end accepts now (`usize::MAX` if there is none: a
+    /// post is then discarded anyway).
+    pub(crate) fn peer_message_size(&self) -> usize {
+        let peer = self.lock().peer.clone();
+        peer.map_or(usize::MAX, |peer| peer.lock().limits.message_size)
+    }
+
     /// A message arrives at this end, within its limits.
     fn deliver(self: &Arc<Self>, message: Message, ledger: Option<&Ledger>) -> Result<(), (Refusal, Message)> {
         // The ports it carries wait in this queue now (set before taking this port's lock: a

@@ -25,6 +25,7 @@ use crate::limits::{Limiter, Limits};
 use crate::location::ComponentDir;
 use crate::message::Message;
 use crate::port::{self, MessagePort};
+use crate::shared::Starter;
 use crate::stats::WorkerStats;
 use crate::stdio::GuestOutput;
 use crate::timers::TimerKey;
@@ -200,39 +201,29 @@ impl WorkerState {
 
     /// How many more buffer bytes this worker may hold: its memory limit (linear memory and
     /// buffers together), or the host's largest buffer.
-    fn buffer_room(&self) -> u64 {
-        self.budget.room().min(self.host.max_buffer_len())
-    }
-
     /// Traps the guest: a host call with no error of its own to return found this worker's
     /// budget (or the host's) spent.
     fn over_budget(&self, what: &str, over: OverBudget) -> wasmtime::Error {
         wasmtime::format_err!("cannot {what}: it would pass {over}")
     }
 
-    /// Charges what starting a worker costs, if this worker may start one more (children and
-    /// the shared workers it started, together, within its children limit).
-    fn admit_worker(&mut self, location: &str) -> Result<Charge, String> {
-        if let Some(max) = self.limits.children {
-            self.children.retain(|_, (child, _)| !child.has_stopped());
-            self.started_shared.retain(|(worker, _)| !worker.has_stopped());
-            if self.children.len() + self.started_shared.len() >= max {
-                return Err(format!(
-                    "cannot start `{location}`: this worker runs its limit of {max} children (shared workers it started included)"
-                ));
-            }
-        }
-        self.budget.charge(WORKER_COST).map_err(|over| format!("cannot start `{location}`: it would pass {over}"))
-    }
-
     /// Lifts a message the guest posted: its ports and buffers leave this worker's table
     /// (the guest's handles were consumed by the call) and travel with the message, its
     /// bytes charged to this worker until delivered. A message this worker's budget cannot
     /// pay for is refused as "queue full" (its earlier messages are still on their way),
-    /// counted posted and dropped.
-    fn lift_message(&mut self, message: types::Message) -> wasmtime::Result<Result<Message, types::PostError>> {
+    /// counted posted and dropped. One larger than its receiver accepts (`max_size`) is
+    /// refused as too large before anything is charged.
+    fn lift_message(
+        &mut self,
+        message: types::Message,
+        max_size: usize,
+    ) -> wasmtime::Result<Result<Message, types::PostError>> {
         self.stats.posted(message.data.len());
-        let charge = self.budget.charge(message.data.len() as u64 + MESSAGE_COST);
+        let charge = if message.data.len() > max_size {
+            Err(None)
+        } else {
+            self.budget.charge(message.data.len() as u64 + MESSAGE_COST).map_err(Some)
+        };
         let (mut ports, mut buffers) = (Vec::new(), Vec::new());
         for object in message.transfer {
             match object {
@@ -255,6 +246,16 @@ impl WorkerState {
                 message.charge = charge;
                 Ok(Ok(message))
             }
+            // Larger than the receiver accepts, or than this worker's budget could ever hold.
+            Err(None) => {
+                message.settle(self.host.ledger(), Some(DropReason::TooLarge));
+                Ok(Err(types::PostError::TooLarge))
+            }
+            Err(Some(OverBudget::Worker(limit))) if message.data.len() as u64 + MESSAGE_COST > limit => {
+                message.settle(self.host.ledger(), Some(DropReason::TooLarge));
+                Ok(Err(types::PostError::TooLarge))
+            }
+            // Its earlier messages, on their way, hold the budget: the queue is full.
             Err(_) => {
                 message.settle(self.host.ledger(), Some(DropReason::QueueFull));
                 Ok(Err(types::PostError::QueueFull))
@@ -357,7 +358,8 @@ impl HostMessagePort for WorkerState {
         port: Resource<MessagePort>,
         message: types::Message,
     ) -> wasmtime::Result<Result<(), types::PostError>> {
-        let message = match self.lift_message(message)? {
+        let max_size = self.table.get(&port)?.core().peer_message_size();
+        let message = match self.lift_message(message, max_size)? {
             Ok(message) => message,
             Err(error) => return Ok(Err(error)),
         };
@@ -389,11 +391,19 @@ impl HostMessagePort for WorkerState {
 
 impl HostBuffer for WorkerState {
     fn create(&mut self, len: u64) -> wasmtime::Result<Result<Resource<Buffer>, String>> {
-        if len > self.buffer_room() {
-            return Ok(Err(format!("a buffer of {len} bytes is over this worker's memory limit")));
+        if len > self.host.max_buffer_len() {
+            return Ok(Err(format!("a buffer of {len} bytes is over the host's largest buffer")));
         }
+        // Charged before it is made: the check and the charge are one step.
+        let charge = match self.budget.charge(len) {
+            Ok(charge) => charge,
+            Err(over) => return Ok(Err(format!("a buffer of {len} bytes would pass {over}"))),
+        };
         match Buffer::zeroed(len, self.host.max_buffer_len()) {
-            Ok(buffer) => Ok(Ok(self.hold_buffer(buffer)?)),
+            Ok(mut buffer) => {
+                buffer.charge = charge;
+                Ok(Ok(self.hold_buffer(buffer)?))
+            }
             Err(error) => Ok(Err(error.to_string())),
         }
     }
@@ -465,7 +475,8 @@ impl ScopeHost for WorkerState {
     }
 
     fn post_message(&mut self, message: types::Message) -> wasmtime::Result<Result<(), types::PostError>> {
-        let message = match self.lift_message(message)? {
+        let max_size = self.parent.message_size().unwrap_or(self.limits.queue().message_size);
+        let message = match self.lift_message(message, max_size)? {
             Ok(message) => message,
             Err(error) => return Ok(Err(error)),
         };
@@ -473,12 +484,10 @@ impl ScopeHost for WorkerState {
     }
 
     fn message_channel(&mut self) -> wasmtime::Result<(Resource<MessagePort>, Resource<MessagePort>)> {
-        if let Err(over) = self.budget.reserve(2 * PORT_COST) {
-            return Err(self.over_budget("make a message channel", over));
-        }
-        // Reserved only to check: adopting charges the ports themselves.
-        self.budget.release(2 * PORT_COST);
-        let (one, two) = port::channel();
+        let charges = self.budget.charge(PORT_COST).and_then(|one| Ok((one, self.budget.charge(PORT_COST)?)));
+        let (one_charge, two_charge) = charges.map_err(|over| self.over_budget("make a message channel", over))?;
+        let (mut one, mut two) = port::channel();
+        (one.charge, two.charge) = (one_charge, two_charge);
         Ok((self.adopt_port(one)?, self.adopt_port(two)?))
     }
 
@@ -491,20 +500,21 @@ impl ScopeHost for WorkerState {
             Ok(component) => component,
             Err(error) => return Ok(Err(error)),
         };
-        // Starting one (none of that name runs) counts against this worker's limits, and
-        // the shared worker gets them, as a child would.
-        let charge = if self.host.shared().runs(&name) {
-            None
-        } else {
-            match self.admit_worker(&location) {
-                Ok(charge) => Some(charge),
-                Err(error) => return Ok(Err(error)),
-            }
+        // The server's end waits for the shared worker charged to this worker. Starting one
+        // (none of that name runs) counts against this worker's limits, and the shared
+        // worker gets them, as a child would.
+        let server_charge = match self.budget.charge(PORT_COST) {
+            Ok(charge) => charge,
+            Err(over) => return Ok(Err(format!("cannot connect to `{name}`: it would pass {over}"))),
         };
-        match self.host.shared().connect(&self.host, &component, &name, self.limits) {
+        let (children, started_shared, budget, limits) =
+            (&mut self.children, &mut self.started_shared, &self.budget, &self.limits);
+        let mut admit = || admit_worker(children, started_shared, budget, limits);
+        let starter = Starter { server_charge, admit: &mut admit };
+        match self.host.shared().connect(&self.host, &component, &name, self.limits, Some(starter)) {
             Ok((port, started)) => {
-                if let (Some(worker), Some(charge)) = (started, charge) {
-                    self.started_shared.push((worker, charge));
+                if let Some(started) = started {
+                    self.started_shared.push(started);
                 }
                 Ok(Ok(self.adopt_port(port)?))
             }
@@ -558,9 +568,10 @@ impl HostWorker for WorkerState {
             Ok(component) => component,
             Err(error) => return Ok(Err(error)),
         };
-        let charge = match self.admit_worker(&location) {
+        let admitted = admit_worker(&mut self.children, &mut self.started_shared, &self.budget, &self.limits);
+        let charge = match admitted {
             Ok(charge) => charge,
-            Err(error) => return Ok(Err(error)),
+            Err(why) => return Ok(Err(format!("cannot start `{location}`: {why}"))),
         };
         let id = self.next_child;
         self.next_child += 1;
@@ -589,7 +600,8 @@ impl HostWorker for WorkerState {
         worker: Resource<ChildWorker>,
         message: types::Message,
     ) -> wasmtime::Result<Result<(), types::PostError>> {
-        let message = match self.lift_message(message)? {
+        let max_size = self.table.get(&worker)?.sender.message_size();
+        let message = match self.lift_message(message, max_size)? {
             Ok(message) => message,
             Err(error) => return Ok(Err(error)),
         };
@@ -619,6 +631,27 @@ impl HostWorker for WorkerState {
         self.table.delete(worker)?;
         Ok(())
     }
+}
+
+/// Charges what starting a worker costs, if a worker with `children`, `started_shared`,
+/// `budget` and `limits` may start one more (children and the shared workers it started,
+/// together, within its children limit); else says why not.
+fn admit_worker(
+    children: &mut HashMap<u32, (Arc<Control>, Charge)>,
+    started_shared: &mut Vec<(Arc<Control>, Charge)>,
+    budget: &Arc<Budget>,
+    limits: &Limits,
+) -> Result<Charge, String> {
+    // Shared workers that have stopped give their charge back (children do as their ends
+    // are heard, or when `children` is pruned).
+    started_shared.retain(|(worker, _)| !worker.has_stopped());
+    if let Some(max) = limits.children {
+        children.retain(|_, (child, _)| !child.has_stopped());
+        if children.len() + started_shared.len() >= max {
+            return Err(format!("this worker runs its limit of {max} children (shared workers it started included)"));
+        }
+    }
+    budget.charge(WORKER_COST).map_err(|over| format!("it would pass {over}"))
 }
 
 /// What the guest learns of a refused post: queue full and too large are errors it can act

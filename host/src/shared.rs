@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use crate::budget::Charge;
 use crate::engine::Component;
 use crate::event_loop::{Task, TaskQueue};
 use crate::host::Host;
@@ -40,6 +41,17 @@ pub enum ConnectError {
     Spawn(#[from] crate::SpawnError),
 }
 
+/// A shared worker a connect started, with what starting it was charged.
+pub(crate) type Started = (Arc<Control>, Charge);
+
+/// A worker that connects to a shared worker, as the registry needs it.
+pub(crate) struct Starter<'a> {
+    /// The server end's charge to the worker, until the shared worker takes the port.
+    pub(crate) server_charge: Charge,
+    /// Admits a new instance against the worker's limits, charging it; or says why not.
+    pub(crate) admit: &'a mut dyn FnMut() -> Result<Charge, String>,
+}
+
 #[derive(Default)]
 pub(crate) struct SharedWorkers {
     running: Mutex<HashMap<String, Running>>,
@@ -53,22 +65,29 @@ struct Running {
 }
 
 impl SharedWorkers {
-    /// Whether a shared worker named `name` runs.
-    pub(crate) fn runs(&self, name: &str) -> bool {
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name)
-    }
-
-    /// Connects a client to the shared worker `name` running `component`, starting it with
-    /// `limits` if none runs. Returns the client's port, and the new worker if it started one.
+    /// Connects a client to the shared worker `name` running `component`. Returns the
+    /// client's port. The server's end waits for the shared worker's `on-connect` charged to
+    /// `starter`'s budget, if a worker connects.
+    ///
+    /// If none of that name runs, one is started with `limits` — if `starter` admits it: a
+    /// worker that starts a shared worker counts it against its own limits, and gets back
+    /// the new worker with the charge that `admit` made, decided under the registry's lock
+    /// (so that no instance starts uncounted).
     pub(crate) fn connect(
         &self,
         host: &Host,
         component: &Component,
         name: &str,
         limits: Limits,
-    ) -> Result<(MessagePort, Option<Arc<Control>>), ConnectError> {
-        let (client, server) = port::channel();
-        let started = self.connect_port(host, component, name, server, limits)?;
+        starter: Option<Starter<'_>>,
+    ) -> Result<(MessagePort, Option<Started>), ConnectError> {
+        let (client, mut server) = port::channel();
+        let mut admit = None;
+        if let Some(starter) = starter {
+            server.charge = starter.server_charge;
+            admit = Some(starter.admit);
+        }
+        let started = self.connect_inner(host, component, name, server, limits, admit)?;
         Ok((client, started))
     }
 
@@ -83,6 +102,18 @@ impl SharedWorkers {
         server: MessagePort,
         limits: Limits,
     ) -> Result<Option<Arc<Control>>, ConnectError> {
+        Ok(self.connect_inner(host, component, name, server, limits, None)?.map(|(control, _)| control))
+    }
+
+    fn connect_inner(
+        &self,
+        host: &Host,
+        component: &Component,
+        name: &str,
+        server: MessagePort,
+        limits: Limits,
+        admit: Option<&mut dyn FnMut() -> Result<Charge, String>>,
+    ) -> Result<Option<Started>, ConnectError> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let server = match running.get(name) {
             Some(worker) if worker.key != component.key() => {
@@ -99,6 +130,16 @@ impl SharedWorkers {
                 Err(_) => unreachable!("push returns the task it was given"),
             },
             None => server,
+        };
+        let charge = match admit {
+            Some(admit) => admit().map_err(|limit| {
+                ConnectError::Spawn(crate::SpawnError::Limit {
+                    worker: name.to_string(),
+                    location: component.location().to_string(),
+                    limit,
+                })
+            })?,
+            None => Charge::default(),
         };
         let options = WorkerOptions { limits, ..WorkerOptions::named(name) };
         let (sender, control, queue) =
@@ -117,7 +158,7 @@ impl SharedWorkers {
                 control: control.clone(),
             },
         );
-        Ok(Some(control))
+        Ok(Some((control, charge)))
     }
 
     /// Forgets the shared worker `name` if it is the one with `control` (it has ended).

@@ -244,6 +244,16 @@ impl ParentLink {
         }
     }
 
+    /// The largest message the parent accepts; `None` for the host program, whose side of
+    /// the worker has the worker's own queue limits.
+    pub(crate) fn message_size(&self) -> Option<usize> {
+        match self {
+            ParentLink::Worker { queue, .. } => Some(queue.message_size()),
+            ParentLink::Host(_) => None,
+            ParentLink::None => Some(usize::MAX),
+        }
+    }
+
     /// Tells the parent how the worker ended. A worker parent is not told of a terminate:
     /// it terminated the child itself, or has ended itself.
     fn exit(self, exit: Exit, host: &Host) {
@@ -321,9 +331,14 @@ impl QueueRoom {
 impl WorkerHandle {
     /// Drops messages that arrive after `terminate()`: the chapter's terminate empties the
     /// queue of the worker's messages to its owner.
+    /// Those are dropped (discarded), not delivered: they were counted delivered when they
+    /// reached the handle's channel.
     fn filter(&self, event: Option<WorkerEvent>) -> Option<Option<WorkerEvent>> {
         match event {
-            Some(WorkerEvent::Message(_)) if self.control.is_terminated() => None,
+            Some(WorkerEvent::Message(_)) if self.control.is_terminated() => {
+                self.ledger.undelivered(DropReason::Discarded, 1);
+                None
+            }
             event => Some(event),
         }
     }
@@ -333,6 +348,11 @@ impl WorkerHandle {
     /// The worker's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How many events have arrived and wait to be received.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
     }
 
     /// The worker's limits, with the host's defaults where its own left them open.
@@ -355,7 +375,25 @@ impl WorkerHandle {
     /// [`end_input`](Self::end_input) was called, if its queue is full, or if the message is
     /// larger than it accepts; the message comes back in the error.
     #[allow(clippy::result_large_err, reason = "the refused message comes back whole, as the error's point")]
-    pub fn post_message(&self, mut message: Message) -> Result<(), PostError> {
+    pub fn post_message(&self, message: Message) -> Result<(), PostError> {
+        self.post(message, true)
+    }
+
+    /// [`post_message`](Self::post_message) for a caller that waits for room rather than
+    /// lose a message (see [`room`](Self::room)): a message refused because the worker's
+    /// queue is full comes back as if it had never been posted — not counted posted, nor
+    /// dropped — to be posted again. Other refusals are counted as `post_message` counts them.
+    ///
+    /// # Errors
+    ///
+    /// As for [`post_message`](Self::post_message).
+    #[allow(clippy::result_large_err, reason = "the refused message comes back whole, as the error's point")]
+    pub fn try_post_message(&self, message: Message) -> Result<(), PostError> {
+        self.post(message, false)
+    }
+
+    #[allow(clippy::result_large_err, reason = "the refused message comes back whole, as the error's point")]
+    fn post(&self, mut message: Message, count_full: bool) -> Result<(), PostError> {
         message.detach_ports();
         message.count_posted(&self.ledger);
         let refused = match &self.sender {
@@ -373,7 +411,11 @@ impl WorkerHandle {
             },
         };
         let (reason, dropped, mut message) = refused;
-        message.settle(&self.ledger, Some(dropped));
+        if reason == PostRefusal::QueueFull && !count_full {
+            message.uncount_posted(&self.ledger);
+        } else {
+            message.settle(&self.ledger, Some(dropped));
+        }
         Err(PostError { worker: self.name.clone(), reason, message })
     }
 

@@ -471,3 +471,46 @@ fn run_bytes(args: &[&str], stdin: &[u8]) -> std::process::Output {
     let _ = child.stdin.take().unwrap().write_all(stdin);
     child.wait_with_output().unwrap()
 }
+
+#[test]
+fn connects_waiting_for_a_shared_worker_are_charged_to_the_client() {
+    let host = Host::new().unwrap();
+    // The shared worker `loop-busy` never returns from its first `on-connect`: every later
+    // connect waits in its queue. The client pays for each server end waiting there.
+    // (Its deadline, the client's, ends the loop soon after the test.)
+    let limits = Limits { memory: Some(4 << 20), deadline: Some(Duration::from_secs(2)), ..Default::default() };
+    let mut client = hostile(&host, "connector", limits);
+    post(&client, json!({ "connect-flood": { "name": "loop-busy", "count": 1_000_000 } }));
+    let reply = next_json(&mut client);
+    assert!(reply["connected"].as_u64().unwrap() < 1_000_000, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("memory limit"), "{reply}");
+    client.terminate();
+}
+
+#[test]
+fn a_post_larger_than_the_receiver_accepts_is_too_large_even_when_the_sender_is_short_of_room() {
+    let host = Host::new().unwrap();
+    // 10 MiB from a worker with a 16 MiB budget (it holds the bytes already), to a parent that
+    // takes 1 MiB: too large, not "queue full" (which would say: try again).
+    let limits = Limits { memory: Some(16 << 20), message_size: Some(1 << 20), ..Default::default() };
+    let mut worker = hostile(&host, "short", limits);
+    post(&worker, json!({ "post": 10 << 20 }));
+    let reply = next_json(&mut worker);
+    assert!(reply.as_str().unwrap().contains("larger than the receiver accepts"), "{reply}");
+}
+
+#[test]
+fn hard_links_of_one_component_are_one_component() {
+    let host = Host::new().unwrap();
+    let dir = temp_dir("hard-links");
+    std::fs::copy(guest("echo"), dir.join("a.wasm")).unwrap();
+    std::fs::hard_link(dir.join("a.wasm"), dir.join("b.wasm")).unwrap();
+    let a = host.load(dir.join("a.wasm")).unwrap();
+    let b = host.load(dir.join("b.wasm")).unwrap();
+    assert!(a.ptr_eq(&b), "one file, one compilation");
+    // A file that fails to load leaves nothing behind, and loads once it is fixed.
+    std::fs::write(dir.join("c.wasm"), b"not yet").unwrap();
+    assert!(host.load(dir.join("c.wasm")).is_err());
+    std::fs::copy(guest("echo"), dir.join("c.wasm")).unwrap();
+    assert!(host.load(dir.join("c.wasm")).is_ok());
+}

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::*;
-use wasm_workers::{
-    Codec, Host, HostConfig, Limits, Message, PostRefusal, WorkerEvent, WorkerHandle, WorkerOptions,
-};
+use wasm_workers::{Codec, Host, HostConfig, Limits, Message, PostRefusal, WorkerEvent, WorkerHandle, WorkerOptions};
 
 fn faulty_with(host: &Host, name: &str, limits: Limits) -> WorkerHandle {
     let faulty = host.load(guest("faulty")).unwrap();
@@ -250,7 +248,10 @@ fn two_hundred_workers_ten_percent_faulty_every_result_right_every_fault_reporte
             Role::LinkEscape => {
                 let reply = next_json(worker);
                 for what in ["spawn", "connect"] {
-                    assert!(reply[what].as_str().unwrap().contains("outside the worker's directory"), "worker {i}: {reply}");
+                    assert!(
+                        reply[what].as_str().unwrap().contains("outside the worker's directory"),
+                        "worker {i}: {reply}"
+                    );
                 }
             }
             Role::SharedBomb => {

@@ -17,6 +17,8 @@
 //!   keeping their ports; posts `{"connected": c, "error": e}`.
 //! - `{"shared-loop": name}`: connects to the shared worker `name` (itself), whose
 //!   `on-connect` never returns when its name starts with `loop`.
+//! - `{"connect-flood": {"name": n, "count": c}}`: connects to the shared worker `n` (itself)
+//!   `c` times, dropping each port; posts `{"connected": k, "error": e}`.
 //! - `{"post": s}`: posts `s` bytes to its parent; posts `"ok"` or why not.
 //! - `{"busy": ms}`: uses `ms` milliseconds of CPU, then posts `"done"`.
 //! - `{"tally": n}` counts and sums `n`; `"report"` posts `{"count": c, "sum": s}`.
@@ -48,6 +50,7 @@ enum Attack {
     Tally(u64),
     Report,
     Ops(Vec<u8>),
+    ConnectFlood { name: String, count: u64 },
 }
 
 #[derive(Default)]
@@ -97,7 +100,10 @@ impl Hostile {
                 3 => {
                     if let Some(i) = pick(self.buffers.len()) {
                         let buffer = self.buffers.swap_remove(i);
-                        let _ = wasm_workers_guest::post_with(&"buffer", wasm_workers_guest::Transfer::new().buffer(&buffer));
+                        let _ = wasm_workers_guest::post_with(
+                            &"buffer",
+                            wasm_workers_guest::Transfer::new().buffer(&buffer),
+                        );
                     }
                 }
                 4 => self.channels.push(MessageChannel::new()),
@@ -261,6 +267,24 @@ impl Worker for Hostile {
             }
             Attack::Tally(n) => self.tally = (self.tally.0 + 1, self.tally.1 + n),
             Attack::Report => post(&json!({ "count": self.tally.0, "sum": self.tally.1 })),
+            Attack::ConnectFlood { name, count } => {
+                // Kept aside and let go at the end, to have room to say how it went.
+                let reserve = Buffer::new(64 << 10);
+                let mut connected = 0u64;
+                let mut error = None;
+                for _ in 0..count {
+                    match SharedWorker::connect("hostile.wasm", &name) {
+                        Ok(port) => drop(port),
+                        Err(why) => {
+                            error = Some(why);
+                            break;
+                        }
+                    }
+                    connected += 1;
+                }
+                drop(reserve);
+                post(&json!({ "connected": connected, "error": error }));
+            }
             Attack::Ops(program) => {
                 self.run(&program);
                 post(&"done");

@@ -213,7 +213,8 @@ async fn drive(
             },
             // Stdin has ended and every worker waits for another: nothing can happen any more
             // (workers holding ports to each other, a shared worker with its clients).
-            () = host.quiescent(), if !stdin_open && pending.is_empty() && held.is_none() => {
+            // (Only once its messages are all written: they are not lost by ending.)
+            () = host.quiescent(), if !stdin_open && pending.is_empty() && held.is_none() && output_ready && entry.pending_events() == 0 => {
                 tracing::debug!("every worker waits and no input is left: the run is over");
                 entry.terminate();
                 break EXIT_OK;
@@ -238,21 +239,39 @@ async fn drive(
         failed
     };
     // Terminated workers stop at their next epoch check; one blocked in a host call (a long
-    // sleep) does not, and an interrupted run does not wait for it.
-    let failed = if interrupted {
-        tokio::time::timeout(INTERRUPT_GRACE, wind_down).await.unwrap_or(false)
-    } else {
-        wind_down.await
-    };
+    // sleep) does not, and an interrupted run does not wait for it. Ctrl-C is heard here too.
+    let mut failed = false;
+    tokio::select! {
+        done = async {
+            if interrupted {
+                tokio::time::timeout(INTERRUPT_GRACE, wind_down).await.unwrap_or(false)
+            } else {
+                wind_down.await
+            }
+        } => failed = done,
+        _ = ctrl_c.recv(), if !interrupted => {
+            eprintln!("wasm-workers: interrupted; the workers were terminated");
+            interrupted = true;
+            code = EXIT_INTERRUPTED;
+        }
+    }
     if failed && code == EXIT_OK {
         code = EXIT_FAILED;
     }
     // What the writer could not write was received, not delivered.
     drop(output);
     let grace = if interrupted { INTERRUPT_GRACE } else { Duration::MAX };
-    // Still blocked in a write (interrupted while stdout was not read), it is left behind.
-    if let Ok(Ok(unwritten)) = tokio::time::timeout(grace, written).await {
-        host.count_lost(unwritten);
+    tokio::select! {
+        // Still blocked in a write (interrupted while stdout was not read), it is left behind.
+        written = tokio::time::timeout(grace, written) => {
+            if let Ok(Ok(unwritten)) = written {
+                host.count_lost(unwritten);
+            }
+        }
+        _ = ctrl_c.recv(), if !interrupted => {
+            eprintln!("wasm-workers: interrupted");
+            code = EXIT_INTERRUPTED;
+        }
     }
     while let Ok(error) = shared_failures.try_recv() {
         eprintln!("error: {error}");
@@ -317,9 +336,9 @@ fn feed(
             *held = Some(message);
             return;
         }
-        match entry.post_message(message) {
+        match entry.try_post_message(message) {
             Ok(()) => {}
-            // Another sender (a child) took the room first: wait again.
+            // Another sender (a child) took the room first: wait again (nothing was counted).
             Err(PostError { reason: PostRefusal::QueueFull, message, .. })
                 if message.data.len() <= max_queued(entry) =>
             {
@@ -511,41 +530,39 @@ impl LineSplitter {
     }
 }
 
-/// Writes lines to stdout on a thread of its own, from a channel of 1,024 lines, flushing
-/// whenever it has caught up. If a write fails (the reader went away), it stops and closes
-/// the channel; the receiver resolves to how many lines it took and did not write.
+/// Writes lines to stdout on a thread of its own, from a channel of 1,024 lines, in writes of
+/// up to 64 KiB, whenever it has caught up. If a write fails (the reader went away), it stops
+/// and closes the channel; the receiver resolves to how many lines it took and did not write
+/// (those of the failed write among them: the reader did not take them whole).
 fn write_stdout() -> std::io::Result<(mpsc::Sender<String>, oneshot::Receiver<u64>)> {
     let (tx, mut rx) = mpsc::channel::<String>(1024);
     let (done, written) = oneshot::channel();
     std::thread::Builder::new().name("stdout".into()).spawn(move || {
         let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
+        let mut out = stdout.lock();
+        let (mut buffer, mut lines) = (Vec::with_capacity(64 << 10), 0u64);
         let mut unwritten = 0;
         while let Some(line) = rx.blocking_recv() {
-            let wrote = out.write_all(line.as_bytes()).and_then(|()| out.write_all(b"\n"));
-            let wrote = wrote.and_then(|()| if rx.is_empty() { out.flush() } else { Ok(()) });
-            if let Err(error) = wrote {
+            buffer.extend_from_slice(line.as_bytes());
+            buffer.push(b'\n');
+            lines += 1;
+            if !rx.is_empty() && buffer.len() < 64 << 10 {
+                continue;
+            }
+            if let Err(error) = out.write_all(&buffer).and_then(|()| out.flush()) {
                 if error.kind() != std::io::ErrorKind::BrokenPipe {
                     eprintln!("wasm-workers: cannot write stdout: {error}");
                 }
-                // What the buffer held is lost with this line; what is queued behind it too.
+                // Nothing more can be written: what is queued behind is lost too.
                 rx.close();
-                unwritten = 1 + out.buffer().iter().filter(|&&b| b == b'\n').count() as u64;
+                unwritten = lines;
                 while rx.try_recv().is_ok() {
                     unwritten += 1;
                 }
-                // Nothing more can be written: drop the buffer without flushing it again.
-                let (_, _) = out.into_parts();
-                let _ = done.send(unwritten);
-                return;
+                break;
             }
-        }
-        if let Err(error) = out.flush() {
-            if error.kind() != std::io::ErrorKind::BrokenPipe {
-                eprintln!("wasm-workers: cannot write stdout: {error}");
-            }
-            unwritten = out.buffer().iter().filter(|&&b| b == b'\n').count() as u64;
-            let (_, _) = out.into_parts();
+            buffer.clear();
+            lines = 0;
         }
         let _ = done.send(unwritten);
     })?;
