@@ -50,7 +50,8 @@ fn spawn(c: &mut Criterion) {
     for count in [100usize, 1000] {
         group.bench_with_input(BenchmarkId::new("wasm", count), &count, |b, &count| {
             b.iter(|| {
-                let mut workers: Vec<_> = (0..count).map(|_| host.spawn(&bounce, WorkerOptions::default()).unwrap()).collect();
+                let mut workers: Vec<_> =
+                    (0..count).map(|_| host.spawn(&bounce, WorkerOptions::default()).unwrap()).collect();
                 for worker in &workers {
                     worker.post_message(Message::new(Codec::Raw, vec![1])).unwrap();
                 }

@@ -320,7 +320,12 @@ pub trait FromMessage: Sized {
     /// # Errors
     ///
     /// Why the message is not a `Self`.
-    fn from_message(codec: Codec, data: &Bytes, ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String>;
+    fn from_message(
+        codec: Codec,
+        data: &Bytes,
+        ports: &mut Vec<Port>,
+        buffers: &mut Vec<Buffer>,
+    ) -> Result<Self, String>;
 }
 
 impl<T: DeserializeOwned> FromMessage for T {
@@ -341,7 +346,12 @@ pub struct Received<T> {
 }
 
 impl<T: DeserializeOwned> FromMessage for Received<T> {
-    fn from_message(codec: Codec, data: &Bytes, ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String> {
+    fn from_message(
+        codec: Codec,
+        data: &Bytes,
+        ports: &mut Vec<Port>,
+        buffers: &mut Vec<Buffer>,
+    ) -> Result<Self, String> {
         Ok(Received { data: decode(codec, data)?, ports: std::mem::take(ports), buffers: std::mem::take(buffers) })
     }
 }
@@ -361,7 +371,12 @@ pub struct RawMessage {
 }
 
 impl FromMessage for RawMessage {
-    fn from_message(codec: Codec, data: &Bytes, ports: &mut Vec<Port>, buffers: &mut Vec<Buffer>) -> Result<Self, String> {
+    fn from_message(
+        codec: Codec,
+        data: &Bytes,
+        ports: &mut Vec<Port>,
+        buffers: &mut Vec<Buffer>,
+    ) -> Result<Self, String> {
         Ok(RawMessage { codec, data: data.clone(), ports: std::mem::take(ports), buffers: std::mem::take(buffers) })
     }
 }
@@ -408,7 +423,11 @@ impl Transfer {
     fn take(self) -> Result<Vec<types::Transferable>, PostError> {
         let detached = self.ports.iter().any(|p| p.0.handle.borrow().is_none())
             || self.buffers.iter().any(|b| b.0.borrow().is_none());
-        let duplicate = self.ports.iter().enumerate().any(|(i, p)| self.ports[..i].iter().any(|q| Rc::ptr_eq(&p.0, &q.0)))
+        let duplicate = self
+            .ports
+            .iter()
+            .enumerate()
+            .any(|(i, p)| self.ports[..i].iter().any(|q| Rc::ptr_eq(&p.0, &q.0)))
             || self.buffers.iter().enumerate().any(|(i, b)| self.buffers[..i].iter().any(|c| Rc::ptr_eq(&b.0, &c.0)));
         if detached || duplicate {
             return Err(PostError::Detached);
@@ -540,7 +559,11 @@ pub fn hardware_concurrency() -> u32 {
 
 fn name_or_location() -> String {
     let name = name();
-    if name.is_empty() { location() } else { name }
+    if name.is_empty() {
+        location()
+    } else {
+        name
+    }
 }
 
 /// One end of a message channel (`MessagePort`): post to the entangled end, receive what it
@@ -844,7 +867,10 @@ fn received(transfer: Vec<types::Transferable>) -> (Vec<Port>, Vec<Buffer>) {
 }
 
 /// Wraps a typed callback as one that decodes the raw message first.
-fn typed<W: Worker, T: FromMessage + 'static>(source: Source, mut f: impl FnMut(&mut W, T) + 'static) -> MessageCallback<W> {
+fn typed<W: Worker, T: FromMessage + 'static>(
+    source: Source,
+    mut f: impl FnMut(&mut W, T) + 'static,
+) -> MessageCallback<W> {
     Box::new(move |worker: &mut W, message: Incoming| match message.decode::<T>() {
         Ok(value) => f(worker, value),
         Err((codec, data, reason)) => worker.on_message_error(MessageError { source, codec, data, reason }),
@@ -1325,7 +1351,7 @@ macro_rules! export_worker {
                 }
             }
 
-            $crate::__private::__export_handlers!(Handlers with_types_in $crate::__private);
+    $crate::__private::__export_handlers!(Handlers with_types_in $crate::__private);
         };
     };
 }

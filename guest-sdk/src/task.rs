@@ -20,7 +20,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::{clear_timer, hardware_concurrency, post, set_timeout, Child, ErrorEvent, MessageChannel, Port, Received, Transfer, Worker};
+use crate::{
+    clear_timer, hardware_concurrency, post, set_timeout, Child, ErrorEvent, MessageChannel, Port, Received, Transfer,
+    Worker,
+};
 
 /// A worker that serves typed tasks, and optionally streams.
 pub trait TaskWorker: Default + 'static {
@@ -347,10 +350,12 @@ impl<W: Worker> Pool<W> {
         let size = state.slots.len();
         let limit = state.options.max_in_flight;
         let chosen = match schedule {
-            Schedule::RoundRobin => (0..size).map(|k| (state.next_slot + k) % size).find(|&i| state.slots[i].in_flight.len() < limit),
-            Schedule::LeastLoaded => {
-                (0..size).filter(|&i| state.slots[i].in_flight.len() < limit).min_by_key(|&i| state.slots[i].in_flight.len())
+            Schedule::RoundRobin => {
+                (0..size).map(|k| (state.next_slot + k) % size).find(|&i| state.slots[i].in_flight.len() < limit)
             }
+            Schedule::LeastLoaded => (0..size)
+                .filter(|&i| state.slots[i].in_flight.len() < limit)
+                .min_by_key(|&i| state.slots[i].in_flight.len()),
         };
         if let Some(i) = chosen {
             state.next_slot = (i + 1) % size;
@@ -420,7 +425,9 @@ impl<W: Worker> Pool<W> {
         self.arm_idle_timer(slot);
         let result = match (answer.get("output"), answer.get("error")) {
             (Some(output), _) => Ok(output.clone()),
-            (None, Some(error)) => Err(TaskError::Failed(error.as_str().map_or_else(|| error.to_string(), str::to_string))),
+            (None, Some(error)) => {
+                Err(TaskError::Failed(error.as_str().map_or_else(|| error.to_string(), str::to_string)))
+            }
             (None, None) => Err(TaskError::Decode(format!("not a task answer: {answer}"))),
         };
         if let Some(reply) = reply {
@@ -440,8 +447,10 @@ impl<W: Worker> Pool<W> {
             }
             let mut in_flight = std::mem::take(&mut slot_state.in_flight);
             let culprit = in_flight.pop_front().and_then(|id| state.pending.remove(&id).map(|(_, reply)| reply));
-            let requeue: Vec<(u64, Value)> =
-                in_flight.into_iter().filter_map(|id| state.pending.get(&id).map(|(input, _)| (id, input.clone()))).collect();
+            let requeue: Vec<(u64, Value)> = in_flight
+                .into_iter()
+                .filter_map(|id| state.pending.get(&id).map(|(input, _)| (id, input.clone())))
+                .collect();
             (culprit, requeue)
         };
         for (id, input) in requeue {

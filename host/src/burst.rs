@@ -28,7 +28,12 @@ impl Burst {
     /// An empty burst.
     pub(crate) fn new() -> Self {
         Burst {
-            wire: types::MessageBurst { headers: Vec::new(), data: Vec::new(), transfer: Vec::new(), errors: Vec::new() },
+            wire: types::MessageBurst {
+                headers: Vec::new(),
+                data: Vec::new(),
+                transfer: Vec::new(),
+                errors: Vec::new(),
+            },
             counted: Vec::new(),
         }
     }

@@ -16,12 +16,12 @@
 //! tasks queued behind it go to a fresh worker. Idle workers are terminated after
 //! `idle_timeout` and started again on demand.
 
+use std::collections::HashSet;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::collections::HashSet;
 use std::thread::JoinHandle as ThreadHandle;
 use std::time::{Duration, Instant};
 
@@ -187,7 +187,9 @@ impl Pool {
     /// If the pool's dispatcher thread cannot be started.
     pub fn new(host: &Host, component: &Component, config: PoolConfig) -> std::io::Result<Pool> {
         let size = config.size.unwrap_or(host.hardware_concurrency() as usize).max(1);
-        let slots = (0..size).map(|_| Slot { worker: None, generation: 0, in_flight: VecDeque::new(), idle_since: None }).collect();
+        let slots = (0..size)
+            .map(|_| Slot { worker: None, generation: 0, in_flight: VecDeque::new(), idle_since: None })
+            .collect();
         let (events, receiver) = std_mpsc::channel();
         let shared = Arc::new(Shared {
             host: host.clone(),
@@ -235,7 +237,10 @@ impl Pool {
     ///
     /// [`TaskError::Full`] at once if every worker is at the limit; otherwise whatever
     /// answers the task (see [`TaskError`]).
-    pub fn run<I: Serialize, O: DeserializeOwned>(&self, input: &I) -> impl Future<Output = Result<O, TaskError>> + use<I, O> {
+    pub fn run<I: Serialize, O: DeserializeOwned>(
+        &self,
+        input: &I,
+    ) -> impl Future<Output = Result<O, TaskError>> + use<I, O> {
         let (tx, rx) = oneshot::channel();
         let submitted = serde_json::to_value(input)
             .map_err(|e| TaskError::Codec(e.to_string()))
@@ -251,7 +256,10 @@ impl Pool {
     /// couple of inputs at a time and the next one as soon as it answers one, so uneven work
     /// spreads evenly; a full pool makes it wait, not fail. One failing input fails only its
     /// own result.
-    pub async fn par_map<I: Serialize, O: DeserializeOwned>(&self, inputs: impl IntoIterator<Item = I>) -> Vec<Result<O, TaskError>> {
+    pub async fn par_map<I: Serialize, O: DeserializeOwned>(
+        &self,
+        inputs: impl IntoIterator<Item = I>,
+    ) -> Vec<Result<O, TaskError>> {
         let mut queue: VecDeque<(usize, Result<Value, TaskError>)> = inputs
             .into_iter()
             .enumerate()
@@ -282,7 +290,8 @@ impl Pool {
                 // The least loaded worker, whatever the pool's schedule: when an answer makes
                 // room, that is the worker that answered (a round robin would queue the input
                 // behind a slower worker's task while the faster one runs dry).
-                match self.handle.shared.submit(input.clone(), Reply::Indexed(tx.clone(), index), Schedule::LeastLoaded) {
+                match self.handle.shared.submit(input.clone(), Reply::Indexed(tx.clone(), index), Schedule::LeastLoaded)
+                {
                     Ok(()) => in_flight += 1,
                     Err(TaskError::Full) => {
                         // Wait for an answer, then try again.
@@ -309,7 +318,8 @@ impl Pool {
             let Some((index, result)) = rx.recv().await else { break };
             in_flight -= 1;
             done += 1;
-            results[index] = Some(result.and_then(|v| serde_json::from_value(v).map_err(|e| TaskError::Codec(e.to_string()))));
+            results[index] =
+                Some(result.and_then(|v| serde_json::from_value(v).map_err(|e| TaskError::Codec(e.to_string()))));
         }
         results.into_iter().map(|r| r.unwrap_or(Err(TaskError::Terminated))).collect()
     }
@@ -360,7 +370,9 @@ impl Shared {
         let room = |s: &Slot| s.in_flight.len() < limit;
         let slot = match schedule {
             Schedule::RoundRobin => (0..size).map(|k| (state.next_slot + k) % size).find(|&i| room(&state.slots[i])),
-            Schedule::LeastLoaded => (0..size).filter(|&i| room(&state.slots[i])).min_by_key(|&i| state.slots[i].in_flight.len()),
+            Schedule::LeastLoaded => {
+                (0..size).filter(|&i| room(&state.slots[i])).min_by_key(|&i| state.slots[i].in_flight.len())
+            }
         }
         .ok_or(TaskError::Full)?;
         state.next_slot = (slot + 1) % size;
@@ -385,8 +397,9 @@ impl Shared {
                 events.send(Event::Worker { slot, generation, event }).map_err(|_| crate::event_loop::Refusal::Closed)
             });
             let options = WorkerOptions::named(format!("{}-{slot}", self.config.name));
-            let (sender, control, _) = worker::spawn(&self.host, &self.component, options, ParentLink::Host(sink), None)
-                .map_err(|failure| TaskError::Spawn(failure.to_string()))?;
+            let (sender, control, _) =
+                worker::spawn(&self.host, &self.component, options, ParentLink::Host(sink), None)
+                    .map_err(|failure| TaskError::Spawn(failure.to_string()))?;
             state.slots[slot].generation = generation;
             state.slots[slot].worker = Some(SlotWorker { sender, control });
             state.live.insert((slot, generation));
@@ -395,7 +408,8 @@ impl Shared {
         let slot_state = &mut state.slots[slot];
         slot_state.idle_since = None;
         slot_state.in_flight.push_back(id);
-        let message = Message::json(&json!({ "task": id, "input": input })).map_err(|e| TaskError::Codec(e.to_string()))?;
+        let message =
+            Message::json(&json!({ "task": id, "input": input })).map_err(|e| TaskError::Codec(e.to_string()))?;
         let worker = slot_state.worker.as_ref().expect("started above");
         // A worker that has just ended refuses the task; its end event requeues it. Queued
         // without the queue limits: `max_in_flight` bounds a worker's requests already, and a
@@ -462,7 +476,13 @@ impl Shared {
     fn next_idle_deadline(&self) -> Option<Instant> {
         let timeout = self.config.idle_timeout?;
         let state = self.lock();
-        state.slots.iter().filter(|s| s.worker.is_some()).filter_map(|s| s.idle_since).min().map(|since| since + timeout)
+        state
+            .slots
+            .iter()
+            .filter(|s| s.worker.is_some())
+            .filter_map(|s| s.idle_since)
+            .min()
+            .map(|since| since + timeout)
     }
 
     fn reap_idle(&self) {
@@ -509,7 +529,9 @@ impl Shared {
                 self.capacity.notify_waiters();
                 let result = match (answer.get("output"), answer.get("error")) {
                     (Some(output), _) => Ok(output.clone()),
-                    (None, Some(error)) => Err(TaskError::Failed(error.as_str().map_or_else(|| error.to_string(), str::to_string))),
+                    (None, Some(error)) => {
+                        Err(TaskError::Failed(error.as_str().map_or_else(|| error.to_string(), str::to_string)))
+                    }
                     (None, None) => Err(TaskError::Codec(format!("not a task answer: {answer}"))),
                 };
                 pending.reply.send(result);
@@ -601,7 +623,9 @@ impl Stream {
                         return Ok(None);
                     }
                     if let Some(item) = value.get("item") {
-                        return serde_json::from_value(item.clone()).map(Some).map_err(|e| TaskError::Codec(e.to_string()));
+                        return serde_json::from_value(item.clone())
+                            .map(Some)
+                            .map_err(|e| TaskError::Codec(e.to_string()));
                     }
                 }
                 Some(PortEvent::Closed) | None => {
@@ -637,7 +661,11 @@ pub struct JoinHandle<O> {
 /// # Errors
 ///
 /// If the worker cannot be started, or the input does not encode.
-pub fn spawn<I: Serialize, O: DeserializeOwned>(host: &Host, component: &Component, input: &I) -> Result<JoinHandle<O>, TaskError> {
+pub fn spawn<I: Serialize, O: DeserializeOwned>(
+    host: &Host,
+    component: &Component,
+    input: &I,
+) -> Result<JoinHandle<O>, TaskError> {
     let config = PoolConfig { size: Some(1), name: "task".to_string(), ..PoolConfig::default() };
     let pool = Pool::new(host, component, config).map_err(|e| TaskError::Spawn(e.to_string()))?;
     let input = serde_json::to_value(input).map_err(|e| TaskError::Codec(e.to_string()))?;

@@ -94,11 +94,8 @@ impl Threads {
                 state.idle -= 1;
                 return Some(job);
             }
-            let (guard, waited) = self
-                .0
-                .ready
-                .wait_timeout(state, self.0.keep_alive)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (guard, waited) =
+                self.0.ready.wait_timeout(state, self.0.keep_alive).unwrap_or_else(|poisoned| poisoned.into_inner());
             state = guard;
             // Leave only if no job was promised to the idle threads (one may be on its way).
             if waited.timed_out() && state.jobs.is_empty() {

@@ -41,7 +41,8 @@ fn the_hello_graph_connects_its_entry_to_the_shared_worker() {
 
 #[test]
 fn the_multiviewer_graph_shows_the_map_and_the_chat() {
-    let out = wasm_workers(&["run", &example("multiviewer.toml")], "{\"send\": \"mov right\"}\n{\"send\": \"txt hi\"}\n");
+    let out =
+        wasm_workers(&["run", &example("multiviewer.toml")], "{\"send\": \"mov right\"}\n{\"send\": \"txt hi\"}\n");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
@@ -146,11 +147,17 @@ fn every_kind_of_bad_manifest_gives_its_own_error_and_starts_nothing() {
             let out = wasm_workers(&[verb, &path], "\"would be echoed if anything ran\"\n");
             let stderr = text(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{what} ({verb}): {stderr}");
-            assert!(stderr.contains("graph.toml") && stderr.contains(expected), "{what} ({verb}): expected `{expected}` in {stderr}");
+            assert!(
+                stderr.contains("graph.toml") && stderr.contains(expected),
+                "{what} ({verb}): expected `{expected}` in {stderr}"
+            );
             assert!(out.stdout.is_empty(), "{what} ({verb}): nothing runs");
         }
     }
-    let out = wasm_workers(&["check", &manifest(&dir, &format!("entry = \"a\"\n[workers.a]\ncomponent = \"{not_a_worker}\"\n"))], "");
+    let out = wasm_workers(
+        &["check", &manifest(&dir, &format!("entry = \"a\"\n[workers.a]\ncomponent = \"{not_a_worker}\"\n"))],
+        "",
+    );
     assert!(text(&out.stderr).contains("is not a worker component"), "{}", text(&out.stderr));
 }
 
@@ -269,7 +276,8 @@ fn graph_wide_limits_apply_to_workers_without_their_own() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("CPU deadline of 100 ms"), "{stderr}");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let bad = manifest(&dir, &format!("entry = \"f\"\n[limits]\ndeadline-ms = 0\n[workers.f]\ncomponent = \"{faulty}\"\n"));
+    let bad =
+        manifest(&dir, &format!("entry = \"f\"\n[limits]\ndeadline-ms = 0\n[workers.f]\ncomponent = \"{faulty}\"\n"));
     let out = wasm_workers(&["check", &bad], "");
     assert!(text(&out.stderr).contains(":1: limits.deadline-ms: must be at least 1"), "{}", text(&out.stderr));
     assert_eq!(out.status.code(), Some(2));

@@ -10,9 +10,11 @@ use wasm_workers::task::{self, Pool, PoolConfig, Schedule, Scope, Stream, TaskEr
 use wasm_workers::{CloseReason, Host};
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-        tokio::time::timeout(EVENT_TIMEOUT, future).await.expect("the test finished in time")
-    })
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(async { tokio::time::timeout(EVENT_TIMEOUT, future).await.expect("the test finished in time") })
 }
 
 fn lab_pool(host: &Host, config: PoolConfig) -> Pool {
@@ -52,9 +54,7 @@ fn par_map_hands_the_next_input_to_the_worker_that_answered() {
 #[test]
 fn a_failing_item_fails_only_its_own_result_and_the_pool_recovers() {
     let pool = lab_pool(host(), PoolConfig { size: Some(2), ..PoolConfig::default() });
-    let inputs: Vec<Value> = (0..100)
-        .map(|i| json!({ "value": i, "fail": i == 13, "panic": i == 42 }))
-        .collect();
+    let inputs: Vec<Value> = (0..100).map(|i| json!({ "value": i, "fail": i == 13, "panic": i == 42 })).collect();
     let results: Vec<Result<u64, TaskError>> = block_on(pool.par_map(inputs));
     for (i, result) in results.iter().enumerate() {
         match i {

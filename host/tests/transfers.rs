@@ -210,10 +210,13 @@ fn a_shared_worker_lives_while_it_has_clients() {
 #[test]
 fn timers_fire_in_order_and_cleared_ones_do_not() {
     let mut timers = spawn("timers");
-    post(&timers, json!({
-        "set": [["a", 300], ["b", 100], ["c", 200], ["d", 200], ["e", 200]],
-        "clear": ["d"],
-    }));
+    post(
+        &timers,
+        json!({
+            "set": [["a", 300], ["b", 100], ["c", 200], ["d", 200], ["e", 200]],
+            "clear": ["d"],
+        }),
+    );
     let fired: Vec<Value> = (0..4).map(|_| next_json(&mut timers)).collect();
     assert_eq!(fired, vec![json!("b"), json!("c"), json!("e"), json!("a")]);
     timers.end_input();

@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::*;
-use wasm_workers::{Codec, CloseReason, Host, HostConfig, LoadError, Message, WorkerOptions};
+use wasm_workers::{CloseReason, Codec, Host, HostConfig, LoadError, Message, WorkerOptions};
 
 #[test]
 fn primes_posts_the_first_primes_in_order_then_closes() {
@@ -94,10 +94,13 @@ fn a_parent_whose_children_have_nothing_to_do_ends_idle_and_takes_them_along() {
     let host = Host::new().unwrap();
     let component = host.load(guest("supervisor")).unwrap();
     let mut supervisor = host.spawn(&component, WorkerOptions::named("supervisor")).unwrap();
-    post(&supervisor, json!({ "spawn": [
+    post(
+        &supervisor,
+        json!({ "spawn": [
         { "location": "echo.wasm", "messages": ["a"] },
         { "location": "echo.wasm", "messages": ["b"] },
-    ] }));
+    ] }),
+    );
     let mut replies = vec![next_json(&mut supervisor), next_json(&mut supervisor)];
     replies.sort_by_key(|r| r["child"].as_u64());
     assert_eq!(replies, vec![json!({ "child": 0, "message": "a" }), json!({ "child": 1, "message": "b" })]);
@@ -133,13 +136,19 @@ fn terminate_stops_an_idle_worker() {
 #[test]
 fn a_parent_terminates_a_looping_child_and_its_other_children_go_on() {
     let mut supervisor = spawn("supervisor");
-    post(&supervisor, json!({ "spawn": [
+    post(
+        &supervisor,
+        json!({ "spawn": [
         { "location": "faulty.wasm", "messages": ["loop"] },
         { "location": "echo.wasm", "messages": ["before"] },
-    ] }));
+    ] }),
+    );
     let mut first_two = vec![next_json(&mut supervisor), next_json(&mut supervisor)];
     first_two.sort_by_key(|r| r["child"].as_u64());
-    assert_eq!(first_two, vec![json!({ "child": 0, "message": "looping" }), json!({ "child": 1, "message": "before" })]);
+    assert_eq!(
+        first_two,
+        vec![json!({ "child": 0, "message": "looping" }), json!({ "child": 1, "message": "before" })]
+    );
     post(&supervisor, json!({ "terminate": 0 }));
     assert_eq!(next_json(&mut supervisor), json!({ "child": 0, "terminated": true }));
     post(&supervisor, json!({ "spawn": [{ "location": "echo.wasm", "messages": ["after"] }] }));
@@ -154,10 +163,13 @@ fn terminating_a_parent_terminates_its_busy_children() {
     let host = Host::new().unwrap();
     let component = host.load(guest("supervisor")).unwrap();
     let mut supervisor = host.spawn(&component, WorkerOptions::named("supervisor")).unwrap();
-    post(&supervisor, json!({ "spawn": [
+    post(
+        &supervisor,
+        json!({ "spawn": [
         { "location": "faulty.wasm", "messages": ["loop"] },
         { "location": "echo.wasm", "messages": ["up"] },
-    ] }));
+    ] }),
+    );
     let mut first_two = vec![next_json(&mut supervisor), next_json(&mut supervisor)];
     first_two.sort_by_key(|r| r["child"].as_u64());
     assert_eq!(first_two, vec![json!({ "child": 0, "message": "looping" }), json!({ "child": 1, "message": "up" })]);
@@ -171,11 +183,14 @@ fn terminating_a_parent_terminates_its_busy_children() {
 #[test]
 fn a_panicking_child_is_reported_to_its_parent_and_its_siblings_complete() {
     let mut supervisor = spawn("supervisor");
-    post(&supervisor, json!({ "spawn": [
+    post(
+        &supervisor,
+        json!({ "spawn": [
         { "location": "core.wasm", "messages": [{ "from": 0, "to": 100_000 }] },
         { "location": "faulty.wasm", "name": "bad", "messages": ["panic"] },
         { "location": "core.wasm", "messages": [{ "from": 100_000, "to": 200_000 }] },
-    ] }));
+    ] }),
+    );
     let mut reports: Vec<Value> = (0..5).map(|_| next_json(&mut supervisor)).collect();
     reports.sort_by_key(|r| (r["child"].as_u64(), r.get("closed").is_some()));
     assert_eq!(reports[0], json!({ "child": 0, "message": 9_592 }));
@@ -264,7 +279,10 @@ fn a_message_in_the_wrong_encoding_is_a_message_error_not_a_trap() {
 #[test]
 fn undecodable_data_from_a_child_reaches_the_parents_message_error_handler() {
     let mut supervisor = spawn("supervisor");
-    post(&supervisor, json!({ "spawn": [{ "location": "faulty.wasm", "messages": ["bad-json", "bad-postcard", "ok"] }] }));
+    post(
+        &supervisor,
+        json!({ "spawn": [{ "location": "faulty.wasm", "messages": ["bad-json", "bad-postcard", "ok"] }] }),
+    );
     let first = next_json(&mut supervisor);
     assert_eq!(first["child"], 0);
     assert!(first["message-error"].as_str().unwrap().contains("malformed JSON"), "{first}");
@@ -287,10 +305,13 @@ fn a_worker_cannot_spawn_a_component_outside_its_directory() {
 #[test]
 fn a_child_that_cannot_be_loaded_is_an_error_for_the_spawner_only() {
     let mut supervisor = spawn("supervisor");
-    post(&supervisor, json!({ "spawn": [
+    post(
+        &supervisor,
+        json!({ "spawn": [
         { "location": "missing.wasm" },
         { "location": "echo.wasm", "messages": ["ok"] },
-    ] }));
+    ] }),
+    );
     let report = next_json(&mut supervisor);
     assert_eq!(report["child"], 0);
     assert!(report["spawn-error"].as_str().unwrap().contains("missing.wasm"), "{report}");
@@ -350,7 +371,9 @@ fn a_host_refuses_workers_past_its_limit_with_a_typed_error() {
     let mut first = host.spawn(&echo, WorkerOptions::named("one")).unwrap();
     let _second = host.spawn(&echo, WorkerOptions::named("two")).unwrap();
     match host.spawn(&echo, WorkerOptions::named("three")) {
-        Err(error @ wasm_workers::SpawnError::Limit { .. }) => assert!(error.to_string().contains("limit of 2 workers"), "{error}"),
+        Err(error @ wasm_workers::SpawnError::Limit { .. }) => {
+            assert!(error.to_string().contains("limit of 2 workers"), "{error}")
+        }
         other => panic!("expected the worker limit, got {other:?}"),
     }
     // A place frees up when a worker ends.

@@ -40,7 +40,11 @@ fn main() {
         }
         let after = resident_bytes();
         let maps = mappings().saturating_sub(maps_before);
-        println!("{} idle workers: {maps} memory mappings, {:.1} per worker", workers.len(), maps as f64 / workers.len().max(1) as f64);
+        println!(
+            "{} idle workers: {maps} memory mappings, {:.1} per worker",
+            workers.len(),
+            maps as f64 / workers.len().max(1) as f64
+        );
         let per_worker = (after.saturating_sub(before)) / workers.len().max(1) as u64;
         println!(
             "{} idle workers: {:.1} MiB resident in all, {:.1} KiB per worker",

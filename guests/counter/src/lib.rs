@@ -17,7 +17,9 @@ impl Worker for Counter {
         if message.data.is_empty() {
             post(&self.count);
             self.count = 0;
-        } else if message.data.get(..8).and_then(|bytes| bytes.try_into().ok()).map(u64::from_le_bytes) == Some(self.count) {
+        } else if message.data.get(..8).and_then(|bytes| bytes.try_into().ok()).map(u64::from_le_bytes)
+            == Some(self.count)
+        {
             self.count += 1;
         }
     }

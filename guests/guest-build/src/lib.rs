@@ -44,5 +44,9 @@ pub fn guests_dir() -> &'static Path {
 /// after the crate with `_` for `-` (`shared_hello.wasm`), a binary's as the crate.
 pub fn guest(name: &str) -> PathBuf {
     let library = guests_dir().join(format!("{}.wasm", name.replace('-', "_")));
-    if library.exists() { library } else { guests_dir().join(format!("{name}.wasm")) }
+    if library.exists() {
+        library
+    } else {
+        guests_dir().join(format!("{name}.wasm"))
+    }
 }

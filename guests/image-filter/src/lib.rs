@@ -45,7 +45,9 @@ impl Worker for ImageFilter {
         };
         let expected = u64::from(image.width) * u64::from(image.height) * 4;
         if buffer.len() != expected {
-            post(&serde_json::json!({ "error": format!("{} bytes is not a {}x{} RGBA image", buffer.len(), image.width, image.height) }));
+            post(
+                &serde_json::json!({ "error": format!("{} bytes is not a {}x{} RGBA image", buffer.len(), image.width, image.height) }),
+            );
             return;
         }
         let mut pixels = buffer.read_all().expect("the buffer is held here");

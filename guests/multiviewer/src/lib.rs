@@ -94,10 +94,14 @@ impl Multiviewer {
             }
             "msg " => {
                 let other = rest.split(' ').next().and_then(|n| n.parse::<u32>().ok());
-                if let (Some(party1), Some(party2)) = (self.viewers.get(&name), other.and_then(|n| self.viewers.get(&n))) {
+                if let (Some(party1), Some(party2)) =
+                    (self.viewers.get(&name), other.and_then(|n| self.viewers.get(&n)))
+                {
                     let channel = MessageChannel::new();
-                    let _ = party1.port.post_with(&format!("msg {}", party2.name), Transfer::new().port(&channel.port1));
-                    let _ = party2.port.post_with(&format!("msg {}", party1.name), Transfer::new().port(&channel.port2));
+                    let _ =
+                        party1.port.post_with(&format!("msg {}", party2.name), Transfer::new().port(&channel.port1));
+                    let _ =
+                        party2.port.post_with(&format!("msg {}", party1.name), Transfer::new().port(&channel.port2));
                 }
             }
             "cnt" => {
@@ -119,10 +123,11 @@ impl Worker for Multiviewer {
         let name = self.next_name;
         self.next_name += 1;
         let _ = port.post(&format!("cfg {name}"));
-        port.on_message(move |this: &mut Self, data: String| this.get_message(name, data))
-            .on_close(move |this: &mut Self| {
+        port.on_message(move |this: &mut Self, data: String| this.get_message(name, data)).on_close(
+            move |this: &mut Self| {
                 this.viewers.remove(&name);
-            });
+            },
+        );
         self.viewers.insert(name, Viewer { port, name, x: 0, y: 0 });
         self.send_map_data(name);
     }

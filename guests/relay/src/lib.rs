@@ -19,7 +19,9 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 use wasm_workers_guest::__private::wasm_workers::worker::{scope, types};
-use wasm_workers_guest::{export_worker, post, post_with, Buffer, Child, MessageChannel, Port, Received, Transfer, Worker};
+use wasm_workers_guest::{
+    export_worker, post, post_with, Buffer, Child, MessageChannel, Port, Received, Transfer, Worker,
+};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -114,12 +116,20 @@ impl Worker for Relay {
                 "raw-port" => {
                     let (one, two) = scope::message_channel();
                     let stale = two.handle();
-                    let message = types::Message { codec: types::Codec::Json, data: b"1".to_vec(), transfer: vec![types::Transferable::Port(two)] };
+                    let message = types::Message {
+                        codec: types::Codec::Json,
+                        data: b"1".to_vec(),
+                        transfer: vec![types::Transferable::Port(two)],
+                    };
                     let _ = scope::post_message(message);
                     // SAFETY: deliberately wrong: the handle was moved away by the post above;
                     // the host must refuse to use it.
                     let stale = unsafe { types::MessagePort::from_handle(stale) };
-                    let _ = stale.post_message(types::Message { codec: types::Codec::Json, data: b"2".to_vec(), transfer: vec![] });
+                    let _ = stale.post_message(types::Message {
+                        codec: types::Codec::Json,
+                        data: b"2".to_vec(),
+                        transfer: vec![],
+                    });
                     drop(one);
                     post(&"unreachable: the host accepted a moved handle");
                 }

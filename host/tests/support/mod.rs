@@ -116,7 +116,11 @@ pub fn next_message(worker: &mut WorkerHandle) -> Message {
 /// Runs the `wasm-workers` binary with `args`, `stdin` as its input, and a compile cache of
 /// its own for this test binary (so that tests do not share the user's).
 pub fn wasm_workers(args: &[&str], stdin: &str) -> Output {
-    wasm_workers_with_cache(args, stdin, &std::env::temp_dir().join(format!("wasm-workers-test-cache-{}", std::process::id())))
+    wasm_workers_with_cache(
+        args,
+        stdin,
+        &std::env::temp_dir().join(format!("wasm-workers-test-cache-{}", std::process::id())),
+    )
 }
 
 /// [`wasm_workers`] with the compile cache in `cache`.
