@@ -18,7 +18,7 @@
 //! may thereby go over its limit (it did not ask for what it was sent); its own allocations
 //! then fail until it lets some go. The host's total does not change by a move.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What charging a budget may run into.
@@ -63,22 +63,41 @@ impl HostBudget {
 }
 
 /// One worker's budget. Shared (by `Arc`) with the charges made against it, which may be
-/// released on any thread.
+/// released on any thread; it is charged only on its worker's own thread.
 ///
-/// Aligned to a cache line, so that in its `Arc` the reference counts and `used` share one:
-/// a message's charge and its release each touch that line once.
+/// It holds a *share* of the host's budget, taken in chunks of [`SHARE_CHUNK`] as its use
+/// grows and given back as it shrinks (past two chunks of slack), so that a charge or a
+/// release touches this budget's cache line only, not the host's, which every worker
+/// shares. The host's count is the sum of the shares: never less than what is charged, at
+/// most about two chunks more per worker.
+///
+/// Aligned to a cache line, so that in its `Arc` the reference counts, `used` and `share`
+/// are on one: a message's charge and its release each touch that line once.
 #[derive(Debug)]
 #[repr(align(64))]
 pub(crate) struct Budget {
     used: AtomicU64,
+    /// Bytes of the host's budget held for this one.
+    share: AtomicU64,
+    /// Its worker has ended: from then on, what is released is given back at once.
+    ended: AtomicBool,
     limit: u64,
     host: Arc<HostBudget>,
 }
 
+/// The unit in which a budget takes its share of the host's.
+pub(crate) const SHARE_CHUNK: u64 = 64 << 10;
+
 impl Budget {
     /// A budget of `limit` bytes (`None`: only the host's) within `host`.
     pub(crate) fn new(limit: Option<usize>, host: &Arc<HostBudget>) -> Arc<Budget> {
-        Arc::new(Budget { used: AtomicU64::new(0), limit: limit.map_or(u64::MAX, |l| l as u64), host: host.clone() })
+        Arc::new(Budget {
+            used: AtomicU64::new(0),
+            share: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+            limit: limit.map_or(u64::MAX, |l| l as u64),
+            host: host.clone(),
+        })
     }
 
     /// Bytes charged now.
@@ -88,34 +107,97 @@ impl Budget {
 
     /// Bytes that can still be charged.
     pub(crate) fn room(&self) -> u64 {
-        let own = self.limit.saturating_sub(self.used());
-        let host = self.host.limit.saturating_sub(self.host.used());
+        let used = self.used();
+        let own = self.limit.saturating_sub(used);
+        let spare = self.share.load(Ordering::Acquire).saturating_sub(used);
+        let host = self.host.limit.saturating_sub(self.host.used()).saturating_add(spare);
         own.min(host)
     }
 
     /// Charges `bytes` without a [`Charge`] (the caller releases them with
     /// [`release`](Self::release)), unless that would pass this budget's limit or the host's.
     pub(crate) fn reserve(&self, bytes: u64) -> Result<(), OverBudget> {
-        let host = &self.host;
-        host.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&total| total <= host.limit)
-            })
-            .map_err(|_| OverBudget::Host(host.limit))?;
-        let own = self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-            used.checked_add(bytes).filter(|&total| total <= self.limit)
-        });
-        if own.is_err() {
-            host.used.fetch_sub(bytes, Ordering::AcqRel);
+        // One read-modify-write, undone if it went too far (only this budget's worker
+        // charges it, so nothing is refused for another's passing excess).
+        let used = self.used.fetch_add(bytes, Ordering::AcqRel).saturating_add(bytes);
+        if used > self.limit {
+            self.used.fetch_sub(bytes, Ordering::AcqRel);
             return Err(OverBudget::Worker(self.limit));
+        }
+        if !self.cover(used, true) {
+            self.used.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(OverBudget::Host(self.host.limit));
         }
         Ok(())
     }
 
+    /// Makes this budget's share of the host's cover `used`, taking a chunk more when it must
+    /// (or, near the host's limit, just what it needs). With `checked`, not past the host's
+    /// limit: returns false if it cannot.
+    fn cover(&self, used: u64, checked: bool) -> bool {
+        let share = self.share.load(Ordering::Acquire);
+        if share >= used {
+            return true;
+        }
+        let need = used - share;
+        let chunk = need.div_ceil(SHARE_CHUNK).saturating_mul(SHARE_CHUNK);
+        let host = &self.host;
+        let take = |amount: u64| {
+            if !checked {
+                host.used.fetch_add(amount, Ordering::AcqRel);
+                return true;
+            }
+            host.used
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |total| {
+                    total.checked_add(amount).filter(|&total| total <= host.limit)
+                })
+                .is_ok()
+        };
+        let taken = if take(chunk) {
+            chunk
+        } else if take(need) {
+            need
+        } else {
+            return false;
+        };
+        self.share.fetch_add(taken, Ordering::AcqRel);
+        true
+    }
+
+    /// Gives back the share beyond `slack` over what is used (any thread may: the share
+    /// only changes by compare-and-swap on fresh values).
+    fn trim(&self, slack: u64) {
+        let mut kept = 0;
+        let given = self.share.fetch_update(Ordering::AcqRel, Ordering::Acquire, |share| {
+            kept = self.used.load(Ordering::Acquire).saturating_add(slack);
+            (share > kept).then_some(kept)
+        });
+        if let Ok(before) = given {
+            self.host.used.fetch_sub(before - kept, Ordering::AcqRel);
+        }
+    }
+
     /// Releases what [`reserve`](Self::reserve) charged.
     pub(crate) fn release(&self, bytes: u64) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
-        self.host.used.fetch_sub(bytes, Ordering::AcqRel);
+        let used = self.used.fetch_sub(bytes, Ordering::AcqRel) - bytes;
+        if self.ended.load(Ordering::Acquire) {
+            self.trim(0);
+        } else if self.share.load(Ordering::Relaxed) > used.saturating_add(2 * SHARE_CHUNK) {
+            self.trim(SHARE_CHUNK);
+        }
+    }
+
+    /// Marks the worker ended and gives back the whole unused share: what it still has on
+    /// its way keeps its part until it is released.
+    pub(crate) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.trim(0);
+    }
+
+    /// Gives back the whole unused share now.
+    #[cfg(test)]
+    pub(crate) fn trim_all(&self) {
+        self.trim(0);
     }
 
     /// Charges `bytes`, unless that would pass a limit.
@@ -124,10 +206,30 @@ impl Budget {
         Ok(Charge { budget: Some(self.clone()), bytes })
     }
 
-    /// Charges `bytes` whatever the limits (what a worker is sent: see the module's docs).
-    fn force(&self, bytes: u64) {
-        self.used.fetch_add(bytes, Ordering::AcqRel);
-        self.host.used.fetch_add(bytes, Ordering::AcqRel);
+    /// Charges `bytes` whatever the limits (what a worker is sent: see the module's docs),
+    /// with `share` of the host's budget that came with them.
+    fn force(&self, bytes: u64, share: u64) {
+        let used = self.used.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if share > 0 {
+            self.share.fetch_add(share, Ordering::AcqRel);
+        }
+        self.cover(used, false);
+    }
+
+    /// Takes up to `bytes` of this budget's share, to move with `bytes` charged elsewhere.
+    fn take_share(&self, bytes: u64) -> u64 {
+        let before = self
+            .share
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |share| Some(share - share.min(bytes)))
+            .unwrap_or(0);
+        before.min(bytes)
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        // Nothing is charged any more (every charge holds the budget): the share goes back.
+        self.host.used.fetch_sub(*self.share.get_mut(), Ordering::AcqRel);
     }
 }
 
@@ -145,8 +247,10 @@ impl Charge {
         if self.bytes == 0 || self.budget.as_ref().is_some_and(|from| Arc::ptr_eq(from, to)) {
             return;
         }
-        to.force(self.bytes);
-        // One made by the host program was charged to nobody: from now on it counts.
+        // Its share of the host's budget moves with it; one made by the host program was
+        // charged to nobody, and counts from now on.
+        let share = self.budget.as_ref().map_or(0, |from| from.take_share(self.bytes));
+        to.force(self.bytes, share);
         if let Some(from) = self.budget.replace(to.clone()) {
             from.release(self.bytes);
         }
@@ -202,6 +306,7 @@ mod tests {
         assert_eq!(a.charge(200).unwrap_err(), OverBudget::Worker(600));
         assert_eq!(b.charge(600).unwrap_err(), OverBudget::Host(1000));
         let mut two = b.charge(400).unwrap();
+        // Near its limit the host gives each just what it needs.
         assert_eq!(host.used(), 900);
         // A move keeps the host's total and may put the receiver over its limit.
         two.move_to(&a);
@@ -209,6 +314,21 @@ mod tests {
         assert_eq!(a.room(), 0);
         drop(one);
         drop(two);
-        assert_eq!((a.used(), b.used(), host.used()), (0, 0, 0));
+        assert_eq!((a.used(), b.used()), (0, 0));
+        drop((a, b));
+        assert_eq!(host.used(), 0, "a budget's share goes back when it goes");
+    }
+
+    #[test]
+    fn a_budget_takes_its_share_of_the_host_in_chunks_and_gives_back_what_it_does_not_use() {
+        let host = HostBudget::new(1 << 30);
+        let budget = Budget::new(None, &host);
+        let charges: Vec<Charge> = (0..1000).map(|_| budget.charge(100).unwrap()).collect();
+        assert_eq!(budget.used(), 100_000);
+        assert!(host.used() >= 100_000 && host.used() <= 100_000 + SHARE_CHUNK, "{}", host.used());
+        drop(charges);
+        assert!(host.used() <= 2 * SHARE_CHUNK, "{}", host.used());
+        budget.trim_all();
+        assert_eq!(host.used(), 0);
     }
 }

@@ -187,6 +187,7 @@ mod tests {
         assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
         assert_eq!(budget.used(), 1 << 20);
         limiter.memory_grow_failed(wasmtime::Error::msg("cannot map")).unwrap();
+        budget.trim_all();
         assert_eq!((budget.used(), host.used()), (0, 0));
         assert!(limiter.memory_growing(0, 2 << 20, None).unwrap());
         drop(limiter);

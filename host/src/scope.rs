@@ -211,18 +211,18 @@ impl WorkerState {
     /// (the guest's handles were consumed by the call) and travel with the message, its
     /// bytes charged to this worker until delivered. A message this worker's budget cannot
     /// pay for is refused as "queue full" (its earlier messages are still on their way),
-    /// counted posted and dropped. One larger than its receiver accepts (`max_size`) is
-    /// refused as too large before anything is charged.
+    /// counted posted and dropped — unless it is larger than its receiver accepts
+    /// (`max_size`, asked only then), which is refused as too large.
     fn lift_message(
         &mut self,
         message: types::Message,
-        max_size: usize,
+        max_size: impl FnOnce(&Self) -> wasmtime::Result<usize>,
     ) -> wasmtime::Result<Result<Message, types::PostError>> {
         self.stats.posted(message.data.len());
-        let charge = if message.data.len() > max_size {
-            Err(None)
-        } else {
-            self.budget.charge(message.data.len() as u64 + MESSAGE_COST).map_err(Some)
+        let charge = match self.budget.charge(message.data.len() as u64 + MESSAGE_COST) {
+            Ok(charge) => Ok(charge),
+            Err(_) if message.data.len() > max_size(self)? => Err(None),
+            Err(over) => Err(Some(over)),
         };
         let (mut ports, mut buffers) = (Vec::new(), Vec::new());
         for object in message.transfer {
@@ -340,6 +340,8 @@ impl WorkerState {
         worker::terminate_all(self.children.into_values().map(|(child, _)| child).collect());
         // Dropping the table closes the ports still in it; their peers learn it.
         drop(self.table);
+        // Its share of the host's budget goes back, but for what is still on its way.
+        self.budget.end();
         tell_parent(self.parent);
     }
 }
@@ -358,7 +360,7 @@ impl HostMessagePort for WorkerState {
         port: Resource<MessagePort>,
         message: types::Message,
     ) -> wasmtime::Result<Result<(), types::PostError>> {
-        let max_size = self.table.get(&port)?.core().peer_message_size();
+        let max_size = |this: &Self| Ok(this.table.get(&port)?.core().peer_message_size());
         let message = match self.lift_message(message, max_size)? {
             Ok(message) => message,
             Err(error) => return Ok(Err(error)),
@@ -475,7 +477,7 @@ impl ScopeHost for WorkerState {
     }
 
     fn post_message(&mut self, message: types::Message) -> wasmtime::Result<Result<(), types::PostError>> {
-        let max_size = self.parent.message_size().unwrap_or(self.limits.queue().message_size);
+        let max_size = |this: &Self| Ok(this.parent.message_size().unwrap_or(this.limits.queue().message_size));
         let message = match self.lift_message(message, max_size)? {
             Ok(message) => message,
             Err(error) => return Ok(Err(error)),
@@ -600,7 +602,7 @@ impl HostWorker for WorkerState {
         worker: Resource<ChildWorker>,
         message: types::Message,
     ) -> wasmtime::Result<Result<(), types::PostError>> {
-        let max_size = self.table.get(&worker)?.sender.message_size();
+        let max_size = |this: &Self| Ok(this.table.get(&worker)?.sender.message_size());
         let message = match self.lift_message(message, max_size)? {
             Ok(message) => message,
             Err(error) => return Ok(Err(error)),
