@@ -444,8 +444,11 @@ impl Host {
     }
 
     /// The memory charged now to this host's workers, in bytes: their linear memories and
-    /// what they make the host hold (never more than [`memory_budget`](Self::memory_budget)
-    /// but for transferred objects in flight, which keep their sender's charge).
+    /// what they make the host hold, counted as the shares of the host's budget that the
+    /// workers hold (each takes 64 KiB at a time, and gives back what it does not use: this
+    /// is at most about two such chunks per worker above what is charged, and zero once every
+    /// worker has ended and its messages are settled). Never more than
+    /// [`memory_budget`](Self::memory_budget), but for what the host program sends workers.
     pub fn memory_charged(&self) -> u64 {
         self.0.memory_budget.used()
     }
