@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -108,7 +110,7 @@ async fn drive(
     mut entry: WorkerHandle,
     others: Vec<(String, WorkerHandle)>,
     mut lines: mpsc::Receiver<Input>,
-    output: mpsc::Sender<String>,
+    output: Output,
     written: oneshot::Receiver<u64>,
     mut shared_failures: tokio::sync::broadcast::Receiver<wasm_workers::ErrorEvent>,
 ) -> (u8, LostLines) {
@@ -137,7 +139,7 @@ async fn drive(
     let mut code = loop {
         feed(&entry, &room, &mut pending, &mut held, &mut lost);
         let held_len = held.as_ref().map_or(0, |m| m.data.len());
-        let output_ready = output.capacity() > 0;
+        let output_ready = output.ready();
         tokio::select! {
             // The entry worker's events first: its last event (an error, say) wins over the
             // quiet that follows it.
@@ -149,7 +151,7 @@ async fn drive(
                 break EXIT_INTERRUPTED;
             }
             // The reader of stdout went away (`| head`): the run ends quietly.
-            () = output.closed() => {
+            () = output.lines.closed() => {
                 entry.terminate();
                 break EXIT_OUTPUT_CLOSED;
             }
@@ -165,7 +167,7 @@ async fn drive(
                         } else {
                             text.to_string()
                         };
-                        if output.try_send(text).is_err() {
+                        if !output.send(text) {
                             // The writer has just gone: this one is not written either.
                             host.count_lost(1);
                         }
@@ -191,7 +193,7 @@ async fn drive(
                 }
             },
             // Stdout has caught up a little: go back to taking the worker's messages.
-            Ok(permit) = output.reserve(), if !output_ready => drop(permit),
+            () = output.queued.drained.notified(), if !output_ready => {}
             Ok(error) = shared_failures.recv() => {
                 // A shared worker of the run failed: said now, and the run fails at its end.
                 eprintln!("error: {error}");
@@ -530,13 +532,51 @@ impl LineSplitter {
     }
 }
 
-/// Writes lines to stdout on a thread of its own, from a channel of 1,024 lines, in writes of
-/// up to 64 KiB, whenever it has caught up. If a write fails (the reader went away), it stops
+/// The most bytes of output waiting for stdout: past them, the entry worker's messages wait
+/// in its handle (bounded by its queue limits).
+const MAX_QUEUED_OUTPUT: usize = 16 << 20;
+
+/// The way to the stdout writer: a channel of at most 1,024 lines, and
+/// [`MAX_QUEUED_OUTPUT`] bytes.
+struct Output {
+    lines: mpsc::Sender<String>,
+    queued: Arc<QueuedOutput>,
+}
+
+/// Bytes sent to the writer and not yet written, and a signal each time it has written some.
+#[derive(Default)]
+struct QueuedOutput {
+    bytes: AtomicUsize,
+    drained: tokio::sync::Notify,
+}
+
+impl Output {
+    /// Whether a line may be sent now.
+    fn ready(&self) -> bool {
+        self.lines.capacity() > 0 && self.queued.bytes.load(Ordering::Acquire) < MAX_QUEUED_OUTPUT
+    }
+
+    /// Sends a line (when [`ready`](Self::ready)); false if the writer has gone.
+    fn send(&self, line: String) -> bool {
+        let len = line.len() + 1;
+        self.queued.bytes.fetch_add(len, Ordering::AcqRel);
+        if self.lines.try_send(line).is_err() {
+            self.queued.bytes.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+/// Writes lines to stdout on a thread of its own, from the channel of an [`Output`], in
+/// writes of up to 64 KiB, whenever it has caught up. If a write fails (the reader went away), it stops
 /// and closes the channel; the receiver resolves to how many lines it took and did not write
 /// (those of the failed write among them: the reader did not take them whole).
-fn write_stdout() -> std::io::Result<(mpsc::Sender<String>, oneshot::Receiver<u64>)> {
+fn write_stdout() -> std::io::Result<(Output, oneshot::Receiver<u64>)> {
     let (tx, mut rx) = mpsc::channel::<String>(1024);
     let (done, written) = oneshot::channel();
+    let queued = Arc::new(QueuedOutput::default());
+    let output = Output { lines: tx, queued: queued.clone() };
     std::thread::Builder::new().name("stdout".into()).spawn(move || {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
@@ -561,10 +601,12 @@ fn write_stdout() -> std::io::Result<(mpsc::Sender<String>, oneshot::Receiver<u6
                 }
                 break;
             }
+            queued.bytes.fetch_sub(buffer.len(), Ordering::AcqRel);
+            queued.drained.notify_one();
             buffer.clear();
             lines = 0;
         }
         let _ = done.send(unwritten);
     })?;
-    Ok((tx, written))
+    Ok((output, written))
 }
