@@ -142,16 +142,13 @@ pub mod __private {
 
 use __private::wasm_workers::worker::{scope, types};
 
-/// How a message's data is encoded; it travels with the message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Codec {
-    /// JSON text: what the CLI and every language speak.
-    Json,
-    /// postcard: compact binary serde, for Rust-to-Rust messages.
-    Postcard,
-    /// Uninterpreted bytes.
-    Raw,
-}
+/// How a message's data is encoded; it travels with the message (JSON: what the CLI and
+/// every language speak; postcard: compact binary serde, for Rust-to-Rust messages; raw
+/// bytes). Shared with the host.
+pub use wasm_workers_protocol::Codec;
+/// Where an event came from: this worker's parent (a worker, or the host program), a child
+/// worker by [`Child::id`], or a message port it holds by [`Port::id`]. Shared with the host.
+pub use wasm_workers_protocol::Source;
 
 impl From<types::Codec> for Codec {
     fn from(codec: types::Codec) -> Self {
@@ -171,27 +168,6 @@ impl From<Codec> for types::Codec {
             Codec::Raw => types::Codec::Raw,
         }
     }
-}
-
-impl fmt::Display for Codec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Codec::Json => "json",
-            Codec::Postcard => "postcard",
-            Codec::Raw => "raw",
-        })
-    }
-}
-
-/// Where an event came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// This worker's parent (a worker, or the host program).
-    Parent,
-    /// A child worker, by [`Child::id`].
-    Child(u32),
-    /// A message port this worker holds, by [`Port::id`].
-    Port(u32),
 }
 
 impl From<types::Source> for Source {
@@ -1201,9 +1177,7 @@ pub mod dispatch {
         }
     }
 
-    /// Words of `message-burst.headers` per event (source kind, source id, codec, length,
-    /// transferred), as the WIT documents.
-    const HEADER_WORDS: usize = 5;
+    use wasm_workers_protocol::{Header, HEADER_WORDS};
 
     /// `on-messages`: each event of the burst in turn, until the worker closes. Returns how
     /// many were discarded.
@@ -1217,7 +1191,8 @@ pub mod dispatch {
         let mut discarded = 0;
         with_worker(|worker: &mut W| {
             for (index, header) in headers.chunks_exact(HEADER_WORDS).enumerate() {
-                let &[kind, id, codec, len, transferred] = header else { unreachable!() };
+                let Ok(header) = <&[u32; HEADER_WORDS]>::try_from(header) else { unreachable!() };
+                let Header { source, codec, len, transferred } = Header::decode(header);
                 let range = at..at + len as usize;
                 at = range.end;
                 // The last event takes the burst's own reference: a message that arrived
@@ -1228,16 +1203,6 @@ pub mod dispatch {
                 };
                 let transfer = transfer.by_ref().take(transferred as usize).collect();
                 let error = errors.next_if(|(event, _)| *event as usize == index).map(|(_, error)| error);
-                let source = match kind {
-                    0 => Source::Parent,
-                    1 => Source::Child(id),
-                    _ => Source::Port(id),
-                };
-                let codec = match codec {
-                    0 => Codec::Json,
-                    1 => Codec::Postcard,
-                    _ => Codec::Raw,
-                };
                 let message = Incoming { codec, data: bytes, transfer };
                 if CLOSING.get() || !on_message(worker, source, message, error) {
                     discarded += 1;

@@ -9,8 +9,7 @@ use crate::bindings::types;
 use crate::message::Codec;
 use crate::worker::Source;
 
-/// Header words per event; the layout is documented on `message-burst` in `wit/worker.wit`.
-pub(crate) const HEADER_WORDS: usize = 5;
+use wasm_workers_protocol::{Header, HEADER_WORDS};
 
 /// A data list whose capacity is over this is not kept for the next burst: one large message
 /// must not pin its allocation in a worker that then receives only small ones.
@@ -55,22 +54,12 @@ impl Burst {
         error: Option<String>,
         counted: bool,
     ) {
-        let (kind, id) = match source {
-            Source::Parent => (0, 0),
-            Source::Child(id) => (1, id),
-            Source::Port(id) => (2, id),
-        };
-        let codec = match codec {
-            Codec::Json => 0,
-            Codec::Postcard => 1,
-            Codec::Raw => 2,
-        };
         debug_assert!(u32::try_from(data.len()).is_ok(), "the caller refuses what a guest cannot hold");
         let len = data.len() as u32;
         if let Some(error) = error {
             self.wire.errors.push((self.len() as u32, error));
         }
-        self.wire.headers.extend_from_slice(&[kind, id, codec, len, transferred]);
+        self.wire.headers.extend_from_slice(&Header { source, codec, len, transferred }.encode());
         if self.wire.data.is_empty() && data.capacity() >= self.wire.data.capacity() {
             // Moved, not copied: a large message costs no extra copy.
             self.wire.data = data;
@@ -92,7 +81,8 @@ impl Burst {
 
     /// The bytes of the events from `index` on.
     pub(crate) fn bytes_from(&self, index: usize) -> usize {
-        self.wire.headers.chunks_exact(HEADER_WORDS).skip(index).map(|header| header[3] as usize).sum()
+        let headers = self.wire.headers.chunks_exact(HEADER_WORDS).skip(index);
+        headers.map(|header| <&[u32; HEADER_WORDS]>::try_from(header).map_or(0, |h| Header::len_of(h) as usize)).sum()
     }
 
     /// How many of the events from `index` on were counted as posted.

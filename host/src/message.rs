@@ -7,29 +7,8 @@ use crate::accounting::{DropReason, Ledger};
 use crate::buffer::Buffer;
 use crate::port::MessagePort;
 
-/// How a [`Message`]'s data is encoded (the WIT `codec`).
-///
-/// The codec travels with the data so that a receiver can tell a message it can decode from
-/// one it cannot; the latter becomes a `messageerror`, never a trap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// UTF-8 JSON text. The host checks well-formedness before a worker receives it.
-    Json,
-    /// postcard, a compact binary serde encoding, for Rust-to-Rust traffic.
-    Postcard,
-    /// Uninterpreted bytes.
-    Raw,
-}
-
-impl fmt::Display for Codec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Codec::Json => "json",
-            Codec::Postcard => "postcard",
-            Codec::Raw => "raw",
-        })
-    }
-}
+/// How a [`Message`]'s data is encoded (the WIT `codec`); shared with the guest SDK.
+pub use wasm_workers_protocol::Codec;
 
 /// A message between workers, or between the host program and a worker
 /// (`postMessage(message, transfer)`).

@@ -76,13 +76,8 @@ pub struct Preopen {
     pub read_only: bool,
 }
 
-/// Where a task came from, as the guest's event handlers see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Source {
-    Parent,
-    Child(u32),
-    Port(u32),
-}
+/// Where a task came from, as the guest's event handlers see it (shared with the SDK).
+pub(crate) use wasm_workers_protocol::Source;
 
 /// A worker's runtime error (the chapter's `ErrorEvent`): it trapped, or could not start.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

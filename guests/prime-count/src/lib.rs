@@ -15,7 +15,10 @@ pub fn is_prime(n: u64) -> bool {
     }
 }
 
-#[allow(clippy::manual_is_multiple_of, reason = "the benchmark kernel: `%` exactly as written, no zero check for the compiler to prove away")]
+#[allow(
+    clippy::manual_is_multiple_of,
+    reason = "the benchmark kernel: `%` exactly as written, no zero check for the compiler to prove away"
+)]
 fn is_prime_u32(n: u32) -> bool {
     if n < 2 {
         return false;
@@ -34,7 +37,10 @@ fn is_prime_u32(n: u32) -> bool {
     true
 }
 
-#[allow(clippy::manual_is_multiple_of, reason = "the benchmark kernel: `%` exactly as written, no zero check for the compiler to prove away")]
+#[allow(
+    clippy::manual_is_multiple_of,
+    reason = "the benchmark kernel: `%` exactly as written, no zero check for the compiler to prove away"
+)]
 fn is_prime_u64(n: u64) -> bool {
     if n % 2 == 0 {
         return n == 2;
