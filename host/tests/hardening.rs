@@ -514,3 +514,36 @@ fn hard_links_of_one_component_are_one_component() {
     std::fs::copy(guest("echo"), dir.join("c.wasm")).unwrap();
     assert!(host.load(dir.join("c.wasm")).is_ok());
 }
+
+#[test]
+fn a_run_that_goes_quiet_writes_everything_its_worker_said_first() {
+    // The worker says 50,000 things at once after the last line of stdin, then waits with
+    // nothing to do, while its reader takes stdout slowly (a slow consumer: the pacing is the
+    // load, not a wait for an event): the run is over only once stdout has them all.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
+        .args(["run", guest("hostile").to_str().unwrap()])
+        .env("WASM_WORKERS_CACHE_DIR", temp_dir("slow-reader").join("cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"{\"say\": 50000}\n").unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stdout.read(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&chunk[..n]);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let expected: String = (0..50_000).map(|i| format!("{i}\n")).collect();
+    assert!(text(&got) == expected, "{} lines of 50000: {stderr}", text(&got).lines().count());
+    assert!(!stderr.contains("not delivered"), "{stderr}");
+}

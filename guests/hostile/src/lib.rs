@@ -20,6 +20,7 @@
 //! - `{"connect-flood": {"name": n, "count": c}}`: connects to the shared worker `n` (itself)
 //!   `c` times, dropping each port; posts `{"connected": k, "error": e}`.
 //! - `{"post": s}`: posts `s` bytes to its parent; posts `"ok"` or why not.
+//! - `{"say": n}`: posts the numbers `0..n` to its parent, as fast as it can.
 //! - `{"busy": ms}`: uses `ms` milliseconds of CPU, then posts `"done"`.
 //! - `{"tally": n}` counts and sums `n`; `"report"` posts `{"count": c, "sum": s}`.
 //! - `{"ops": [bytes]}`: runs the bytes as a program of host calls (see [`Hostile::run`]),
@@ -51,6 +52,7 @@ enum Attack {
     Report,
     Ops(Vec<u8>),
     ConnectFlood { name: String, count: u64 },
+    Say(u64),
 }
 
 #[derive(Default)]
@@ -284,6 +286,11 @@ impl Worker for Hostile {
                 }
                 drop(reserve);
                 post(&json!({ "connected": connected, "error": error }));
+            }
+            Attack::Say(count) => {
+                for i in 0..count {
+                    post(&i);
+                }
             }
             Attack::Ops(program) => {
                 self.run(&program);
