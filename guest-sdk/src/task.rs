@@ -15,10 +15,11 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
+use wasm_workers_protocol::task as protocol;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::{
     clear_timer, hardware_concurrency, post, set_timeout, Child, ErrorEvent, MessageChannel, Port, Received, Transfer,
@@ -58,26 +59,28 @@ impl<T: TaskWorker> Worker for Served<T> {
 
     fn on_message(&mut self, message: Received<Value>) {
         let Received { data, mut ports, .. } = message;
-        if let Some(label) = data.get("stream").and_then(Value::as_str) {
-            match ports.pop() {
-                Some(port) => self.0.on_stream(label.to_string(), Stream::new(port)),
-                None => eprintln!("a stream request came without its port"),
+        let (id, input) = match protocol::request(&data) {
+            protocol::Incoming::OpenStream(label) => {
+                match ports.pop() {
+                    Some(port) => self.0.on_stream(label.to_string(), Stream::new(port)),
+                    None => eprintln!("a stream request came without its port"),
+                }
+                return;
             }
-            return;
-        }
-        let Some(id) = data.get("task").and_then(Value::as_u64) else {
-            eprintln!("not a task request: {data}");
-            return;
+            protocol::Incoming::Request { task, input } => (task, input),
+            protocol::Incoming::Other => {
+                eprintln!("not a task request: {data}");
+                return;
+            }
         };
-        let reply = match data.get("input").cloned().map(serde_json::from_value::<T::Input>) {
+        match input.cloned().map(serde_json::from_value::<T::Input>) {
             Some(Ok(input)) => match self.0.run(input) {
-                Ok(output) => json!({ "task": id, "output": output }),
-                Err(error) => json!({ "task": id, "error": error }),
+                Ok(output) => post(&protocol::Output { task: id, output }),
+                Err(error) => post(&protocol::Failure { task: id, error }),
             },
-            Some(Err(error)) => json!({ "task": id, "error": format!("cannot decode the task's input: {error}") }),
-            None => json!({ "task": id, "error": "the task request has no input" }),
-        };
-        post(&reply);
+            Some(Err(error)) => post(&protocol::Failure { task: id, error: format!("{}{error}", protocol::BAD_INPUT) }),
+            None => post(&protocol::Failure { task: id, error: protocol::NO_INPUT }),
+        }
     }
 }
 
@@ -137,7 +140,7 @@ impl Stream {
     /// If the request cannot be posted.
     pub fn open<W: Worker>(worker: &Child<W>, label: &str) -> Result<Stream, crate::PostError> {
         let channel = MessageChannel::new();
-        worker.post_with(&json!({ "stream": label }), Transfer::new().port(&channel.port2))?;
+        worker.post_with(&protocol::OpenStream { stream: label }, Transfer::new().port(&channel.port2))?;
         Ok(Stream::new(channel.port1))
     }
 
@@ -147,7 +150,7 @@ impl Stream {
     ///
     /// If the stream has ended on this side (its port is gone).
     pub fn send<T: Serialize>(&self, item: &T) -> Result<(), crate::PostError> {
-        self.port.post(&json!({ "item": item }))
+        self.port.post(&protocol::Item { item })
     }
 
     /// Calls `on_item` with each item the other side sends, and `on_end` once, when the other
@@ -161,18 +164,18 @@ impl Stream {
         let end_on_message = on_end.clone();
         let port = self.port.clone();
         self.port
-            .on_message(move |worker: &mut W, message: Value| {
-                if message.get("end").is_some() {
+            .on_message(move |worker: &mut W, message: Value| match protocol::stream_message(&message) {
+                protocol::StreamMessage::End => {
                     if let Some(end) = end_on_message.borrow_mut().take() {
                         end(worker);
                     }
                     port.close();
-                } else if let Some(item) = message.get("item") {
-                    match serde_json::from_value(item.clone()) {
-                        Ok(item) => on_item(worker, item),
-                        Err(error) => eprintln!("a stream item does not decode: {error}"),
-                    }
                 }
+                protocol::StreamMessage::Item(item) => match serde_json::from_value(item.clone()) {
+                    Ok(item) => on_item(worker, item),
+                    Err(error) => eprintln!("a stream item does not decode: {error}"),
+                },
+                protocol::StreamMessage::Other => {}
             })
             .on_close(move |worker: &mut W| {
                 if let Some(end) = on_end.borrow_mut().take() {
@@ -183,20 +186,13 @@ impl Stream {
 
     /// Ends the stream from this side: the other side sees the end.
     pub fn end(&self) {
-        let _ = self.port.post(&json!({ "end": true }));
+        let _ = self.port.post(&protocol::END);
         self.port.close();
     }
 }
 
-/// How a [`Pool`] picks a worker for a task.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Schedule {
-    /// The next worker in turn that has room.
-    #[default]
-    RoundRobin,
-    /// The worker with the fewest tasks in flight.
-    LeastLoaded,
-}
+/// How a [`Pool`] picks a worker for a task (shared with the host's pools).
+pub use wasm_workers_protocol::task::Schedule;
 
 /// How a [`Pool`] behaves.
 #[derive(Clone, Debug)]
@@ -394,7 +390,7 @@ impl<W: Worker> Pool<W> {
         }
         slot_state.in_flight.push_back(id);
         if let Some(child) = &slot_state.child {
-            child.post(&json!({ "task": id, "input": input }));
+            child.post(&protocol::Request { task: id, input });
         }
     }
 
@@ -416,19 +412,17 @@ impl<W: Worker> Pool<W> {
     }
 
     fn answered(&self, worker: &mut W, slot: usize, answer: Value) {
-        let Some(id) = answer.get("task").and_then(Value::as_u64) else { return };
+        let Some((id, said)) = protocol::answer(&answer) else { return };
         let reply = {
             let mut state = self.state.borrow_mut();
             state.slots[slot].in_flight.retain(|&t| t != id);
             state.pending.remove(&id).map(|(_, reply)| reply)
         };
         self.arm_idle_timer(slot);
-        let result = match (answer.get("output"), answer.get("error")) {
-            (Some(output), _) => Ok(output.clone()),
-            (None, Some(error)) => {
-                Err(TaskError::Failed(error.as_str().map_or_else(|| error.to_string(), str::to_string)))
-            }
-            (None, None) => Err(TaskError::Decode(format!("not a task answer: {answer}"))),
+        let result = match said {
+            protocol::Answer::Output(output) => Ok(output.clone()),
+            protocol::Answer::Failure(error) => Err(TaskError::Failed(error)),
+            protocol::Answer::Malformed => Err(TaskError::Decode(format!("not a task answer: {answer}"))),
         };
         if let Some(reply) = reply {
             reply(worker, result);

@@ -24,10 +24,11 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle as ThreadHandle;
 use std::time::{Duration, Instant};
+use wasm_workers_protocol::task as protocol;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::Component;
@@ -63,15 +64,8 @@ pub enum TaskError {
     Terminated,
 }
 
-/// How a [`Pool`] picks a worker for a task.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Schedule {
-    /// The next worker in turn that has room.
-    #[default]
-    RoundRobin,
-    /// The worker with the fewest tasks in flight.
-    LeastLoaded,
-}
+/// How a [`Pool`] picks a worker for a task (shared with the guest SDK's pools).
+pub use wasm_workers_protocol::task::Schedule;
 
 /// How a [`Pool`] behaves.
 #[derive(Clone, Debug)]
@@ -409,7 +403,7 @@ impl Shared {
         slot_state.idle_since = None;
         slot_state.in_flight.push_back(id);
         let message =
-            Message::json(&json!({ "task": id, "input": input })).map_err(|e| TaskError::Codec(e.to_string()))?;
+            Message::json(&protocol::Request { task: id, input }).map_err(|e| TaskError::Codec(e.to_string()))?;
         let worker = slot_state.worker.as_ref().expect("started above");
         // A worker that has just ended refuses the task; its end event requeues it. Queued
         // without the queue limits: `max_in_flight` bounds a worker's requests already, and a
@@ -519,7 +513,7 @@ impl Shared {
                         return;
                     }
                 };
-                let Some(id) = answer.get("task").and_then(Value::as_u64) else { return };
+                let Some((id, said)) = protocol::answer(&answer) else { return };
                 state.slots[slot].in_flight.retain(|&t| t != id);
                 if state.slots[slot].in_flight.is_empty() {
                     state.slots[slot].idle_since = Some(Instant::now());
@@ -527,12 +521,10 @@ impl Shared {
                 let Some(pending) = state.pending.remove(&id) else { return };
                 drop(state);
                 self.capacity.notify_waiters();
-                let result = match (answer.get("output"), answer.get("error")) {
-                    (Some(output), _) => Ok(output.clone()),
-                    (None, Some(error)) => {
-                        Err(TaskError::Failed(error.as_str().map_or_else(|| error.to_string(), str::to_string)))
-                    }
-                    (None, None) => Err(TaskError::Codec(format!("not a task answer: {answer}"))),
+                let result = match said {
+                    protocol::Answer::Output(output) => Ok(output.clone()),
+                    protocol::Answer::Failure(error) => Err(TaskError::Failed(error)),
+                    protocol::Answer::Malformed => Err(TaskError::Codec(format!("not a task answer: {answer}"))),
                 };
                 pending.reply.send(result);
             }
@@ -587,7 +579,8 @@ impl Stream {
     #[allow(clippy::result_large_err, reason = "the refused message comes back whole, as the error's point")]
     pub fn open(worker: &WorkerHandle, label: &str) -> Result<Stream, PostError> {
         let (mine, theirs) = port::channel();
-        let request = Message::json(&json!({ "stream": label })).expect("a JSON object encodes").with_port(theirs);
+        let request =
+            Message::json(&protocol::OpenStream { stream: label }).expect("a JSON object encodes").with_port(theirs);
         worker.post_message(request)?;
         Ok(Stream { port: mine, ended: false })
     }
@@ -601,7 +594,7 @@ impl Stream {
         if self.ended {
             return Err(TaskError::WorkerEnded("the stream has ended".to_string()));
         }
-        let message = Message::json(&json!({ "item": item })).map_err(|e| TaskError::Codec(e.to_string()))?;
+        let message = Message::json(&protocol::Item { item }).map_err(|e| TaskError::Codec(e.to_string()))?;
         self.port.post_message(message).map_err(|_| TaskError::WorkerEnded("the stream has ended".to_string()))
     }
 
@@ -618,14 +611,17 @@ impl Stream {
             match self.port.recv().await {
                 Some(PortEvent::Message(message)) => {
                     let value: Value = message.decode_json().map_err(|e| TaskError::Codec(e.to_string()))?;
-                    if value.get("end").is_some() {
-                        self.ended = true;
-                        return Ok(None);
-                    }
-                    if let Some(item) = value.get("item") {
-                        return serde_json::from_value(item.clone())
-                            .map(Some)
-                            .map_err(|e| TaskError::Codec(e.to_string()));
+                    match protocol::stream_message(&value) {
+                        protocol::StreamMessage::End => {
+                            self.ended = true;
+                            return Ok(None);
+                        }
+                        protocol::StreamMessage::Item(item) => {
+                            return serde_json::from_value(item.clone())
+                                .map(Some)
+                                .map_err(|e| TaskError::Codec(e.to_string()));
+                        }
+                        protocol::StreamMessage::Other => {}
                     }
                 }
                 Some(PortEvent::Closed) | None => {
@@ -639,7 +635,7 @@ impl Stream {
     /// Ends the stream from this side: the worker sees the end.
     pub fn end(mut self) {
         if !self.ended {
-            let _ = self.port.post_message(Message::json(&json!({ "end": true })).expect("a JSON object encodes"));
+            let _ = self.port.post_message(Message::json(&protocol::END).expect("a JSON object encodes"));
             self.ended = true;
         }
         self.port.close();

@@ -1,12 +1,18 @@
 //! What the wasm-workers host (`wasm-workers`) and its guest SDK (`wasm-workers-guest`)
 //! agree on beyond the WIT types: the codec and its names, where an event comes from, and
-//! the layout of a `message-burst`'s header words. Each is written once, here; the host
-//! encodes bursts with [`Header::encode`] and the SDK decodes them with [`Header::decode`].
+//! the layout of a `message-burst`'s header words, and the [`task`] protocol. Each is written
+//! once, here; the host encodes bursts with [`Header::encode`] and the SDK decodes them with
+//! [`Header::decode`].
 //!
-//! No dependencies, `no_std`: it builds for the host and for `wasm32-wasip2` guests alike.
+//! `no_std` (with `alloc`, for the task protocol's JSON): it builds for the host and for
+//! `wasm32-wasip2` guests alike.
 
 #![no_std]
 #![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod task;
 
 use core::fmt;
 
