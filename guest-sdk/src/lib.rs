@@ -212,7 +212,7 @@ pub struct ErrorEvent {
 
 impl fmt::Display for ErrorEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "worker `{}` ({}) failed: {}", self.worker, self.location, self.message)
+        wasm_workers_protocol::write_error_event(f, &self.worker, &self.location, &self.message)
     }
 }
 

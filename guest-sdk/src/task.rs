@@ -110,8 +110,8 @@ pub enum TaskError {
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TaskError::Failed(why) => write!(f, "the task failed: {why}"),
-            TaskError::WorkerFailed(why) => write!(f, "the worker running the task failed: {why}"),
+            TaskError::Failed(why) => write!(f, "{}{why}", protocol::TASK_FAILED),
+            TaskError::WorkerFailed(why) => write!(f, "{}{why}", protocol::WORKER_FAILED),
             TaskError::Full => f.write_str("every worker of the pool has as many tasks as it may take"),
             TaskError::Decode(why) => write!(f, "the task's answer does not decode: {why}"),
             TaskError::Spawn(why) => write!(f, "cannot start a worker: {why}"),

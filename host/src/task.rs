@@ -42,10 +42,10 @@ use crate::worker::{self, Control, ParentLink, PostError, Source, WorkerEvent, W
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TaskError {
     /// The task itself reported a failure.
-    #[error("the task failed: {0}")]
+    #[error("{}{}", protocol::TASK_FAILED, .0)]
     Failed(String),
     /// The worker running it failed (a trap, a panic); the worker's error message.
-    #[error("the worker running the task failed: {0}")]
+    #[error("{}{}", protocol::WORKER_FAILED, .0)]
     WorkerFailed(String),
     /// The worker ended (closed itself, or was terminated) before answering.
     #[error("the worker running the task ended before answering: {0}")]

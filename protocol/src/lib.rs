@@ -63,6 +63,12 @@ impl fmt::Display for Codec {
     }
 }
 
+/// Writes a worker's error event (the WIT `error-event`) as every side shows it:
+/// ``worker `name` (location) failed: message``.
+pub fn write_error_event(f: &mut fmt::Formatter<'_>, worker: &str, location: &str, message: &str) -> fmt::Result {
+    write!(f, "worker `{worker}` ({location}) failed: {message}")
+}
+
 /// Where an event came from, as a worker sees it (the WIT `source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {

@@ -66,6 +66,12 @@ pub struct End {
 /// The message that ends a stream.
 pub const END: End = End { end: true };
 
+/// How a task's own failure is shown, before its words.
+pub const TASK_FAILED: &str = "the task failed: ";
+
+/// How the failure of the worker running a task is shown, before the worker's error.
+pub const WORKER_FAILED: &str = "the worker running the task failed: ";
+
 /// The failure of a request without an input.
 pub const NO_INPUT: &str = "the task request has no input";
 
