@@ -20,6 +20,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
+
 /// Why a message was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
@@ -104,17 +106,7 @@ pub(crate) struct Ledger(Arc<Counters>);
 
 /// Senders count `posted` and receivers `delivered`, from different threads: each on a cache
 /// line of its own, so that they do not contend.
-#[derive(Default)]
-#[repr(align(128))]
-struct Padded(AtomicU64);
-
-impl std::ops::Deref for Padded {
-    type Target = AtomicU64;
-
-    fn deref(&self) -> &AtomicU64 {
-        &self.0
-    }
-}
+type Padded = CachePadded<AtomicU64>;
 
 #[derive(Default)]
 struct Counters {

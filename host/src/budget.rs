@@ -21,6 +21,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
+
 /// What charging a budget may run into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum OverBudget {
@@ -41,15 +43,15 @@ impl std::fmt::Display for OverBudget {
 
 /// The host's budget: the sum of its workers' budgets.
 #[derive(Debug)]
-#[repr(align(128))]
 pub(crate) struct HostBudget {
-    used: AtomicU64,
+    /// On a cache line of its own: every worker's budget takes its share here.
+    used: CachePadded<AtomicU64>,
     limit: u64,
 }
 
 impl HostBudget {
     pub(crate) fn new(limit: u64) -> Arc<HostBudget> {
-        Arc::new(HostBudget { used: AtomicU64::new(0), limit })
+        Arc::new(HostBudget { used: CachePadded::new(AtomicU64::new(0)), limit })
     }
 
     /// Bytes charged now, over all workers.
