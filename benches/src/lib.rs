@@ -3,7 +3,7 @@
 
 use std::sync::mpsc;
 
-use wasm_workers::{Component, Host, Message, PostRefusal, WorkerEvent, WorkerHandle};
+use wasm_workers::{Component, DropReason, Host, Message, WorkerEvent, WorkerHandle};
 
 pub use guest_build::guests_dir;
 
@@ -35,7 +35,7 @@ pub fn post_waiting(worker: &WorkerHandle, mut message: Message) {
     loop {
         match worker.post_message(message) {
             Ok(()) => return,
-            Err(error) if error.reason == PostRefusal::QueueFull => {
+            Err(error) if error.reason == DropReason::QueueFull => {
                 message = error.message;
                 std::thread::yield_now();
             }

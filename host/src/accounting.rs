@@ -22,24 +22,37 @@ use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
-/// Why a message was dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why a message was not delivered: the one vocabulary of refusals, used by the ledger, the
+/// host API's errors ([`PostError`](crate::PostError), [`PortPostError`](crate::PortPostError))
+/// and the CLI's report, and mapped once to the WIT `post-error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DropReason {
     /// Posted to a worker that had ended (closed, failed, terminated), to no parent (from a
     /// shared worker), or to a handle the host program had dropped.
+    #[error("the receiver has ended")]
     ReceiverGone,
+    /// Posted by the host program after [`WorkerHandle::end_input`](crate::WorkerHandle::end_input)
+    /// (counted with [`ReceiverGone`](Self::ReceiverGone)).
+    #[error("its input was ended")]
+    InputEnded,
     /// Queued at a worker that closed or was terminated before handling it (the closing
     /// flag discards queued tasks).
+    #[error("it was discarded unread")]
     Discarded,
-    /// The receiver's queue held as many messages, or bytes, as its limits allow.
+    /// The receiver's queue held as many messages, or bytes, as its limits allow; try again
+    /// once it has caught up.
+    #[error("the receiver's queue is full")]
     QueueFull,
     /// Larger than the receiver's message size limit.
+    #[error("the message is larger than the receiver accepts")]
     TooLarge,
     /// Posted on a closed port, or to one whose entangled port was closed, or waiting at a
     /// port when it was closed.
+    #[error("the port is closed")]
     PortClosed,
     /// Received by the host program, which could not pass it on: its output was closed
     /// (see [`Host::count_lost`](crate::Host::count_lost)).
+    #[error("the output was closed")]
     OutputClosed,
 }
 
@@ -140,7 +153,7 @@ impl Ledger {
     /// Counts `n` messages dropped for `reason`.
     pub(crate) fn dropped(&self, reason: DropReason, n: usize) {
         let counter = match reason {
-            DropReason::ReceiverGone => &self.0.receiver_gone,
+            DropReason::ReceiverGone | DropReason::InputEnded => &self.0.receiver_gone,
             DropReason::Discarded => &self.0.discarded,
             DropReason::QueueFull => &self.0.queue_full,
             DropReason::TooLarge => &self.0.too_large,

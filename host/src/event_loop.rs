@@ -135,35 +135,14 @@ impl QueueLimits {
         QueueLimits { messages: usize::MAX, bytes: usize::MAX, message_size: usize::MAX };
 
     /// Why `message` cannot join a queue holding `messages` messages of `bytes` bytes.
-    pub(crate) fn check(&self, messages: usize, bytes: usize, message: &Message) -> Option<Refusal> {
+    pub(crate) fn check(&self, messages: usize, bytes: usize, message: &Message) -> Option<DropReason> {
         let len = message.data.len();
         if len > self.message_size {
-            Some(Refusal::TooLarge)
+            Some(DropReason::TooLarge)
         } else if messages >= self.messages || bytes.saturating_add(len) > self.bytes {
-            Some(Refusal::QueueFull)
+            Some(DropReason::QueueFull)
         } else {
             None
-        }
-    }
-}
-
-/// Why a queue refused a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// The receiver has ended: its loop is closed.
-    Closed,
-    /// The queue holds as many messages, or bytes, as it may.
-    QueueFull,
-    /// The message is larger than the queue accepts.
-    TooLarge,
-}
-
-impl Refusal {
-    pub(crate) fn reason(self) -> DropReason {
-        match self {
-            Refusal::Closed => DropReason::ReceiverGone,
-            Refusal::QueueFull => DropReason::QueueFull,
-            Refusal::TooLarge => DropReason::TooLarge,
         }
     }
 }
@@ -370,10 +349,10 @@ impl TaskQueue {
 
     /// Queues a message from `source`, within the queue's limits; without being a sender,
     /// like [`push`](Self::push). Returns it back with why if it is refused.
-    pub(crate) fn push_message(&self, source: Source, message: Message) -> Result<(), (Refusal, Message)> {
+    pub(crate) fn push_message(&self, source: Source, message: Message) -> Result<(), (DropReason, Message)> {
         let mut state = self.lock();
         if state.closed {
-            return Err((Refusal::Closed, message));
+            return Err((DropReason::ReceiverGone, message));
         }
         if let Some(refusal) = self.limits.check(state.queued_messages, state.queued_bytes, &message) {
             return Err((refusal, message));
@@ -506,7 +485,7 @@ impl TaskSender {
 
     /// Queues a message from the parent, within the queue's limits (see
     /// [`TaskQueue::push_message`]).
-    pub(crate) fn send_message(&self, message: Message) -> Result<(), (Refusal, Message)> {
+    pub(crate) fn send_message(&self, message: Message) -> Result<(), (DropReason, Message)> {
         self.queue.push_message(Source::Parent, message)
     }
 }

@@ -69,11 +69,10 @@ pub use host::{
 pub use limits::{Limits, DEADLINE_TICK, DEFAULT_MESSAGE_SIZE, DEFAULT_QUEUED_BYTES, DEFAULT_QUEUED_MESSAGES};
 pub use location::DEFAULT_MAX_COMPONENT_SIZE;
 pub use message::{Codec, DecodeError, Message};
-pub use port::{channel, MessagePort, PortEvent, PortPostError, PortRefusal};
+pub use port::{channel, MessagePort, PortEvent, PortPostError};
 pub use shared::ConnectError;
 pub use stats::WorkerReport;
 pub use task::{Pool, PoolConfig, Schedule, Scope, Stream, TaskError};
 pub use worker::{
-    Capabilities, CloseReason, ErrorEvent, PostError, PostRefusal, Preopen, QueueRoom, WorkerEvent, WorkerHandle,
-    WorkerOptions,
+    Capabilities, CloseReason, ErrorEvent, PostError, Preopen, QueueRoom, WorkerEvent, WorkerHandle, WorkerOptions,
 };

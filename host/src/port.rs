@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::accounting::{DropReason, Ledger};
 use crate::budget::{Charge, PORT_COST};
-use crate::event_loop::{QueueLimits, Refusal, Task, TaskQueue};
+use crate::event_loop::{QueueLimits, Task, TaskQueue};
 use crate::limits::Limits;
 use crate::message::Message;
 
@@ -47,24 +47,11 @@ pub enum PortEvent {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot post on the port: {reason}")]
 pub struct PortPostError {
-    /// Why.
-    pub reason: PortRefusal,
+    /// Why: [`DropReason::PortClosed`] (this port was closed), [`DropReason::QueueFull`]
+    /// (the entangled port's queue) or [`DropReason::TooLarge`].
+    pub reason: DropReason,
     /// The message that was not posted.
     pub message: Message,
-}
-
-/// Why a post on a port was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PortRefusal {
-    /// This port was closed.
-    #[error("it is closed")]
-    Closed,
-    /// The entangled port's queue holds as many messages or bytes as it may.
-    #[error("the entangled port's queue is full")]
-    QueueFull,
-    /// The message is larger than the entangled port accepts.
-    #[error("the message is larger than the entangled port accepts")]
-    TooLarge,
 }
 
 /// A new message channel (`new MessageChannel()`): two entangled ports.
@@ -93,14 +80,9 @@ impl MessagePort {
         if let Some(ledger) = &ledger {
             message.count_posted(ledger);
         }
-        let (refusal, message) = match self.core.post(message, ledger.as_ref()) {
+        let (reason, message) = match self.core.post(message, ledger.as_ref()) {
             Ok(()) => return Ok(()),
             Err(refused) => refused,
-        };
-        let reason = match refusal {
-            Refusal::Closed => PortRefusal::Closed,
-            Refusal::QueueFull => PortRefusal::QueueFull,
-            Refusal::TooLarge => PortRefusal::TooLarge,
         };
         match message {
             Some(message) => Err(PortPostError { reason, message }),
@@ -111,7 +93,7 @@ impl MessagePort {
 
     /// Posts a message a worker posted (counted as posted in `ledger`): settled as dropped
     /// if refused, and why returned.
-    pub(crate) fn post_counted(&self, message: Message, ledger: &Ledger) -> Result<(), Refusal> {
+    pub(crate) fn post_counted(&self, message: Message, ledger: &Ledger) -> Result<(), DropReason> {
         self.core.post(message, Some(ledger)).map_err(|(refusal, _)| refusal)
     }
 
@@ -351,14 +333,14 @@ impl PortCore {
     /// Posts `message` from this end to the entangled one. If it is refused, it is settled
     /// as dropped, and returned unless the entangled port was closed (the chapter then
     /// discards it without an error).
-    fn post(&self, mut message: Message, ledger: Option<&Ledger>) -> Result<(), (Refusal, Option<Message>)> {
+    fn post(&self, mut message: Message, ledger: Option<&Ledger>) -> Result<(), (DropReason, Option<Message>)> {
         let peer = {
             let state = self.lock();
             if state.closed {
                 if let Some(ledger) = ledger {
                     message.settle(ledger, Some(DropReason::PortClosed));
                 }
-                return Err((Refusal::Closed, Some(message)));
+                return Err((DropReason::PortClosed, Some(message)));
             }
             state.peer.clone()
         };
@@ -367,14 +349,13 @@ impl PortCore {
                 Ok(()) => return Ok(()),
                 Err(refused) => refused,
             },
-            None => (Refusal::Closed, message),
+            None => (DropReason::PortClosed, message),
         };
         let (refusal, mut message) = refused;
         if let Some(ledger) = ledger {
-            let reason = if refusal == Refusal::Closed { DropReason::PortClosed } else { refusal.reason() };
-            message.settle(ledger, Some(reason));
+            message.settle(ledger, Some(refusal));
         }
-        Err((refusal, (refusal != Refusal::Closed).then_some(message)))
+        Err((refusal, (refusal != DropReason::PortClosed).then_some(message)))
     }
 
     /// The largest message the entangled end accepts now (`usize::MAX` if there is none: a
@@ -385,7 +366,7 @@ impl PortCore {
     }
 
     /// A message arrives at this end, within its limits.
-    fn deliver(self: &Arc<Self>, message: Message, ledger: Option<&Ledger>) -> Result<(), (Refusal, Message)> {
+    fn deliver(self: &Arc<Self>, message: Message, ledger: Option<&Ledger>) -> Result<(), (DropReason, Message)> {
         // The ports it carries wait in this queue now (set before taking this port's lock: a
         // port's lock is never held while taking another's, but in `flush_locked`).
         let contained: Vec<Arc<PortCore>> = message.ports.iter().map(|port| port.core.clone()).collect();
@@ -401,7 +382,7 @@ impl PortCore {
         let mut state = self.lock();
         if state.closed {
             drop(state);
-            return refused(Refusal::Closed, message);
+            return refused(DropReason::PortClosed, message);
         }
         let (unread, unread_bytes) = state.host_unread;
         if let Some(refusal) =
@@ -593,7 +574,7 @@ mod tests {
         one.post_message(message()).unwrap();
         one.post_message(message()).unwrap();
         let refused = one.post_message(message()).unwrap_err();
-        assert_eq!(refused.reason, PortRefusal::QueueFull);
+        assert_eq!(refused.reason, DropReason::QueueFull);
         assert!(matches!(two.recv_blocking(), Some(PortEvent::Message(_))));
         one.post_message(message()).unwrap();
     }

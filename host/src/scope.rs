@@ -18,7 +18,6 @@ use crate::bindings::types::{self, Host as TypesHost, HostBuffer, HostMessagePor
 use crate::budget::{Budget, Charge, OverBudget, MESSAGE_COST, PORT_COST, TIMER_COST, WORKER_COST};
 use crate::buffer::Buffer;
 use crate::engine::Component;
-use crate::event_loop::Refusal;
 use crate::event_loop::TaskQueue;
 use crate::host::Host;
 use crate::limits::{Limiter, Limits};
@@ -612,7 +611,7 @@ impl HostWorker for WorkerState {
         match child.sender.send_message(message) {
             Ok(()) => Ok(Ok(())),
             Err((refusal, mut message)) => {
-                message.settle(self.host.ledger(), Some(refusal.reason()));
+                message.settle(self.host.ledger(), Some(refusal));
                 Ok(post_error(refusal))
             }
         }
@@ -659,11 +658,15 @@ fn admit_worker(
 /// What the guest learns of a refused post: queue full and too large are errors it can act
 /// on; a receiver that has ended or a closed port discard the message silently, as the
 /// chapter's `postMessage` does (the message is counted dropped either way).
-fn post_error(refusal: Refusal) -> Result<(), types::PostError> {
-    match refusal {
-        Refusal::Closed => Ok(()),
-        Refusal::QueueFull => Err(types::PostError::QueueFull),
-        Refusal::TooLarge => Err(types::PostError::TooLarge),
+fn post_error(reason: DropReason) -> Result<(), types::PostError> {
+    match reason {
+        DropReason::QueueFull => Err(types::PostError::QueueFull),
+        DropReason::TooLarge => Err(types::PostError::TooLarge),
+        DropReason::ReceiverGone
+        | DropReason::InputEnded
+        | DropReason::Discarded
+        | DropReason::PortClosed
+        | DropReason::OutputClosed => Ok(()),
     }
 }
 

@@ -388,7 +388,7 @@ impl Shared {
             let generation = state.slots[slot].generation + 1;
             let events = self.events.clone();
             let sink: worker::EventSink = Box::new(move |event| {
-                events.send(Event::Worker { slot, generation, event }).map_err(|_| crate::event_loop::Refusal::Closed)
+                events.send(Event::Worker { slot, generation, event }).map_err(|_| crate::DropReason::ReceiverGone)
             });
             let options = WorkerOptions::named(format!("{}-{slot}", self.config.name));
             let (sender, control, _) =

@@ -18,7 +18,7 @@ use crate::accounting::{DropReason, Ledger};
 use crate::bindings;
 use crate::burst::Burst;
 use crate::engine::Component;
-use crate::event_loop::{Next, QueueLimits, Refusal, Task, TaskQueue, TaskSender};
+use crate::event_loop::{Next, QueueLimits, Task, TaskQueue, TaskSender};
 use crate::host::Host;
 use crate::limits::Limits;
 use crate::message::{check_json, Codec, Message};
@@ -127,29 +127,12 @@ pub enum WorkerEvent {
 pub struct PostError {
     /// The worker's name.
     pub worker: String,
-    /// Why.
-    pub reason: PostRefusal,
+    /// Why: [`DropReason::ReceiverGone`] (it has ended), [`DropReason::InputEnded`],
+    /// [`DropReason::QueueFull`] ([`Limits::queued_messages`], [`Limits::queued_bytes`]: try
+    /// again once it has caught up) or [`DropReason::TooLarge`] ([`Limits::message_size`]).
+    pub reason: DropReason,
     /// The message that was not posted.
     pub message: Message,
-}
-
-/// Why a post was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PostRefusal {
-    /// The worker has ended (closed, failed, terminated).
-    #[error("it has ended")]
-    Ended,
-    /// [`WorkerHandle::end_input`] was called.
-    #[error("its input was ended")]
-    InputEnded,
-    /// The worker's queue holds as many messages or bytes as its limits allow
-    /// ([`Limits::queued_messages`], [`Limits::queued_bytes`]); try again once it has
-    /// caught up.
-    #[error("its queue is full")]
-    QueueFull,
-    /// The message is larger than the worker accepts ([`Limits::message_size`]).
-    #[error("the message is larger than it accepts")]
-    TooLarge,
 }
 
 /// The state a worker shares with those who may terminate it.
@@ -200,7 +183,7 @@ impl Control {
 
 /// Receives a host-parented worker's events, on the worker's thread; returns false if the
 /// receiving side is gone (the event is dropped).
-pub(crate) type EventSink = Box<dyn Fn(WorkerEvent) -> Result<(), Refusal> + Send + Sync>;
+pub(crate) type EventSink = Box<dyn Fn(WorkerEvent) -> Result<(), DropReason> + Send + Sync>;
 
 /// Where a worker's messages and its end go.
 pub(crate) enum ParentLink {
@@ -219,7 +202,7 @@ impl ParentLink {
     /// ended (or there is none).
     /// Posts `message` (counted as posted) to the parent, settling it in `ledger` if it is
     /// refused or handed to the host program. Returns why it was refused, if it was.
-    pub(crate) fn post(&self, mut message: Message, ledger: &Ledger) -> Result<(), Refusal> {
+    pub(crate) fn post(&self, mut message: Message, ledger: &Ledger) -> Result<(), DropReason> {
         match self {
             ParentLink::Host(sink) => {
                 // Handed to the host program's channel: delivered.
@@ -228,20 +211,20 @@ impl ParentLink {
                 if counted {
                     match sent {
                         Ok(()) => ledger.delivered(1),
-                        Err(refusal) => ledger.dropped(refusal.reason(), 1),
+                        Err(reason) => ledger.dropped(reason, 1),
                     }
                 }
                 sent
             }
             ParentLink::Worker { queue, child } => {
                 queue.push_message(Source::Child(*child), message).map_err(|(refusal, mut message)| {
-                    message.settle(ledger, Some(refusal.reason()));
+                    message.settle(ledger, Some(refusal));
                     refusal
                 })
             }
             ParentLink::None => {
                 message.settle(ledger, Some(DropReason::ReceiverGone));
-                Err(Refusal::Closed)
+                Err(DropReason::ReceiverGone)
             }
         }
     }
@@ -363,7 +346,7 @@ impl WorkerHandle {
     }
 
     /// A way to wait until the worker's queue has room again, after a post was refused
-    /// with [`PostRefusal::QueueFull`].
+    /// with [`DropReason::QueueFull`].
     pub fn room(&self) -> QueueRoom {
         QueueRoom(self.queue.clone())
     }
@@ -399,24 +382,17 @@ impl WorkerHandle {
         message.detach_ports();
         message.count_posted(&self.ledger);
         let refused = match &self.sender {
-            None => (PostRefusal::InputEnded, DropReason::ReceiverGone, message),
+            None => (DropReason::InputEnded, message),
             Some(sender) => match sender.send_message(message) {
                 Ok(()) => return Ok(()),
-                Err((refusal, message)) => {
-                    let why = match refusal {
-                        Refusal::Closed => PostRefusal::Ended,
-                        Refusal::QueueFull => PostRefusal::QueueFull,
-                        Refusal::TooLarge => PostRefusal::TooLarge,
-                    };
-                    (why, refusal.reason(), message)
-                }
+                Err(refused) => refused,
             },
         };
-        let (reason, dropped, mut message) = refused;
-        if reason == PostRefusal::QueueFull && !count_full {
+        let (reason, mut message) = refused;
+        if reason == DropReason::QueueFull && !count_full {
             message.uncount_posted(&self.ledger);
         } else {
-            message.settle(&self.ledger, Some(dropped));
+            message.settle(&self.ledger, Some(reason));
         }
         Err(PostError { worker: self.name.clone(), reason, message })
     }
@@ -562,7 +538,7 @@ pub(crate) fn spawn_root(
                 return Err(refusal);
             }
         }
-        events_tx.send(event).map_err(|_| Refusal::Closed)
+        events_tx.send(event).map_err(|_| DropReason::ReceiverGone)
     });
     let worker_limits = options.limits;
     let (sender, control, queue) = spawn(host, component, options, ParentLink::Host(sink), None)?;
@@ -589,7 +565,7 @@ struct Unread {
 impl Unread {
     /// Counts `message` in, unless it does not fit `limits` (only the worker's thread adds,
     /// so checking and adding need not be one step).
-    fn admit(&self, limits: &QueueLimits, message: &Message) -> Option<Refusal> {
+    fn admit(&self, limits: &QueueLimits, message: &Message) -> Option<DropReason> {
         let (messages, bytes) = (self.messages.load(Ordering::Acquire), self.bytes.load(Ordering::Acquire));
         let refusal = limits.check(messages, bytes, message);
         if refusal.is_none() {

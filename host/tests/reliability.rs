@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::*;
-use wasm_workers::{Codec, Host, HostConfig, Limits, Message, PostRefusal, WorkerEvent, WorkerHandle, WorkerOptions};
+use wasm_workers::{Codec, DropReason, Host, HostConfig, Limits, Message, WorkerEvent, WorkerHandle, WorkerOptions};
 
 fn faulty_with(host: &Host, name: &str, limits: Limits) -> WorkerHandle {
     let faulty = host.load(guest("faulty")).unwrap();
@@ -27,7 +27,7 @@ fn a_flood_against_a_busy_receiver_is_refused_with_queue_full_and_counted() {
         match busy.post_message(Message::json(&i).unwrap()) {
             Ok(()) => accepted += 1,
             Err(error) => {
-                assert_eq!(error.reason, PostRefusal::QueueFull, "{error}");
+                assert_eq!(error.reason, DropReason::QueueFull, "{error}");
                 assert_eq!(error.message.decode_json::<u32>().unwrap(), i, "the message comes back");
                 full += 1;
             }
@@ -88,7 +88,7 @@ fn a_message_over_the_size_limit_is_refused_as_too_large() {
     let mut echo_like = faulty_with(&host, "small", limits);
     let big = Message::new(Codec::Json, format!("\"{}\"", "x".repeat(2048)).into_bytes());
     let error = echo_like.post_message(big).unwrap_err();
-    assert_eq!(error.reason, PostRefusal::TooLarge);
+    assert_eq!(error.reason, DropReason::TooLarge);
     assert_eq!(host.dropped_messages().too_large, 1);
     // Smaller messages still go through.
     post(&echo_like, json!("fits"));

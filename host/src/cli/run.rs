@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot, watch};
-use wasm_workers::{Host, Message, PostError, PostRefusal, WorkerEvent, WorkerHandle, WorkerOptions};
+use wasm_workers::{DropReason, Host, Message, PostError, WorkerEvent, WorkerHandle, WorkerOptions};
 
 use super::{RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_CLOSED};
 
@@ -341,7 +341,7 @@ fn feed(
         match entry.try_post_message(message) {
             Ok(()) => {}
             // Another sender (a child) took the room first: wait again (nothing was counted).
-            Err(PostError { reason: PostRefusal::QueueFull, message, .. })
+            Err(PostError { reason: DropReason::QueueFull, message, .. })
                 if message.data.len() <= max_queued(entry) =>
             {
                 *held = Some(message);
@@ -349,7 +349,7 @@ fn feed(
             }
             // A worker that has ended receives nothing more; its last event tells how it
             // ended, and the lines it did not take were its own choice (it closed).
-            Err(PostError { reason: PostRefusal::Ended | PostRefusal::InputEnded, .. }) => {}
+            Err(PostError { reason: DropReason::ReceiverGone | DropReason::InputEnded, .. }) => {}
             Err(error) => {
                 eprintln!("wasm-workers: {error}; a stdin line was not delivered");
                 lost.refused += 1;
