@@ -1,195 +1,7 @@
-//! Typed tasks ("worker functions"), streams, and pools of task workers.
-//!
-//! The protocol, in JSON so that every host and language can speak it:
-//! - a task: `{"task": id, "input": I}`, answered `{"task": id, "output": O}` or
-//!   `{"task": id, "error": "why"}`;
-//! - a stream: `{"stream": label}` with one port; on the port, `{"item": T}` messages, and
-//!   `{"end": true}` (or closing the port) from either side ends it.
-//!
-//! A worker serves tasks by implementing [`TaskWorker`] and exporting it with
-//! [`export_task_worker!`](crate::export_task_worker). A caller runs tasks on a [`Pool`] of
-//! such workers: one at a time with [`Pool::run`], or over a whole collection with
-//! [`Pool::par_map`], which keeps results in input order and hands out work on demand.
+//! Pools of task workers in this worker (nested workers): [`Pool`], [`PoolOptions`].
 
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
-use std::fmt;
-use std::rc::Rc;
-use wasm_workers_protocol::task as protocol;
-
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use serde_json::Value;
-
-use crate::{
-    clear_timer, hardware_concurrency, post, set_timeout, Child, ErrorEvent, MessageChannel, Port, Received, Transfer,
-    Worker,
-};
-
-/// A worker that serves typed tasks, and optionally streams.
-pub trait TaskWorker: Default + 'static {
-    /// What a task gets.
-    type Input: DeserializeOwned;
-    /// What a task gives back.
-    type Output: Serialize;
-
-    /// Runs one task. An `Err` fails this task only; a panic fails the worker, and with it
-    /// every task it had not answered yet.
-    ///
-    /// # Errors
-    ///
-    /// Whatever the task reports as its failure.
-    fn run(&mut self, input: Self::Input) -> Result<Self::Output, String>;
-
-    /// A caller opened a stream (`label` is the caller's). By default it is refused: ended at
-    /// once.
-    fn on_stream(&mut self, label: String, stream: Stream) {
-        let _ = label;
-        stream.end();
-    }
-}
-
-/// The [`Worker`] that serves a [`TaskWorker`]'s tasks; made by
-/// [`export_task_worker!`](crate::export_task_worker).
-#[derive(Default)]
-pub struct Served<T>(pub T);
-
-impl<T: TaskWorker> Worker for Served<T> {
-    type Message = Received<Value>;
-
-    fn on_message(&mut self, message: Received<Value>) {
-        let Received { data, mut ports, .. } = message;
-        let (id, input) = match protocol::request(&data) {
-            protocol::Incoming::OpenStream(label) => {
-                match ports.pop() {
-                    Some(port) => self.0.on_stream(label.to_string(), Stream::new(port)),
-                    None => eprintln!("a stream request came without its port"),
-                }
-                return;
-            }
-            protocol::Incoming::Request { task, input } => (task, input),
-            protocol::Incoming::Other => {
-                eprintln!("not a task request: {data}");
-                return;
-            }
-        };
-        match input.cloned().map(serde_json::from_value::<T::Input>) {
-            Some(Ok(input)) => match self.0.run(input) {
-                Ok(output) => post(&protocol::Output { task: id, output }),
-                Err(error) => post(&protocol::Failure { task: id, error }),
-            },
-            Some(Err(error)) => post(&protocol::Failure { task: id, error: format!("{}{error}", protocol::BAD_INPUT) }),
-            None => post(&protocol::Failure { task: id, error: protocol::NO_INPUT }),
-        }
-    }
-}
-
-/// Makes `$task` (a type implementing [`TaskWorker`]) this component's task worker.
-#[macro_export]
-macro_rules! export_task_worker {
-    ($task:ty) => {
-        $crate::export_worker!($crate::task::Served<$task>);
-    };
-}
-
-/// Why a task has no result.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TaskError {
-    /// The task itself reported a failure.
-    Failed(String),
-    /// The worker running it failed (trapped, panicked); the message is the worker's error.
-    WorkerFailed(String),
-    /// Every worker has as many tasks as the pool's limit allows.
-    Full,
-    /// The answer does not decode as the expected output.
-    Decode(String),
-    /// The pool could not start a worker.
-    Spawn(String),
-}
-
-impl fmt::Display for TaskError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TaskError::Failed(why) => write!(f, "{}{why}", protocol::TASK_FAILED),
-            TaskError::WorkerFailed(why) => write!(f, "{}{why}", protocol::WORKER_FAILED),
-            TaskError::Full => f.write_str("every worker of the pool has as many tasks as it may take"),
-            TaskError::Decode(why) => write!(f, "the task's answer does not decode: {why}"),
-            TaskError::Spawn(why) => write!(f, "cannot start a worker: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for TaskError {}
-
-/// One end of a typed two-way stream over a port (a "reactor" bridge).
-#[derive(Clone, Debug)]
-pub struct Stream {
-    port: Port,
-}
-
-impl Stream {
-    fn new(port: Port) -> Self {
-        Stream { port }
-    }
-
-    /// Opens a stream to `worker`: sends it one end of a new channel with
-    /// `{"stream": label}` and returns the other end.
-    ///
-    /// # Errors
-    ///
-    /// If the request cannot be posted.
-    pub fn open<W: Worker>(worker: &Child<W>, label: &str) -> Result<Stream, crate::PostError> {
-        let channel = MessageChannel::new();
-        worker.post_with(&protocol::OpenStream { stream: label }, Transfer::new().port(&channel.port2))?;
-        Ok(Stream::new(channel.port1))
-    }
-
-    /// Sends one item.
-    ///
-    /// # Errors
-    ///
-    /// If the stream has ended on this side (its port is gone).
-    pub fn send<T: Serialize>(&self, item: &T) -> Result<(), crate::PostError> {
-        self.port.post(&protocol::Item { item })
-    }
-
-    /// Calls `on_item` with each item the other side sends, and `on_end` once, when the other
-    /// side ends the stream (or goes away).
-    pub fn on_items<W: Worker, T: DeserializeOwned + 'static>(
-        &self,
-        mut on_item: impl FnMut(&mut W, T) + 'static,
-        on_end: impl FnOnce(&mut W) + 'static,
-    ) {
-        let on_end = Rc::new(RefCell::new(Some(on_end)));
-        let end_on_message = on_end.clone();
-        let port = self.port.clone();
-        self.port
-            .on_message(move |worker: &mut W, message: Value| match protocol::stream_message(&message) {
-                protocol::StreamMessage::End => {
-                    if let Some(end) = end_on_message.borrow_mut().take() {
-                        end(worker);
-                    }
-                    port.close();
-                }
-                protocol::StreamMessage::Item(item) => match serde_json::from_value(item.clone()) {
-                    Ok(item) => on_item(worker, item),
-                    Err(error) => eprintln!("a stream item does not decode: {error}"),
-                },
-                protocol::StreamMessage::Other => {}
-            })
-            .on_close(move |worker: &mut W| {
-                if let Some(end) = on_end.borrow_mut().take() {
-                    end(worker);
-                }
-            });
-    }
-
-    /// Ends the stream from this side: the other side sees the end.
-    pub fn end(&self) {
-        let _ = self.port.post(&protocol::END);
-        self.port.close();
-    }
-}
+#[allow(unused_imports)]
+use super::*;
 
 /// How a [`Pool`] picks a worker for a task (shared with the host's pools).
 pub use wasm_workers_protocol::task::Schedule;
@@ -214,25 +26,25 @@ impl Default for PoolOptions {
     }
 }
 
-type Reply<W> = Box<dyn FnOnce(&mut W, Result<Value, TaskError>)>;
+pub(crate) type Reply<W> = Box<dyn FnOnce(&mut W, Result<Value, TaskError>)>;
 
-struct Slot<W> {
-    child: Option<Child<W>>,
+pub(crate) struct Slot<W> {
+    pub(crate) child: Option<Child<W>>,
     /// Tasks sent and not answered, oldest first (a worker answers in order).
-    in_flight: VecDeque<u64>,
-    idle_timer: Option<u32>,
+    pub(crate) in_flight: VecDeque<u64>,
+    pub(crate) idle_timer: Option<u32>,
 }
 
-struct PoolState<W> {
-    location: String,
-    name: String,
-    options: PoolOptions,
-    slots: Vec<Slot<W>>,
-    next_slot: usize,
-    next_task: u64,
+pub(crate) struct PoolState<W> {
+    pub(crate) location: String,
+    pub(crate) name: String,
+    pub(crate) options: PoolOptions,
+    pub(crate) slots: Vec<Slot<W>>,
+    pub(crate) next_slot: usize,
+    pub(crate) next_task: u64,
     /// Requests by task id: the input (to send again if its worker dies before it ran) and
     /// where the answer goes.
-    pending: HashMap<u64, (Value, Reply<W>)>,
+    pub(crate) pending: HashMap<u64, (Value, Reply<W>)>,
 }
 
 /// A pool of task workers of one component, in this worker (nested workers).
@@ -241,7 +53,7 @@ struct PoolState<W> {
 /// `W`. A worker that fails is replaced on demand: the task it was running fails with the
 /// worker's error, and the tasks queued behind it are sent to the new worker.
 pub struct Pool<W> {
-    state: Rc<RefCell<PoolState<W>>>,
+    pub(crate) state: Rc<RefCell<PoolState<W>>>,
 }
 
 impl<W> Clone for Pool<W> {
@@ -485,17 +297,17 @@ impl<W: Worker> Pool<W> {
 }
 
 /// What `par_map` calls with every result, in input order.
-type MapDone<W, O> = Box<dyn FnOnce(&mut W, Vec<Result<O, TaskError>>)>;
+pub(crate) type MapDone<W, O> = Box<dyn FnOnce(&mut W, Vec<Result<O, TaskError>>)>;
 
-struct ParMap<W, O> {
-    queue: VecDeque<(usize, Value)>,
-    results: Vec<Option<Result<O, TaskError>>>,
-    remaining: usize,
-    done: Option<MapDone<W, O>>,
+pub(crate) struct ParMap<W, O> {
+    pub(crate) queue: VecDeque<(usize, Value)>,
+    pub(crate) results: Vec<Option<Result<O, TaskError>>>,
+    pub(crate) remaining: usize,
+    pub(crate) done: Option<MapDone<W, O>>,
 }
 
 /// Hands the next input of `map` to a worker with room, if any.
-fn feed<W: Worker, O: DeserializeOwned + 'static>(pool: &Pool<W>, map: &Rc<RefCell<ParMap<W, O>>>) {
+pub(crate) fn feed<W: Worker, O: DeserializeOwned + 'static>(pool: &Pool<W>, map: &Rc<RefCell<ParMap<W, O>>>) {
     // The least loaded worker, whatever the pool's schedule: when an answer brings the next
     // input, that is the worker that answered (a round robin would queue it behind a slower
     // worker's task while the faster one runs dry).
