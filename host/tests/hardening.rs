@@ -450,6 +450,7 @@ fn a_closed_stdout_ends_the_run_quietly_and_what_was_not_written_is_not_delivere
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(!stderr.lines().any(|l| l.starts_with("error:")), "{stderr}");
+    assert!(!stderr.contains("were not delivered"), "quietly: {stderr}");
     // `messages: P posted, D delivered, ...`: the unwritten are dropped, not delivered.
     let counts = stderr.lines().find(|l| l.starts_with("messages:")).expect("--stats counts messages");
     assert!(counts.contains("not written (output closed)"), "{counts}");

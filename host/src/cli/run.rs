@@ -50,10 +50,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         print_stats(&host);
     }
     // Nothing is lost silently: a run that ended with messages undelivered says so (but for
-    // those a closed stdout could not take: its reader chose to stop, as `head` does).
+    // a run whose stdout was closed: its reader chose to stop, as `head` does, and what the
+    // workers had on their way is lost by that choice; `--stats` still counts it).
     let counts = host.message_counts();
-    let dropped = counts.dropped.total() - counts.dropped.output_closed;
-    if dropped > 0 {
+    if counts.dropped.total() > 0 && code != EXIT_OUTPUT_CLOSED {
         eprintln!("wasm-workers: {} messages were not delivered ({})", counts.dropped.total(), counts.dropped);
     }
     let code = if lost.total() > 0 {
