@@ -5,22 +5,8 @@
 #[allow(unused_imports)]
 use crate::*;
 
-/// A child worker's runtime error (the chapter's `ErrorEvent`).
-#[derive(Clone, Debug)]
-pub struct ErrorEvent {
-    /// What went wrong: the trap and, for a panic, the panic message.
-    pub message: String,
-    /// The failed worker's name.
-    pub worker: String,
-    /// The failed worker's component location.
-    pub location: String,
-}
-
-impl fmt::Display for ErrorEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        wasm_workers_protocol::write_error_event(f, &self.worker, &self.location, &self.message)
-    }
-}
+/// A child worker's runtime error (the chapter's `ErrorEvent`). Shared with the host.
+pub use wasm_workers_protocol::ErrorEvent;
 
 /// A worker: its state and its event handlers (`onmessage`, `onmessageerror`).
 ///

@@ -80,23 +80,8 @@ pub struct Preopen {
 pub(crate) use wasm_workers_protocol::Source;
 
 /// A worker's runtime error (the chapter's `ErrorEvent`): it trapped, or could not start.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ErrorEvent {
-    /// What went wrong: the trap, and for a guest panic the panic message.
-    pub message: String,
-    /// The failed worker's name.
-    pub worker: String,
-    /// The location of the failed worker's component.
-    pub location: String,
-}
-
-impl fmt::Display for ErrorEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        wasm_workers_protocol::write_error_event(f, &self.worker, &self.location, &self.message)
-    }
-}
-
-impl std::error::Error for ErrorEvent {}
+/// Shared with the guest SDK.
+pub use wasm_workers_protocol::ErrorEvent;
 
 /// How a worker ended without failing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,11 +6,13 @@ mod support;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{expect_error, guest, next_event, next_json, post, temp_dir, text, wait_until, wasm_workers};
+use support::{
+    expect_error, guest, next_event, next_json, post, start_cli, temp_dir, test_cache, text, wait_until, wasm_workers,
+    wasm_workers_bytes,
+};
 use wasm_workers::{
     Capabilities, Host, HostConfig, Limits, Manifest, Preopen, WorkerEvent, WorkerHandle, WorkerOptions,
 };
@@ -307,7 +309,7 @@ fn run_reports_a_line_that_is_not_utf8_and_reads_on() {
     let mut input = b"1\n".to_vec();
     input.extend_from_slice(b"\"\xff\xfe\"\n");
     input.extend_from_slice(b"2\n3\n");
-    let out = run_bytes(&["run", guest("echo").to_str().unwrap()], &input);
+    let out = wasm_workers_bytes(&["run", guest("echo").to_str().unwrap()], &input);
     assert_eq!(text(&out.stdout), "1\n2\n3\n");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("stdin line 2 is not UTF-8"), "{stderr}");
@@ -345,14 +347,7 @@ fn a_line_longer_than_the_worker_accepts_is_refused_as_it_arrives_in_bounded_mem
         "entry = \"e\"\n[workers.e]\ncomponent = \"echo.wasm\"\nlimits = { message-size = \"1 MiB\" }\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
-        .args(["run", manifest.to_str().unwrap()])
-        .env("WASM_WORKERS_CACHE_DIR", dir.join("cache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start_cli(&["run", manifest.to_str().unwrap()], &test_cache());
     let mut stdin = child.stdin.take().unwrap();
     // 600 MiB in one line between two small ones, written as it is made.
     let writer = std::thread::spawn(move || {
@@ -388,14 +383,7 @@ fn children_peak_rss() -> u64 {
 
 #[test]
 fn ctrl_c_ends_the_run_at_once_even_while_stdout_is_not_read() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
-        .args(["run", guest("echo").to_str().unwrap()])
-        .env("WASM_WORKERS_CACHE_DIR", temp_dir("ctrl-c-blocked").join("cache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start_cli(&["run", guest("echo").to_str().unwrap()], &test_cache());
     // 4 MiB of answers for a stdout nobody reads: the pipe (64 KiB) fills, the writer blocks.
     let line = format!("\"{}\"\n", "x".repeat(1000));
     let mut stdin = child.stdin.take().unwrap();
@@ -422,14 +410,7 @@ fn ctrl_c_ends_the_run_at_once_even_while_stdout_is_not_read() {
 
 #[test]
 fn a_closed_stdout_ends_the_run_quietly_and_what_was_not_written_is_not_delivered() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
-        .args(["run", guest("echo").to_str().unwrap(), "--stats"])
-        .env("WASM_WORKERS_CACHE_DIR", temp_dir("stdout-closed").join("cache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start_cli(&["run", guest("echo").to_str().unwrap(), "--stats"], &test_cache());
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     // Read the first answer, then go away, as `| head -1` does.
@@ -454,23 +435,6 @@ fn a_closed_stdout_ends_the_run_quietly_and_what_was_not_written_is_not_delivere
     // `messages: P posted, D delivered, ...`: the unwritten are dropped, not delivered.
     let counts = stderr.lines().find(|l| l.starts_with("messages:")).expect("--stats counts messages");
     assert!(counts.contains("not written (output closed)"), "{counts}");
-}
-
-/// Runs the binary with raw bytes as stdin.
-fn run_bytes(args: &[&str], stdin: &[u8]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
-        .args(args)
-        .env(
-            "WASM_WORKERS_CACHE_DIR",
-            std::env::temp_dir().join(format!("wasm-workers-test-cache-{}", std::process::id())),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -518,32 +482,25 @@ fn hard_links_of_one_component_are_one_component() {
 
 #[test]
 fn a_run_that_goes_quiet_writes_everything_its_worker_said_first() {
-    // The worker says 50,000 things at once after the last line of stdin, then waits with
-    // nothing to do, while its reader takes stdout slowly (a slow consumer: the pacing is the
-    // load, not a wait for an event): the run is over only once stdout has them all.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
-        .args(["run", guest("hostile").to_str().unwrap()])
-        .env("WASM_WORKERS_CACHE_DIR", temp_dir("slow-reader").join("cache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // The worker says 50,000 things after the last line of stdin, then waits with nothing to
+    // do, while nobody reads stdout yet: the run is quiet with its output still on its way,
+    // and must not end before stdout has it all.
+    let mut child = start_cli(&["run", guest("hostile").to_str().unwrap()], &test_cache());
     child.stdin.take().unwrap().write_all(b"{\"say\": 50000}\n").unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = stdout.read(&mut chunk).unwrap();
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&chunk[..n]);
-        std::thread::sleep(Duration::from_millis(1));
+    // Its own stderr line says it has said everything.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("said 50000") {
+        said.clear();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut said).unwrap() > 0, "the run ended first");
     }
-    let out = child.wait_with_output().unwrap();
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let mut got = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut got).unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let stderr = rest;
+    assert!(status.success(), "{stderr}");
     let expected: String = (0..50_000).map(|i| format!("{i}\n")).collect();
     assert!(text(&got) == expected, "{} lines of 50000: {stderr}", text(&got).lines().count());
     assert!(!stderr.contains("not delivered"), "{stderr}");

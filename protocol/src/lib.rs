@@ -12,6 +12,8 @@
 
 extern crate alloc;
 
+use alloc::string::String;
+
 pub mod task;
 
 use core::fmt;
@@ -63,11 +65,25 @@ impl fmt::Display for Codec {
     }
 }
 
-/// Writes a worker's error event (the WIT `error-event`) as every side shows it:
-/// ``worker `name` (location) failed: message``.
-pub fn write_error_event(f: &mut fmt::Formatter<'_>, worker: &str, location: &str, message: &str) -> fmt::Result {
-    write!(f, "worker `{worker}` ({location}) failed: {message}")
+/// A worker's runtime error (the chapter's `ErrorEvent`, the WIT `error-event`): it trapped,
+/// or could not start. Shown as ``worker `name` (location) failed: message``.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorEvent {
+    /// What went wrong: the trap, and for a guest panic the panic message.
+    pub message: String,
+    /// The failed worker's name.
+    pub worker: String,
+    /// The location of the failed worker's component.
+    pub location: String,
 }
+
+impl fmt::Display for ErrorEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "worker `{}` ({}) failed: {}", self.worker, self.location, self.message)
+    }
+}
+
+impl core::error::Error for ErrorEvent {}
 
 /// Where an event came from, as a worker sees it (the WIT `source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

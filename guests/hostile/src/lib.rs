@@ -20,7 +20,8 @@
 //! - `{"connect-flood": {"name": n, "count": c}}`: connects to the shared worker `n` (itself)
 //!   `c` times, dropping each port; posts `{"connected": k, "error": e}`.
 //! - `{"post": s}`: posts `s` bytes to its parent; posts `"ok"` or why not.
-//! - `{"say": n}`: posts the numbers `0..n` to its parent, as fast as it can.
+//! - `{"say": n}`: posts the numbers `0..n` to its parent, as fast as it can, then says
+//!   `said n` on its stderr.
 //! - `{"busy": ms}`: uses `ms` milliseconds of CPU, then posts `"done"`.
 //! - `{"tally": n}` counts and sums `n`; `"report"` posts `{"count": c, "sum": s}`.
 //! - `{"ops": [bytes]}`: runs the bytes as a program of host calls (see [`Hostile::run`]),
@@ -291,6 +292,7 @@ impl Worker for Hostile {
                 for i in 0..count {
                     post(&i);
                 }
+                eprintln!("said {count}");
             }
             Attack::Ops(program) => {
                 self.run(&program);

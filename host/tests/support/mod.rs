@@ -116,25 +116,41 @@ pub fn next_message(worker: &mut WorkerHandle) -> Message {
 /// Runs the `wasm-workers` binary with `args`, `stdin` as its input, and a compile cache of
 /// its own for this test binary (so that tests do not share the user's).
 pub fn wasm_workers(args: &[&str], stdin: &str) -> Output {
-    wasm_workers_with_cache(
-        args,
-        stdin,
-        &std::env::temp_dir().join(format!("wasm-workers-test-cache-{}", std::process::id())),
-    )
+    wasm_workers_with_cache(args, stdin, &test_cache())
+}
+
+/// [`wasm_workers`] with raw bytes as stdin.
+pub fn wasm_workers_bytes(args: &[&str], stdin: &[u8]) -> Output {
+    finish(start_cli(args, &test_cache()), stdin)
 }
 
 /// [`wasm_workers`] with the compile cache in `cache`.
 pub fn wasm_workers_with_cache(args: &[&str], stdin: &str, cache: &Path) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
+    finish(start_cli(args, cache), stdin.as_bytes())
+}
+
+/// This test binary's compile cache (so that tests do not share the user's).
+pub fn test_cache() -> PathBuf {
+    std::env::temp_dir().join(format!("wasm-workers-test-cache-{}", std::process::id()))
+}
+
+/// Starts the `wasm-workers` binary with `args`, stdin, stdout and stderr piped, and its
+/// compile cache in `cache`, for a test that talks to it as it runs.
+pub fn start_cli(args: &[&str], cache: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
         .args(args)
         .env("WASM_WORKERS_CACHE_DIR", cache)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the binary runs");
+        .expect("the binary runs")
+}
+
+/// Writes `stdin` to a started run, closes it, and waits for the run's output.
+fn finish(mut child: std::process::Child, stdin: &[u8]) -> Output {
     // A command that fails early stops reading: a broken pipe here is not the test's concern.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let _ = child.stdin.take().unwrap().write_all(stdin);
     child.wait_with_output().unwrap()
 }
 
