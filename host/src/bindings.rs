@@ -5,8 +5,8 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "worker",
     with: {
-        "wasm-workers:worker/scope.worker": crate::worker::ChildWorker,
-        "wasm-workers:worker/types.message-port": crate::port::MessagePort,
+        "wasm-workers:worker/scope.worker": crate::event_loop::ChildWorker,
+        "wasm-workers:worker/types.message-port": crate::messaging::MessagePort,
         "wasm-workers:worker/types.buffer": crate::buffer::Buffer,
     },
     imports: { default: trappable },
@@ -14,8 +14,7 @@ wasmtime::component::bindgen!({
 
 pub(crate) use self::wasm_workers::worker::{scope, types};
 
-use crate::message::Codec;
-use crate::worker::{ErrorEvent, Source};
+use wasm_workers_protocol::{Codec, ErrorEvent, Source};
 
 impl From<types::Codec> for Codec {
     fn from(codec: types::Codec) -> Self {

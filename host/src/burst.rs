@@ -6,10 +6,7 @@
 //! stream of small messages costs no allocation per burst on the receiving side.
 
 use crate::bindings::types;
-use crate::message::Codec;
-use crate::worker::Source;
-
-use wasm_workers_protocol::{Header, HEADER_WORDS};
+use wasm_workers_protocol::{Codec, Header, Source, HEADER_WORDS};
 
 /// A data list whose capacity is over this is not kept for the next burst: one large message
 /// must not pin its allocation in a worker that then receives only small ones.

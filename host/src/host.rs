@@ -1,30 +1,24 @@
 //! The host: one engine, the components it has loaded, and the workers it spawns.
 
-use std::time::Duration;
-
-use crate::accounting::{DroppedMessages, Ledger, MessageCounts};
-use crate::limits::{Limits, DEADLINE_TICK};
-use crate::threads::Threads;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use wasmtime::component::Linker;
 use wasmtime::Engine;
 
+use crate::accounting::{DropReason, DroppedMessages, Ledger, MessageCounts};
 use crate::budget::{self, HostBudget};
-use crate::engine::{self, Component};
 use crate::error::{HostError, LoadError, SpawnError};
-use crate::event_loop::Quiescence;
-use crate::location::{self, ComponentDir};
-use crate::port::MessagePort;
-use crate::scope::WorkerState;
-use crate::shared::{ConnectError, SharedWorkers};
-use crate::stats::{WorkerReport, WorkerStats};
-use crate::timers::Timers;
-use crate::worker::ErrorEvent;
-use crate::worker::{self, WorkerHandle, WorkerOptions};
+use crate::limits::Limits;
+use crate::location;
+use crate::messaging::MessagePort;
+use crate::stats::WorkerReport;
+use crate::threads::Threads;
+use crate::worker::{
+    self, component, Component, ConnectError, Services, SharedWorkers, Timers, WorkerHandle, WorkerOptions,
+};
+use wasm_workers_protocol::ErrorEvent;
 
 /// How a [`Host`] is set up.
 #[derive(Clone, Debug, Default)]
@@ -92,9 +86,6 @@ pub const DEFAULT_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// The default of [`HostConfig::idle_threads`].
 pub const DEFAULT_IDLE_THREADS: usize = 1024;
 
-/// How many reports of ended workers [`Host::stats`] keeps at least.
-pub const KEPT_REPORTS: usize = 4096;
-
 /// The default of [`HostConfig::spin`] on more than one CPU.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
@@ -122,40 +113,7 @@ pub const DEFAULT_MAX_BUFFER_LEN: u64 = 4 << 30;
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct Host(Arc<HostInner>);
-
-struct HostInner {
-    engine: Engine,
-    linker: Linker<WorkerState>,
-    /// Loaded components by file identity (a hard link is the same file). Each entry has its own lock, so that two workers
-    /// asking for one component compile it once, and different components compile in parallel.
-    components: Mutex<HashMap<location::FileId, Arc<Mutex<Option<Component>>>>>,
-    hardware_concurrency: u32,
-    /// Workers whose threads are running (or are being started).
-    live: AtomicUsize,
-    max_workers: usize,
-    max_buffer_len: u64,
-    max_component_size: u64,
-    memory_budget: Arc<HostBudget>,
-    /// Bytes copied into or out of buffers by guests.
-    buffer_bytes_copied: AtomicU64,
-    shared: SharedWorkers,
-    timers: Timers,
-    /// Every worker's statistics, in the order they were spawned.
-    stats: Mutex<Vec<Arc<WorkerStats>>>,
-    cache_dir: Option<PathBuf>,
-    allow_precompiled: bool,
-    compiled: AtomicU64,
-    cache_hits: AtomicU64,
-    quiescence: Arc<Quiescence>,
-    spin: Duration,
-    default_limits: Limits,
-    threads: Threads,
-    ledger: Ledger,
-    deadline_ticker: std::sync::Once,
-    /// Failures of workers that have no parent to tell (shared workers).
-    shared_failures: tokio::sync::broadcast::Sender<ErrorEvent>,
-}
+pub struct Host(Arc<Services>);
 
 impl Host {
     /// A host with the default configuration.
@@ -174,16 +132,16 @@ impl Host {
     /// [`HostError`] if the engine cannot be created on this machine.
     pub fn with_config(config: HostConfig) -> Result<Host, HostError> {
         if let Some(dir) = &config.cache_dir {
-            engine::check_cache_dir(dir).map_err(HostError)?;
+            component::check_cache_dir(dir).map_err(HostError)?;
         }
         let max_workers = config.max_workers.unwrap_or_else(default_max_workers).max(1);
         let pool_slots = config.pooling.then(|| u32::try_from(max_workers).unwrap_or(u32::MAX));
-        let engine = Engine::new(&engine::config(pool_slots)).map_err(|e| HostError(format!("{e:#}")))?;
-        let linker = engine::linker(&engine).map_err(|e| HostError(format!("{e:#}")))?;
+        let engine = Engine::new(&component::config(pool_slots)).map_err(|e| HostError(format!("{e:#}")))?;
+        let linker = component::linker(&engine).map_err(|e| HostError(format!("{e:#}")))?;
         let hardware_concurrency = config
             .hardware_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
-        Ok(Host(Arc::new(HostInner {
+        Ok(Host(Arc::new(Services {
             engine,
             linker,
             components: Mutex::default(),
@@ -231,86 +189,7 @@ impl Host {
     /// [`HostConfig::max_component_size`] bytes, is not a valid component, or does not
     /// implement the `worker` world.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Component, LoadError> {
-        let path = path.as_ref();
-        let opened = location::open_host_path(path, self.0.max_component_size)?;
-        let location = path.display().to_string();
-        self.load_opened(opened, &location, |key| ComponentDir::open(key.parent().unwrap_or(Path::new("/"))))
-    }
-
-    /// Loads the component a worker names by `relative`, beneath `dir` (the worker's own
-    /// component's directory), as a capability: nothing outside `dir` can be reached.
-    pub(crate) fn load_beneath(
-        &self,
-        dir: &ComponentDir,
-        relative: &str,
-        location: &str,
-    ) -> Result<Component, LoadError> {
-        let opened = dir.open_component(relative, location, self.0.max_component_size)?;
-        self.load_opened(opened, location, |key| dir.open_parent_of(key))
-    }
-
-    /// Compiles (or finds) an opened component; `dir_of` opens its directory, given its key.
-    fn load_opened(
-        &self,
-        opened: location::Opened,
-        location: &str,
-        dir_of: impl FnOnce(&Path) -> std::io::Result<ComponentDir>,
-    ) -> Result<Component, LoadError> {
-        let path = Path::new(location);
-        let (key, id) = (opened.key.clone(), opened.id);
-        let entry = {
-            let mut components = self.0.components.lock().unwrap_or_else(|p| p.into_inner());
-            components.entry(id).or_default().clone()
-        };
-        let mut slot = entry.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(component) = &*slot {
-            return Ok(component.clone());
-        }
-        let loaded = self.compile_opened(opened, location, path, key, dir_of);
-        match &loaded {
-            Ok(component) => *slot = Some(component.clone()),
-            // A file that does not load leaves no entry behind.
-            Err(_) => {
-                drop(slot);
-                let mut components = self.0.components.lock().unwrap_or_else(|p| p.into_inner());
-                if components.get(&id).is_some_and(|e| Arc::ptr_eq(e, &entry)) && Arc::strong_count(&entry) <= 2 {
-                    components.remove(&id);
-                }
-            }
-        }
-        loaded
-    }
-
-    fn compile_opened(
-        &self,
-        opened: location::Opened,
-        location: &str,
-        path: &Path,
-        key: PathBuf,
-        dir_of: impl FnOnce(&Path) -> std::io::Result<ComponentDir>,
-    ) -> Result<Component, LoadError> {
-        let dir = dir_of(&key).map_err(|source| LoadError::Read { location: location.to_string(), source })?;
-        let bytes = opened.read()?;
-        let compiled = match Engine::detect_precompiled(&bytes) {
-            Some(_) if !self.0.allow_precompiled => {
-                return Err(LoadError::Invalid {
-                    location: location.to_string(),
-                    cause: "it is precompiled, and this host does not accept precompiled components \
-                            (allow them only for files that are yours: `--allow-precompiled`)"
-                        .to_string(),
-                });
-            }
-            // SAFETY: the host was configured to trust precompiled files (`allow_precompiled`).
-            Some(_) => unsafe { engine::deserialize(&self.0.engine, path, &bytes)? },
-            None => {
-                let (compiled, hit) = engine::compile(&self.0.engine, self.0.cache_dir.as_deref(), path, &bytes)?;
-                let counter = if hit { &self.0.cache_hits } else { &self.0.compiled };
-                counter.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(location = %location, from_cache = hit, "loaded component");
-                compiled
-            }
-        };
-        Component::link(&self.0.linker, path, key, dir, compiled)
+        self.0.load_path(path.as_ref())
     }
 
     /// Spawns a worker running `component` on a new thread (`new Worker(url, options)`).
@@ -325,7 +204,8 @@ impl Host {
     /// [`WorkerEvent::Error`]: crate::WorkerEvent::Error
     pub fn spawn(&self, component: &Component, options: WorkerOptions) -> Result<WorkerHandle, SpawnError> {
         let name = options.name.clone().unwrap_or_default();
-        worker::spawn_root(self, component, options).map_err(|failure| failure.into_error(&name, component.location()))
+        worker::spawn_root(&self.0, component, options)
+            .map_err(|failure| failure.into_error(&name, component.location()))
     }
 
     /// Connects to the shared worker named `name` (`new SharedWorker(url, name)`), starting it
@@ -338,7 +218,7 @@ impl Host {
     /// [`ConnectError::Load`] if the component cannot be loaded.
     pub fn connect_shared(&self, path: impl AsRef<Path>, name: &str) -> Result<MessagePort, ConnectError> {
         let component = self.load(path)?;
-        Ok(self.0.shared.connect(self, &component, name, Limits::default(), None)?.0)
+        Ok(self.0.shared.connect(&self.0, &component, name, Limits::default(), None)?.0)
     }
 
     /// Hands `port` to the shared worker `name` running `component` through its
@@ -355,7 +235,7 @@ impl Host {
         port: MessagePort,
         limits: Limits,
     ) -> Result<(), ConnectError> {
-        self.0.shared.connect_port(self, component, name, port, limits).map(drop)
+        self.0.shared.connect_port(&self.0, component, name, port, limits).map(drop)
     }
 
     /// The number of bytes guests have copied into or out of buffers (`read`, `write`,
@@ -393,31 +273,6 @@ impl Host {
         self.0.stats.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|s| s.report()).collect()
     }
 
-    pub(crate) fn register_stats(&self, name: &str, location: &str) -> Arc<WorkerStats> {
-        let stats = Arc::new(WorkerStats::new(name.to_string(), location.to_string()));
-        let mut all = self.0.stats.lock().unwrap_or_else(|p| p.into_inner());
-        if all.len() >= 2 * KEPT_REPORTS {
-            // Forget the oldest ended workers, keeping the last `KEPT_REPORTS` of them.
-            let ended = all.iter().filter(|s| s.has_ended()).count();
-            let mut forget = ended.saturating_sub(KEPT_REPORTS);
-            all.retain(|s| {
-                let drop = forget > 0 && s.has_ended();
-                forget -= usize::from(drop);
-                !drop
-            });
-        }
-        all.push(stats.clone());
-        stats
-    }
-
-    pub(crate) fn count_copied(&self, bytes: usize) {
-        self.0.buffer_bytes_copied.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn max_buffer_len(&self) -> u64 {
-        self.0.max_buffer_len
-    }
-
     /// Resolves once every worker of this host waits for a task, with an empty queue and no
     /// pending timer, and no task is on its way between them (at once if that is so now).
     ///
@@ -433,7 +288,7 @@ impl Host {
         self.0.ledger.counts().dropped
     }
 
-    /// How many messages were posted, delivered and dropped (see [`crate::accounting`]).
+    /// How many messages were posted, delivered and dropped (see [`MessageCounts`]).
     pub fn message_counts(&self) -> MessageCounts {
         self.0.ledger.counts()
     }
@@ -453,75 +308,18 @@ impl Host {
         self.0.memory_budget.used()
     }
 
-    pub(crate) fn host_budget(&self) -> &Arc<HostBudget> {
-        &self.0.memory_budget
-    }
-
     /// Counts `n` messages that the host program received from its workers (delivered, for
     /// the ledger) but could not pass on, because its own output was closed: they move from
     /// delivered to dropped ([`DropReason::OutputClosed`](crate::DropReason::OutputClosed)),
     /// so that a run whose reader went away does not report them delivered.
     pub fn count_lost(&self, n: u64) {
-        self.0.ledger.undelivered(crate::DropReason::OutputClosed, n);
-    }
-
-    /// Starts the thread that advances the engine's epoch every [`DEADLINE_TICK`], so that
-    /// running guests check their CPU deadline; once, when the first worker with a deadline
-    /// starts. It ends when the engine is dropped.
-    pub(crate) fn start_deadline_ticker(&self) {
-        self.0.deadline_ticker.call_once(|| {
-            let engine = self.0.engine.weak();
-            let started = std::thread::Builder::new().name("wasm-workers deadline ticker".into()).spawn(move || {
-                while let Some(engine) = engine.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(DEADLINE_TICK);
-                }
-            });
-            if let Err(error) = started {
-                tracing::error!("cannot start the deadline ticker; CPU deadlines are not enforced: {error}");
-            }
-        });
-    }
-
-    pub(crate) fn default_limits(&self) -> Limits {
-        self.0.default_limits
-    }
-
-    pub(crate) fn threads(&self) -> &Threads {
-        &self.0.threads
-    }
-
-    pub(crate) fn ledger(&self) -> &Ledger {
-        &self.0.ledger
+        self.0.ledger.undelivered(DropReason::OutputClosed, n);
     }
 
     /// Subscribes to the failures of shared workers, which have no parent to tell. A failure
     /// is also logged (at `error` level) whether or not anyone listens.
     pub fn watch_shared_failures(&self) -> tokio::sync::broadcast::Receiver<ErrorEvent> {
         self.0.shared_failures.subscribe()
-    }
-
-    pub(crate) fn shared_worker_failed(&self, error: ErrorEvent) {
-        tracing::error!("{error}");
-        let _ = self.0.shared_failures.send(error);
-    }
-
-    /// How long an idle worker spins before it sleeps ([`HostConfig::spin`]).
-    pub(crate) fn spin(&self) -> Duration {
-        self.0.spin
-    }
-
-    pub(crate) fn quiescence(&self) -> &Arc<Quiescence> {
-        &self.0.quiescence
-    }
-
-    pub(crate) fn shared(&self) -> &SharedWorkers {
-        &self.0.shared
-    }
-
-    pub(crate) fn timers(&self) -> &Timers {
-        &self.0.timers
     }
 
     /// What `hardware-concurrency()` returns to this host's workers.
@@ -537,19 +335,14 @@ impl Host {
         self.0.live.load(Ordering::Acquire)
     }
 
-    /// Counts a worker in, unless the host runs its limit already.
-    pub(crate) fn reserve_worker(&self) -> bool {
-        let max = self.0.max_workers;
-        self.0.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| (live < max).then_some(live + 1)).is_ok()
-    }
-
     /// The most workers this host runs at once.
     pub fn max_workers(&self) -> usize {
         self.0.max_workers
     }
 
-    pub(crate) fn worker_stopped(&self) {
-        self.0.live.fetch_sub(1, Ordering::AcqRel);
+    /// The services this host shares with its workers.
+    pub(crate) fn services(&self) -> &Arc<Services> {
+        &self.0
     }
 }
 

@@ -26,53 +26,53 @@
 //! # }
 //! ```
 //!
-//! The modules follow the chapter's concepts: [`worker`] (dedicated workers and their
-//! handles), `event_loop` (the task queue and the closing flag), `scope` (the worker global
-//! scope the guest imports), [`message`], [`port`] (message channels), [`buffer`]
-//! (transferable buffers), [`shared`] (shared workers), `timers`, [`engine`] (compiled
-//! components).
+//! Its types follow the chapter's concepts: [`Host`] and [`Component`] (the host and what it
+//! loads), [`WorkerHandle`] and [`WorkerOptions`] (dedicated workers), [`Message`] (what
+//! `postMessage` sends), [`MessagePort`] and [`channel`] (channel messaging), [`Buffer`]
+//! (transferable buffers), [`Host::connect_shared`] (shared workers), [`Graph`] (a worker
+//! graph from a manifest), and the typed tasks of [`task`]. [`MessageCounts`] says what
+//! became of every message: each one posted is delivered or dropped, for one [`DropReason`].
 
 #![warn(missing_docs)]
 
-pub mod accounting;
-mod bindings;
+// The layers, bottom to top (declared in `host/layers.txt`, checked by
+// `scripts/check-layers.py`): plain data; messages, ports and the event loop; the WIT glue;
+// the worker runtime; the public API; the CLI.
+mod accounting;
 mod budget;
-pub mod buffer;
-mod burst;
-pub mod engine;
+mod buffer;
 mod error;
-mod event_loop;
-pub mod graph;
-mod host;
-pub mod limits;
+mod limits;
 mod location;
-pub mod message;
-pub mod port;
-mod scope;
-pub mod shared;
-pub mod stats;
+mod stats;
 mod stdio;
-pub mod task;
 mod threads;
-mod timers;
-pub mod worker;
+
+mod event_loop;
+mod messaging;
+
+mod bindings;
+mod burst;
+
+mod worker;
+
+mod graph;
+mod host;
+pub mod task;
 
 pub use accounting::{DropReason, DroppedMessages, MessageCounts};
 pub use buffer::{Buffer, BufferError};
-pub use engine::Component;
 pub use error::{HostError, LoadError, SpawnError};
-pub use graph::{Graph, Manifest, ManifestError, RunningGraph, StartError};
+pub use graph::{parse_size, Graph, Manifest, ManifestError, RunningGraph, StartError};
 pub use host::{
     Host, HostConfig, DEFAULT_IDLE_THREADS, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN, DEFAULT_THREAD_KEEP_ALIVE,
-    KEPT_REPORTS,
 };
 pub use limits::{Limits, DEADLINE_TICK, DEFAULT_MESSAGE_SIZE, DEFAULT_QUEUED_BYTES, DEFAULT_QUEUED_MESSAGES};
 pub use location::DEFAULT_MAX_COMPONENT_SIZE;
-pub use message::{Codec, DecodeError, Message};
-pub use port::{channel, MessagePort, PortEvent, PortPostError};
-pub use shared::ConnectError;
+pub use messaging::{channel, Codec, DecodeError, Message, MessagePort, PortEvent, PortPostError};
 pub use stats::WorkerReport;
-pub use task::{Pool, PoolConfig, Schedule, Scope, Stream, TaskError};
+pub use wasm_workers_protocol::ErrorEvent;
 pub use worker::{
-    Capabilities, CloseReason, ErrorEvent, PostError, Preopen, QueueRoom, WorkerEvent, WorkerHandle, WorkerOptions,
+    Capabilities, CloseReason, Component, ConnectError, PostError, Preopen, QueueRoom, WorkerEvent, WorkerHandle,
+    WorkerOptions, KEPT_REPORTS, PERFMAP_ENV,
 };

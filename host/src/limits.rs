@@ -13,9 +13,8 @@ use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 
+use crate::accounting::DropReason;
 use crate::budget::{Budget, OverBudget};
-
-use crate::event_loop::QueueLimits;
 
 /// Limits of one worker. `None` is no limit beyond the engine's own, except for the queue
 /// limits, where it is the default ([`DEFAULT_QUEUED_MESSAGES`], [`DEFAULT_QUEUED_BYTES`],
@@ -82,6 +81,39 @@ impl Limits {
             bytes: self.queued_bytes.unwrap_or(DEFAULT_QUEUED_BYTES),
             message_size: self.message_size.unwrap_or(DEFAULT_MESSAGE_SIZE),
         }
+    }
+}
+
+/// How much a queue accepts: messages and bytes waiting at once, and the largest message.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueLimits {
+    pub(crate) messages: usize,
+    pub(crate) bytes: usize,
+    pub(crate) message_size: usize,
+}
+
+impl QueueLimits {
+    /// No limits.
+    #[cfg(test)]
+    pub(crate) const NONE: QueueLimits =
+        QueueLimits { messages: usize::MAX, bytes: usize::MAX, message_size: usize::MAX };
+
+    /// Why a message of `len` bytes cannot join a queue holding `messages` messages of
+    /// `bytes` bytes, if it cannot.
+    pub(crate) fn check(&self, messages: usize, bytes: usize, len: usize) -> Option<DropReason> {
+        if len > self.message_size {
+            Some(DropReason::TooLarge)
+        } else if messages >= self.messages || bytes.saturating_add(len) > self.bytes {
+            Some(DropReason::QueueFull)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a message of `len` bytes would not be refused as "queue full" by a queue
+    /// holding `messages` messages of `bytes` bytes.
+    pub(crate) fn has_room(&self, messages: usize, bytes: usize, len: usize) -> bool {
+        messages < self.messages && bytes.saturating_add(len.min(self.bytes)) <= self.bytes
     }
 }
 

@@ -118,7 +118,7 @@ pub struct RunArgs {
     /// The most memory all workers together may make the host hold ("4 GiB"): their linear
     /// memories, buffers, messages on their way, ports, timers [default: half of the
     /// machine's memory].
-    #[arg(long, value_name = "SIZE", value_parser = wasm_workers::graph::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = wasm_workers::parse_size)]
     memory_budget: Option<u64>,
     #[command(flatten)]
     engine: EngineArgs,

@@ -3,9 +3,9 @@
 use crate::budget::Charge;
 use std::fmt;
 
+use super::port::MessagePort;
 use crate::accounting::{DropReason, Ledger};
 use crate::buffer::Buffer;
-use crate::port::MessagePort;
 
 /// How a [`Message`]'s data is encoded (the WIT `codec`); shared with the guest SDK.
 pub use wasm_workers_protocol::Codec;

@@ -13,7 +13,8 @@ use wasmtime::{Config, Engine};
 use crate::bindings;
 use crate::error::LoadError;
 use crate::location::ComponentDir;
-use crate::scope::WorkerState;
+
+use super::state::WorkerState;
 
 /// The engine configuration every host uses; with `pool_slots`, instances come from a
 /// pooling allocator of that many workers.
@@ -21,7 +22,7 @@ pub(crate) fn config(pool_slots: Option<u32>) -> Config {
     let mut config = Config::new();
     // `terminate()` must stop a guest that never returns: epoch interruption adds a check at
     // function entries and loop heads, and the epoch is bumped only when a worker is
-    // terminated (see `worker::Control::terminate`).
+    // terminated (see `Control::terminate` in the event loop).
     config.epoch_interruption(true);
     // Workers call guests synchronously from their own threads; without the machinery for
     // component-model concurrency a host-to-guest call is ~3x cheaper.

@@ -2,7 +2,7 @@
 //! connected through a message channel.
 //!
 //! The registry maps a name to the running worker and the component it runs. Connecting makes
-//! a channel, keeps one end for the client and queues a [`Task::Connect`] with the other end
+//! a channel, keeps one end for the client and queues a [`LoopTask::Connect`] with the other end
 //! at the shared worker, whose `on-connect` receives it. The registry does not keep the worker
 //! alive: the worker lives while some client's port is entangled with one of its ports (or a
 //! timer or child keeps it busy), or until it closes; then it leaves the registry, and the
@@ -13,19 +13,23 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::budget::Charge;
-use crate::engine::Component;
-use crate::event_loop::{Task, TaskQueue};
-use crate::host::Host;
+use crate::error::{LoadError, SpawnError};
+use crate::event_loop::{Control, LoopTask, WorkerQueue};
 use crate::limits::Limits;
-use crate::port::{self, MessagePort};
-use crate::worker::{self, Control, ParentLink, WorkerOptions};
+use crate::messaging::{self, MessagePort};
+
+use super::component::Component;
+use super::options::WorkerOptions;
+use super::parent::ParentLink;
+use super::services::Services;
+use super::spawn::spawn;
 
 /// A client could not connect to a shared worker.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The component could not be loaded.
     #[error(transparent)]
-    Load(#[from] crate::LoadError),
+    Load(#[from] LoadError),
     /// A shared worker of that name runs another component (the chapter's URL mismatch).
     #[error("shared worker `{name}` runs `{running}`, not `{requested}`")]
     Mismatch {
@@ -38,7 +42,7 @@ pub enum ConnectError {
     },
     /// It could not be started.
     #[error(transparent)]
-    Spawn(#[from] crate::SpawnError),
+    Spawn(#[from] SpawnError),
 }
 
 /// A shared worker a connect started, with what starting it was charged.
@@ -60,7 +64,7 @@ pub(crate) struct SharedWorkers {
 struct Running {
     key: PathBuf,
     location: String,
-    queue: Arc<TaskQueue>,
+    queue: Arc<WorkerQueue>,
     control: Arc<Control>,
 }
 
@@ -75,19 +79,19 @@ impl SharedWorkers {
     /// (so that no instance starts uncounted).
     pub(crate) fn connect(
         &self,
-        host: &Host,
+        services: &Arc<Services>,
         component: &Component,
         name: &str,
         limits: Limits,
         starter: Option<Starter<'_>>,
     ) -> Result<(MessagePort, Option<Started>), ConnectError> {
-        let (client, mut server) = port::channel();
+        let (client, mut server) = messaging::channel();
         let mut admit = None;
         if let Some(starter) = starter {
             server.charge = starter.server_charge;
             admit = Some(starter.admit);
         }
-        let started = self.connect_inner(host, component, name, server, limits, admit)?;
+        let started = self.connect_inner(services, component, name, server, limits, admit)?;
         Ok((client, started))
     }
 
@@ -96,18 +100,18 @@ impl SharedWorkers {
     /// in what they leave open) if none runs. Returns the new worker if it started one.
     pub(crate) fn connect_port(
         &self,
-        host: &Host,
+        services: &Arc<Services>,
         component: &Component,
         name: &str,
         server: MessagePort,
         limits: Limits,
     ) -> Result<Option<Arc<Control>>, ConnectError> {
-        Ok(self.connect_inner(host, component, name, server, limits, None)?.map(|(control, _)| control))
+        Ok(self.connect_inner(services, component, name, server, limits, None)?.map(|(control, _)| control))
     }
 
     fn connect_inner(
         &self,
-        host: &Host,
+        services: &Arc<Services>,
         component: &Component,
         name: &str,
         server: MessagePort,
@@ -123,17 +127,17 @@ impl SharedWorkers {
                     requested: component.location().to_string(),
                 });
             }
-            Some(worker) => match worker.queue.push(Task::Connect(server)) {
+            Some(worker) => match worker.queue.push(LoopTask::Connect(server)) {
                 Ok(()) => return Ok(None),
                 // It has just ended: start a new one.
-                Err(Task::Connect(server)) => server,
+                Err(LoopTask::Connect(server)) => server,
                 Err(_) => unreachable!("push returns the task it was given"),
             },
             None => server,
         };
         let charge = match admit {
             Some(admit) => admit().map_err(|limit| {
-                ConnectError::Spawn(crate::SpawnError::Limit {
+                ConnectError::Spawn(SpawnError::Limit {
                     worker: name.to_string(),
                     location: component.location().to_string(),
                     limit,
@@ -142,13 +146,12 @@ impl SharedWorkers {
             None => Charge::default(),
         };
         let options = WorkerOptions { limits, ..WorkerOptions::named(name) };
-        let (sender, control, queue) =
-            worker::spawn(host, component, options, ParentLink::None, Some(name.to_string()))
-                .map_err(|failure| failure.into_error(name, component.location()))?;
+        let (sender, control, queue) = spawn(services, component, options, ParentLink::None, Some(name.to_string()))
+            .map_err(|failure| failure.into_error(name, component.location()))?;
         // The connect task goes first; the sender is dropped so that only clients (and what
         // the worker itself starts) keep it alive. If the worker already failed to start, the
         // task is refused and the client's port is closed at once.
-        let _ = sender.send(Task::Connect(server));
+        let _ = sender.send(LoopTask::Connect(server));
         running.insert(
             name.to_string(),
             Running {

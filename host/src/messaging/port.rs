@@ -3,7 +3,8 @@
 //! Each end of a channel is a [`PortCore`] with its own queue of arriving messages. Posting on
 //! one end appends to the other end's queue, wherever that end is: held by a worker, held by
 //! the host program, or in transit inside a message. The end's owner is told when there is
-//! something to deliver (a [`Task::PortReady`] for a worker, an event for the host program),
+//! something to deliver (through [`PortHolder::port_ready`] for a worker, an event for the
+//! host program),
 //! so messages on one port arrive in the order posted, across any number of transfers.
 //!
 //! Lock order: a port's lock may be held while pushing to a worker's task queue, never the
@@ -19,9 +20,10 @@ use tokio::sync::mpsc;
 
 use crate::accounting::{DropReason, Ledger};
 use crate::budget::{Charge, PORT_COST};
-use crate::event_loop::{QueueLimits, Task, TaskQueue};
-use crate::limits::Limits;
-use crate::message::Message;
+use crate::limits::{Limits, QueueLimits};
+
+use super::delivery::Deliver;
+use super::message::Message;
 
 /// One end of a message channel (a `MessagePort`), as the host program holds it.
 ///
@@ -191,7 +193,13 @@ impl MessagePort {
 
     /// Makes the port held by a worker, known there as `id`, with the worker's queue limits
     /// and its host's ledger. It is not started.
-    pub(crate) fn attach_to_worker(&mut self, queue: Arc<TaskQueue>, id: u32, limits: QueueLimits, ledger: &Ledger) {
+    pub(crate) fn attach_to_worker(
+        &mut self,
+        holder: Arc<dyn PortHolder>,
+        id: u32,
+        limits: QueueLimits,
+        ledger: &Ledger,
+    ) {
         self.events = None;
         let mut state = self.core.lock();
         state.limits = limits;
@@ -204,12 +212,12 @@ impl MessagePort {
         state.scheduled = false;
         // An entangled port keeps its worker from ending idle: something may still arrive.
         if state.peer.is_some() && !state.closed {
-            queue.acquire_keepalive();
+            holder.acquire_keepalive();
             state.counted = true;
         }
         // If it was disentangled in transit, `close_pending` is set: the new holder learns it
         // after the messages, once it starts the port.
-        state.owner = Owner::Worker { queue, id };
+        state.owner = Owner::Worker { holder, id };
     }
 }
 
@@ -272,12 +280,30 @@ struct PortState {
     host_unread: (usize, usize),
 }
 
+/// What a port needs of the worker that holds it: a way to be scheduled on the worker's event
+/// loop, and a count of what keeps the worker alive. The worker's task queue implements it;
+/// the port knows nothing else of the queue.
+pub(crate) trait PortHolder: Send + Sync {
+    /// Queues a task that delivers what waits at `port` (by [`PortCore::next_for`]). Returns
+    /// false if the holder's event loop has closed.
+    fn port_ready(&self, port: Arc<PortCore>) -> bool;
+    /// Counts one more reason for the holder to stay alive (an entangled port it holds).
+    fn acquire_keepalive(&self);
+    /// Releases a reason counted by [`acquire_keepalive`](Self::acquire_keepalive).
+    fn release_keepalive(&self);
+}
+
+/// Whether `owner` is `holder` (the same object, whatever the vtable).
+fn is_holder(owner: &Arc<dyn PortHolder>, holder: &dyn PortHolder) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(owner), holder as *const dyn PortHolder)
+}
+
 /// Who holds a port end.
 enum Owner {
     /// Nobody yet, or it is inside a message on its way.
     Transit,
     /// A worker, which knows it as `id`.
-    Worker { queue: Arc<TaskQueue>, id: u32 },
+    Worker { holder: Arc<dyn PortHolder>, id: u32 },
     /// The host program, which reads `PortEvent`s.
     Host(mpsc::UnboundedSender<PortEvent>),
 }
@@ -285,8 +311,8 @@ enum Owner {
 impl PortState {
     fn release_keepalive(&mut self) {
         if std::mem::take(&mut self.counted) {
-            if let Owner::Worker { queue, .. } = &self.owner {
-                queue.release_keepalive();
+            if let Owner::Worker { holder, .. } = &self.owner {
+                holder.release_keepalive();
             }
         }
     }
@@ -362,46 +388,7 @@ impl PortCore {
     /// post is then discarded anyway).
     pub(crate) fn peer_message_size(&self) -> usize {
         let peer = self.lock().peer.clone();
-        peer.map_or(usize::MAX, |peer| peer.lock().limits.message_size)
-    }
-
-    /// A message arrives at this end, within its limits.
-    fn deliver(self: &Arc<Self>, message: Message, ledger: Option<&Ledger>) -> Result<(), (DropReason, Message)> {
-        // The ports it carries wait in this queue now (set before taking this port's lock: a
-        // port's lock is never held while taking another's, but in `flush_locked`).
-        let contained: Vec<Arc<PortCore>> = message.ports.iter().map(|port| port.core.clone()).collect();
-        for port in &contained {
-            port.lock().container = Some(Arc::downgrade(self));
-        }
-        let refused = |refusal, message| {
-            for port in &contained {
-                port.lock().container = None;
-            }
-            Err((refusal, message))
-        };
-        let mut state = self.lock();
-        if state.closed {
-            drop(state);
-            return refused(DropReason::PortClosed, message);
-        }
-        let (unread, unread_bytes) = state.host_unread;
-        if let Some(refusal) =
-            state.limits.check(state.queue.len() + unread, state.queued_bytes + unread_bytes, &message)
-        {
-            drop(state);
-            return refused(refusal, message);
-        }
-        if state.ledger.is_none() {
-            state.ledger = ledger.cloned();
-        }
-        state.queued_bytes += message.data.len();
-        state.queue.push_back(message);
-        self.flush_locked(&mut state);
-        drop(state);
-        if !contained.is_empty() {
-            self.collect_if_cycle(&contained);
-        }
-        Ok(())
+        peer.map_or(usize::MAX, |peer| peer.message_size())
     }
 
     /// Starts delivery to the owning worker (`port.start()`).
@@ -418,8 +405,8 @@ impl PortCore {
         }
         match &state.owner {
             Owner::Transit => {}
-            Owner::Worker { queue, .. } => {
-                if !state.scheduled && queue.push(Task::PortReady(self.clone())).is_ok() {
+            Owner::Worker { holder, .. } => {
+                if !state.scheduled && holder.port_ready(self.clone()) {
                     state.scheduled = true;
                 }
             }
@@ -437,13 +424,13 @@ impl PortCore {
         }
     }
 
-    /// The next message to deliver to the worker whose queue is `queue`, for a `PortReady`
-    /// task. Returns `Done` (and clears the task's mark) when there is none, when the port
+    /// The next message to deliver to `holder`, for the task [`PortHolder::port_ready`]
+    /// queued. Returns `Done` (and clears the task's mark) when there is none, when the port
     /// is not started, or when it has moved to another owner since the task was queued.
-    pub(crate) fn next_for(&self, queue: &Arc<TaskQueue>) -> Ready {
+    pub(crate) fn next_for(&self, holder: &dyn PortHolder) -> Ready {
         let mut state = self.lock();
         let id = match &state.owner {
-            Owner::Worker { queue: owner, id } if Arc::ptr_eq(owner, queue) => *id,
+            Owner::Worker { holder: owner, id } if is_holder(owner, holder) => *id,
             _ => return Ready::Done,
         };
         if state.started {
@@ -462,21 +449,21 @@ impl PortCore {
         Ready::Done
     }
 
-    /// After a worker delivered a bounded batch from this port: queues another `PortReady`
-    /// if messages still wait (so that other tasks get their turn), or clears the mark.
-    pub(crate) fn yield_to(self: &Arc<Self>, queue: &Arc<TaskQueue>) {
+    /// After a worker delivered a bounded batch from this port: schedules it again if
+    /// messages still wait (so that other tasks get their turn), or clears the mark.
+    pub(crate) fn yield_to(self: &Arc<Self>, holder: &dyn PortHolder) {
         let mut state = self.lock();
-        let held_here = matches!(&state.owner, Owner::Worker { queue: owner, .. } if Arc::ptr_eq(owner, queue));
+        let held_here = matches!(&state.owner, Owner::Worker { holder: owner, .. } if is_holder(owner, holder));
         let more = !state.queue.is_empty() || state.close_pending;
-        if !(held_here && state.started && more && queue.push(Task::PortReady(self.clone())).is_ok()) {
+        if !(held_here && state.started && more && holder.port_ready(self.clone())) {
             state.scheduled = false;
         }
     }
 
-    /// The id of this end in the worker whose queue is `queue`, if that worker holds it.
-    pub(crate) fn id_in(&self, queue: &Arc<TaskQueue>) -> Option<u32> {
+    /// The id of this end in `holder`, if that worker holds it.
+    pub(crate) fn id_in(&self, holder: &dyn PortHolder) -> Option<u32> {
         match &self.lock().owner {
-            Owner::Worker { queue: owner, id } if Arc::ptr_eq(owner, queue) => Some(*id),
+            Owner::Worker { holder: owner, id } if is_holder(owner, holder) => Some(*id),
             _ => None,
         }
     }
@@ -555,10 +542,56 @@ impl PortCore {
     }
 }
 
+/// A port end is a receiver of the delivery seam: a message posted on the entangled end
+/// arrives in this end's queue, within its limits, wherever this end is held.
+impl Deliver for Arc<PortCore> {
+    fn deliver(&self, message: Message, ledger: Option<&Ledger>) -> Result<(), (DropReason, Message)> {
+        // The ports it carries wait in this queue now (set before taking this port's lock: a
+        // port's lock is never held while taking another's, but in `flush_locked`).
+        let contained: Vec<Arc<PortCore>> = message.ports.iter().map(|port| port.core.clone()).collect();
+        for port in &contained {
+            port.lock().container = Some(Arc::downgrade(self));
+        }
+        let refused = |refusal, message| {
+            for port in &contained {
+                port.lock().container = None;
+            }
+            Err((refusal, message))
+        };
+        let mut state = self.lock();
+        if state.closed {
+            drop(state);
+            return refused(DropReason::PortClosed, message);
+        }
+        let (unread, unread_bytes) = state.host_unread;
+        if let Some(refusal) =
+            state.limits.check(state.queue.len() + unread, state.queued_bytes + unread_bytes, message.data.len())
+        {
+            drop(state);
+            return refused(refusal, message);
+        }
+        if state.ledger.is_none() {
+            state.ledger = ledger.cloned();
+        }
+        state.queued_bytes += message.data.len();
+        state.queue.push_back(message);
+        self.flush_locked(&mut state);
+        drop(state);
+        if !contained.is_empty() {
+            self.collect_if_cycle(&contained);
+        }
+        Ok(())
+    }
+
+    fn message_size(&self) -> usize {
+        self.lock().limits.message_size
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Codec;
+    use crate::messaging::Codec;
 
     fn message() -> Message {
         Message::new(Codec::Raw, vec![1])

@@ -1,20 +1,5 @@
-//! Typed tasks on pools of workers, streams, and join/scope — what the Rust worker libraries
-//! give their users (worker functions, reactors, thread pools, `par_map`), without their
-//! failures: a task whose worker dies, panics or is terminated is answered with an error
-//! naming the cause, never left waiting.
-//!
-//! The wire protocol (JSON, spoken by the guest SDK's `TaskWorker`):
-//! a task is `{"task": id, "input": I}`, answered `{"task": id, "output": O}` or
-//! `{"task": id, "error": "why"}`; a stream is opened by `{"stream": label}` with one port, on
-//! which `{"item": T}` messages flow both ways until either side sends `{"end": true}` or
-//! closes the port.
-//!
-//! A [`Pool`] keeps up to `size` workers of one component, started on demand. Each task goes
-//! to one worker, picked round-robin or least-loaded among those under the per-worker limit
-//! ([`TaskError::Full`] if none is). A worker answers its tasks in order, so when one fails the
-//! task it was running (its oldest unanswered one) fails with the worker's error, and the
-//! tasks queued behind it go to a fresh worker. Idle workers are terminated after
-//! `idle_timeout` and started again on demand.
+//! A pool of task workers of one component: tasks in, answers out, workers started on demand
+//! and replaced when they fail.
 
 use std::collections::HashSet;
 use std::collections::{HashMap, VecDeque};
@@ -24,48 +9,19 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle as ThreadHandle;
 use std::time::{Duration, Instant};
-use wasm_workers_protocol::task as protocol;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine::Component;
-use crate::event_loop::{Task, TaskSender};
+use crate::accounting::DropReason;
+use crate::event_loop::{Control, WorkerSender};
 use crate::host::Host;
-use crate::message::Message;
-use crate::port::{self, MessagePort, PortEvent};
-use crate::worker::{self, Control, ParentLink, PostError, Source, WorkerEvent, WorkerHandle, WorkerOptions};
+use crate::messaging::Message;
+use crate::worker::{self, Component, EventSink, HostInbox, ParentLink, WorkerEvent, WorkerOptions};
 
-/// Why a task has no result.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TaskError {
-    /// The task itself reported a failure.
-    #[error("{}{}", protocol::TASK_FAILED, .0)]
-    Failed(String),
-    /// The worker running it failed (a trap, a panic); the worker's error message.
-    #[error("{}{}", protocol::WORKER_FAILED, .0)]
-    WorkerFailed(String),
-    /// The worker ended (closed itself, or was terminated) before answering.
-    #[error("the worker running the task ended before answering: {0}")]
-    WorkerEnded(String),
-    /// Every worker has as many tasks in flight as the pool's limit allows.
-    #[error("every worker of the pool has as many tasks as it may take")]
-    Full,
-    /// The input does not encode, or the answer does not decode.
-    #[error("the task's input or answer does not fit its type: {0}")]
-    Codec(String),
-    /// A worker could not be started.
-    #[error("cannot start a worker: {0}")]
-    Spawn(String),
-    /// The pool was terminated.
-    #[error("the pool was terminated")]
-    Terminated,
-}
-
-/// How a [`Pool`] picks a worker for a task (shared with the guest SDK's pools).
-pub use wasm_workers_protocol::task::Schedule;
+use super::{protocol, Schedule, TaskError};
 
 /// How a [`Pool`] behaves.
 #[derive(Clone, Debug)]
@@ -96,7 +52,7 @@ impl Default for PoolConfig {
 }
 
 /// Where a task's answer goes.
-enum Reply {
+pub(super) enum Reply {
     Once(oneshot::Sender<Result<Value, TaskError>>),
     Indexed(mpsc::UnboundedSender<(usize, Result<Value, TaskError>)>, usize),
 }
@@ -120,7 +76,7 @@ struct Pending {
 }
 
 struct SlotWorker {
-    sender: TaskSender,
+    sender: WorkerSender,
     control: Arc<Control>,
 }
 
@@ -148,10 +104,10 @@ struct State {
     live: HashSet<(usize, u64)>,
 }
 
-struct Shared {
+pub(super) struct PoolState {
     host: Host,
     component: Component,
-    config: PoolConfig,
+    pub(super) config: PoolConfig,
     state: Mutex<State>,
     events: std_mpsc::Sender<Event>,
     /// The number of running workers, for those who watch it.
@@ -165,11 +121,11 @@ struct Shared {
 /// [`TaskError::Terminated`]; the drop waits until they have stopped.
 #[derive(Clone)]
 pub struct Pool {
-    handle: Arc<PoolHandle>,
+    pub(super) handle: Arc<PoolHandle>,
 }
 
-struct PoolHandle {
-    shared: Arc<Shared>,
+pub(super) struct PoolHandle {
+    pub(super) pool: Arc<PoolState>,
     dispatcher: Mutex<Option<ThreadHandle<()>>>,
 }
 
@@ -185,7 +141,7 @@ impl Pool {
             .map(|_| Slot { worker: None, generation: 0, in_flight: VecDeque::new(), idle_since: None })
             .collect();
         let (events, receiver) = std_mpsc::channel();
-        let shared = Arc::new(Shared {
+        let pool = Arc::new(PoolState {
             host: host.clone(),
             component: component.clone(),
             config,
@@ -201,27 +157,27 @@ impl Pool {
             running: tokio::sync::watch::Sender::new(0),
             capacity: tokio::sync::Notify::new(),
         });
-        let dispatcher_shared = shared.clone();
+        let dispatcher_pool = pool.clone();
         let dispatcher = std::thread::Builder::new()
-            .name(format!("{} dispatcher", shared.config.name))
-            .spawn(move || dispatcher_shared.dispatch(receiver))?;
-        Ok(Pool { handle: Arc::new(PoolHandle { shared, dispatcher: Mutex::new(Some(dispatcher)) }) })
+            .name(format!("{} dispatcher", pool.config.name))
+            .spawn(move || dispatcher_pool.dispatch(receiver))?;
+        Ok(Pool { handle: Arc::new(PoolHandle { pool, dispatcher: Mutex::new(Some(dispatcher)) }) })
     }
 
     /// How many workers the pool has room for.
     pub fn size(&self) -> usize {
-        self.handle.shared.lock().slots.len()
+        self.handle.pool.lock().slots.len()
     }
 
     /// How many of its workers are running now.
     pub fn running_workers(&self) -> usize {
-        self.handle.shared.lock().slots.iter().filter(|s| s.worker.is_some()).count()
+        self.handle.pool.lock().slots.iter().filter(|s| s.worker.is_some()).count()
     }
 
     /// Watches the number of running workers: it changes as workers start on demand, end,
     /// or are terminated when idle.
     pub fn watch_running_workers(&self) -> tokio::sync::watch::Receiver<usize> {
-        self.handle.shared.running.subscribe()
+        self.handle.pool.running.subscribe()
     }
 
     /// Runs one task on a worker of the pool. The task is sent at once; the future resolves
@@ -238,7 +194,7 @@ impl Pool {
         let (tx, rx) = oneshot::channel();
         let submitted = serde_json::to_value(input)
             .map_err(|e| TaskError::Codec(e.to_string()))
-            .and_then(|input| self.handle.shared.submit(input, Reply::Once(tx), self.handle.shared.config.schedule));
+            .and_then(|input| self.handle.pool.submit(input, Reply::Once(tx), self.handle.pool.config.schedule));
         async move {
             submitted?;
             let answer = rx.await.unwrap_or(Err(TaskError::Terminated))?;
@@ -267,7 +223,7 @@ impl Pool {
         let mut done = 0usize;
         while done < total {
             // Registered before trying, so that an answer between the try and the wait is seen.
-            let capacity = self.handle.shared.capacity.notified();
+            let capacity = self.handle.pool.capacity.notified();
             tokio::pin!(capacity);
             capacity.as_mut().enable();
             let mut full = false;
@@ -284,8 +240,7 @@ impl Pool {
                 // The least loaded worker, whatever the pool's schedule: when an answer makes
                 // room, that is the worker that answered (a round robin would queue the input
                 // behind a slower worker's task while the faster one runs dry).
-                match self.handle.shared.submit(input.clone(), Reply::Indexed(tx.clone(), index), Schedule::LeastLoaded)
-                {
+                match self.handle.pool.submit(input.clone(), Reply::Indexed(tx.clone(), index), Schedule::LeastLoaded) {
                     Ok(()) => in_flight += 1,
                     Err(TaskError::Full) => {
                         // Wait for an answer, then try again.
@@ -321,27 +276,27 @@ impl Pool {
     /// Terminates every worker; every unanswered task fails with [`TaskError::Terminated`],
     /// and later tasks too.
     pub fn terminate(&self) {
-        self.handle.shared.terminate();
+        self.handle.pool.terminate();
     }
 }
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool").field("name", &self.handle.shared.config.name).field("size", &self.size()).finish()
+        f.debug_struct("Pool").field("name", &self.handle.pool.config.name).field("size", &self.size()).finish()
     }
 }
 
 impl Drop for PoolHandle {
     fn drop(&mut self) {
-        self.shared.terminate();
-        let _ = self.shared.events.send(Event::Shutdown);
+        self.pool.terminate();
+        let _ = self.pool.events.send(Event::Shutdown);
         if let Some(dispatcher) = self.dispatcher.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = dispatcher.join();
         }
     }
 }
 
-impl Shared {
+impl PoolState {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -354,7 +309,7 @@ impl Shared {
 
     /// Sends a task to a worker with room, picked by `schedule`; [`TaskError::Full`] if there
     /// is none (the caller decides whether that is a failure or a reason to wait).
-    fn submit(&self, input: Value, reply: Reply, schedule: Schedule) -> Result<(), TaskError> {
+    pub(super) fn submit(&self, input: Value, reply: Reply, schedule: Schedule) -> Result<(), TaskError> {
         let mut state = self.lock();
         if state.terminated {
             return Err(TaskError::Terminated);
@@ -387,13 +342,18 @@ impl Shared {
         if state.slots[slot].worker.is_none() {
             let generation = state.slots[slot].generation + 1;
             let events = self.events.clone();
-            let sink: worker::EventSink = Box::new(move |event| {
-                events.send(Event::Worker { slot, generation, event }).map_err(|_| crate::DropReason::ReceiverGone)
+            let sink: EventSink = Box::new(move |event| {
+                events.send(Event::Worker { slot, generation, event }).map_err(|refused| match refused.0 {
+                    Event::Worker { event, .. } => (DropReason::ReceiverGone, event),
+                    _ => unreachable!("a worker event comes back as it went"),
+                })
             });
             let options = WorkerOptions::named(format!("{}-{slot}", self.config.name));
-            let (sender, control, _) =
-                worker::spawn(&self.host, &self.component, options, ParentLink::Host(sink), None)
-                    .map_err(|failure| TaskError::Spawn(failure.to_string()))?;
+            let services = self.host.services();
+            let message_size = options.limits.or(services.default_limits).queue().message_size;
+            let inbox = HostInbox { sink, message_size };
+            let (sender, control, _) = worker::spawn(services, &self.component, options, ParentLink::Host(inbox), None)
+                .map_err(|failure| TaskError::Spawn(failure.to_string()))?;
             state.slots[slot].generation = generation;
             state.slots[slot].worker = Some(SlotWorker { sender, control });
             state.live.insert((slot, generation));
@@ -408,7 +368,7 @@ impl Shared {
         // A worker that has just ended refuses the task; its end event requeues it. Queued
         // without the queue limits: `max_in_flight` bounds a worker's requests already, and a
         // request refused for a full queue would leave its caller waiting.
-        let _ = worker.sender.send(Task::Message { source: Source::Parent, message });
+        let _ = worker.sender.send_beyond_limits(message);
         Ok(())
     }
 
@@ -559,172 +519,5 @@ impl Shared {
         for (pending, error) in failed {
             pending.reply.send(Err(error));
         }
-    }
-}
-
-/// One end of a typed two-way stream with a worker, over a port.
-#[derive(Debug)]
-pub struct Stream {
-    port: MessagePort,
-    ended: bool,
-}
-
-impl Stream {
-    /// Opens a stream to `worker`: sends it one end of a new channel with `{"stream": label}`
-    /// (its `TaskWorker::on_stream` gets it) and keeps the other.
-    ///
-    /// # Errors
-    ///
-    /// If the worker no longer receives messages.
-    #[allow(clippy::result_large_err, reason = "the refused message comes back whole, as the error's point")]
-    pub fn open(worker: &WorkerHandle, label: &str) -> Result<Stream, PostError> {
-        let (mine, theirs) = port::channel();
-        let request =
-            Message::json(&protocol::OpenStream { stream: label }).expect("a JSON object encodes").with_port(theirs);
-        worker.post_message(request)?;
-        Ok(Stream { port: mine, ended: false })
-    }
-
-    /// Sends one item.
-    ///
-    /// # Errors
-    ///
-    /// If the item does not encode, or the stream has ended.
-    pub fn send<T: Serialize>(&self, item: &T) -> Result<(), TaskError> {
-        if self.ended {
-            return Err(TaskError::WorkerEnded("the stream has ended".to_string()));
-        }
-        let message = Message::json(&protocol::Item { item }).map_err(|e| TaskError::Codec(e.to_string()))?;
-        self.port.post_message(message).map_err(|_| TaskError::WorkerEnded("the stream has ended".to_string()))
-    }
-
-    /// The next item from the worker; `None` once the worker ended the stream (or went away).
-    ///
-    /// # Errors
-    ///
-    /// [`TaskError::Codec`] if an item does not decode as a `T`.
-    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, TaskError> {
-        loop {
-            if self.ended {
-                return Ok(None);
-            }
-            match self.port.recv().await {
-                Some(PortEvent::Message(message)) => {
-                    let value: Value = message.decode_json().map_err(|e| TaskError::Codec(e.to_string()))?;
-                    match protocol::stream_message(&value) {
-                        protocol::StreamMessage::End => {
-                            self.ended = true;
-                            return Ok(None);
-                        }
-                        protocol::StreamMessage::Item(item) => {
-                            return serde_json::from_value(item.clone())
-                                .map(Some)
-                                .map_err(|e| TaskError::Codec(e.to_string()));
-                        }
-                        protocol::StreamMessage::Other => {}
-                    }
-                }
-                Some(PortEvent::Closed) | None => {
-                    self.ended = true;
-                    return Ok(None);
-                }
-            }
-        }
-    }
-
-    /// Ends the stream from this side: the worker sees the end.
-    pub fn end(mut self) {
-        if !self.ended {
-            let _ = self.port.post_message(Message::json(&protocol::END).expect("a JSON object encodes"));
-            self.ended = true;
-        }
-        self.port.close();
-    }
-}
-
-/// A task running on a worker of its own (`std::thread::spawn` for workers): join it for
-/// its result. Dropping it terminates the worker, and waits until it has stopped.
-#[derive(Debug)]
-pub struct JoinHandle<O> {
-    pool: Pool,
-    answer: oneshot::Receiver<Result<Value, TaskError>>,
-    _output: std::marker::PhantomData<fn() -> O>,
-}
-
-/// Runs one task on a new worker of `component` (`std::thread::spawn`); join the handle for
-/// its result.
-///
-/// # Errors
-///
-/// If the worker cannot be started, or the input does not encode.
-pub fn spawn<I: Serialize, O: DeserializeOwned>(
-    host: &Host,
-    component: &Component,
-    input: &I,
-) -> Result<JoinHandle<O>, TaskError> {
-    let config = PoolConfig { size: Some(1), name: "task".to_string(), ..PoolConfig::default() };
-    let pool = Pool::new(host, component, config).map_err(|e| TaskError::Spawn(e.to_string()))?;
-    let input = serde_json::to_value(input).map_err(|e| TaskError::Codec(e.to_string()))?;
-    let (tx, answer) = oneshot::channel();
-    pool.handle.shared.submit(input, Reply::Once(tx), pool.handle.shared.config.schedule)?;
-    Ok(JoinHandle { pool, answer, _output: std::marker::PhantomData })
-}
-
-impl<O: DeserializeOwned> JoinHandle<O> {
-    /// Waits for the task's result; the worker is terminated afterwards.
-    ///
-    /// # Errors
-    ///
-    /// Whatever kept the task from a result (see [`TaskError`]).
-    pub async fn join(self) -> Result<O, TaskError> {
-        let answer = self.answer.await.unwrap_or(Err(TaskError::Terminated))?;
-        drop(self.pool);
-        serde_json::from_value(answer).map_err(|e| TaskError::Codec(e.to_string()))
-    }
-}
-
-/// A scope of tasks (`std::thread::scope` for workers): every task spawned in it has finished
-/// or been terminated when the scope ends.
-#[derive(Debug)]
-pub struct Scope {
-    host: Host,
-    pools: Mutex<Vec<Pool>>,
-}
-
-impl Scope {
-    /// An empty scope.
-    pub fn new(host: &Host) -> Scope {
-        Scope { host: host.clone(), pools: Mutex::new(Vec::new()) }
-    }
-
-    /// Runs one task on a new worker of `component`, within the scope; the future resolves to
-    /// its result.
-    ///
-    /// # Errors
-    ///
-    /// If the worker cannot be started, or the input does not encode.
-    pub fn spawn<I: Serialize, O: DeserializeOwned>(
-        &self,
-        component: &Component,
-        input: &I,
-    ) -> Result<impl Future<Output = Result<O, TaskError>> + use<I, O>, TaskError> {
-        let config = PoolConfig { size: Some(1), name: "scoped".to_string(), ..PoolConfig::default() };
-        let pool = Pool::new(&self.host, component, config).map_err(|e| TaskError::Spawn(e.to_string()))?;
-        let result = pool.run(input);
-        self.pools.lock().unwrap_or_else(|p| p.into_inner()).push(pool);
-        Ok(result)
-    }
-
-    /// How many of the scope's workers are running.
-    pub fn running_workers(&self) -> usize {
-        self.pools.lock().unwrap_or_else(|p| p.into_inner()).iter().map(Pool::running_workers).sum()
-    }
-}
-
-impl Drop for Scope {
-    /// Terminates every task that has not finished, and waits until its worker has stopped.
-    fn drop(&mut self) {
-        let pools = std::mem::take(&mut *self.pools.lock().unwrap_or_else(|p| p.into_inner()));
-        drop(pools);
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! One timer thread per host keeps every pending timer in a heap ordered by due time, then by
 //! the order the timers were set. When a timer is due, the thread queues a
-//! [`Task::Timeout`] at its worker; the worker runs it like any other task. A pending timer
-//! holds a [`TaskSender`], so a worker waiting for a timer is not idle; clearing the timer
+//! [`LoopTask::Timeout`] at its worker; the worker runs it like any other task. A pending timer
+//! holds a [`WorkerSender`], so a worker waiting for a timer is not idle; clearing the timer
 //! drops it at once. A worker that has closed or been terminated discards the task, so its
 //! timers never fire.
 
@@ -12,17 +12,17 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::event_loop::{Task, TaskSender};
+use crate::event_loop::{LoopTask, WorkerSender};
 
 /// Cleared entries the heap may hold before they are swept out.
 const MIN_SWEEP: usize = 1024;
 
 /// The host's timer service.
 pub(crate) struct Timers {
-    shared: Arc<Shared>,
+    shared: Arc<TimerQueue>,
 }
 
-struct Shared {
+struct TimerQueue {
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -41,7 +41,7 @@ struct State {
 }
 
 struct Timer {
-    worker: TaskSender,
+    worker: WorkerSender,
     id: u32,
     interval: Option<Duration>,
     /// When it is (or was last) due.
@@ -54,11 +54,11 @@ pub(crate) struct TimerKey(u64);
 
 impl Timers {
     pub(crate) fn new() -> Self {
-        Timers { shared: Arc::new(Shared { state: Mutex::new(State::default()), wake: Condvar::new() }) }
+        Timers { shared: Arc::new(TimerQueue { state: Mutex::new(State::default()), wake: Condvar::new() }) }
     }
 
-    /// Queues `Task::Timeout { id }` at `worker` after `delay`, then every `interval` if set.
-    pub(crate) fn set(&self, worker: TaskSender, id: u32, delay: Duration, interval: Option<Duration>) -> TimerKey {
+    /// Queues `LoopTask::Timeout { id }` at `worker` after `delay`, then every `interval` if set.
+    pub(crate) fn set(&self, worker: WorkerSender, id: u32, delay: Duration, interval: Option<Duration>) -> TimerKey {
         // An interval of 0 would spin the timer thread; the chapter clamps too.
         let interval = interval.map(|i| i.max(Duration::from_millis(1)));
         let due = Instant::now() + delay;
@@ -139,7 +139,7 @@ impl Drop for Timers {
     }
 }
 
-impl Shared {
+impl TimerQueue {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -167,7 +167,7 @@ impl Shared {
             }
             state.heap.pop();
             let timer = state.timers.get(&key).expect("checked above");
-            let sent = timer.worker.send(Task::Timeout { id: timer.id }).is_ok();
+            let sent = timer.worker.send(LoopTask::Timeout { id: timer.id }).is_ok();
             match timer.interval {
                 // An interval waits for its worker to run the tick, which re-arms it.
                 Some(_) if sent => {}
@@ -185,12 +185,13 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event_loop::{QueueLimits, TaskQueue};
+    use crate::event_loop::WorkerQueue;
+    use crate::limits::QueueLimits;
 
     #[test]
     fn cleared_timers_do_not_stay_in_the_heap() {
         let timers = Timers::new();
-        let (queue, _sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, _sender) = WorkerQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
         for id in 0..100_000 {
             let key = timers.set(queue.timer_sender(), id, Duration::from_secs(3600), None);
             timers.clear(key);

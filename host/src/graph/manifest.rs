@@ -1,43 +1,16 @@
-//! Worker graphs: a TOML manifest naming workers, shared workers and the channels between
-//! them, checked before anything starts, then started as one run.
-//!
-//! ```toml
-//! entry = "viewer"                      # its messages are the run's output; stdin goes to it
-//!
-//! [workers.viewer]
-//! component = "viewer.wasm"             # relative to the manifest
-//! name = "viewer-1"                     # its `self.name`; the key if omitted
-//! args = ["--verbose"]                  # granted capabilities: nothing unless listed
-//! env = { LEVEL = "2" }
-//! dirs = [{ host = "data", guest = "/data", read-only = true }]
-//! wall-clock = true                     # may read the time of day (the epoch otherwise)
-//! limits = { memory = "64 MiB", table-elements = 10000, instances = 16, children = 8,
-//!            queued-messages = 10000, queued-bytes = "16 MiB", message-size = "1 MiB", deadline-ms = 500 }
-//! spawns = ["core.wasm"]                # children it spawns, for the picture only
-//!
-//! [limits]                              # for every worker that does not set its own
-//! deadline-ms = 2000
-//!
-//! [shared.map]                          # a shared worker, by name
-//! component = "multiviewer.wasm"
-//!
-//! [[channels]]                          # a MessageChannel, one end to each side
-//! a = { worker = "viewer", label = "map" }   # the guest takes it with `take-channel("map")`
-//! b = { shared = "map" }                      # a shared worker gets it through `on-connect`
-//! ```
+//! The manifest: reading and checking it, before anything starts.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::engine::Component;
 use crate::host::Host;
 use crate::limits::Limits;
-use crate::port;
-use crate::worker::{Capabilities, Preopen, WorkerHandle, WorkerOptions};
+
+use super::start::Graph;
 
 /// A manifest that is not valid: where, and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -56,63 +29,63 @@ pub struct ManifestError {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Manifest {
     /// The key of the entry worker.
-    entry: Spanned<String>,
+    pub(super) entry: Spanned<String>,
     #[serde(default)]
-    workers: BTreeMap<String, WorkerEntry>,
+    pub(super) workers: BTreeMap<String, WorkerEntry>,
     #[serde(default)]
-    shared: BTreeMap<String, SharedEntry>,
+    pub(super) shared: BTreeMap<String, SharedEntry>,
     #[serde(default)]
-    channels: Vec<ChannelEntry>,
+    pub(super) channels: Vec<ChannelEntry>,
     /// Limits for every worker of the graph that does not set its own.
     #[serde(default)]
-    limits: LimitsEntry,
+    pub(super) limits: LimitsEntry,
     #[serde(skip)]
-    file: PathBuf,
+    pub(super) file: PathBuf,
     #[serde(skip)]
-    text: String,
+    pub(super) text: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct WorkerEntry {
-    component: Spanned<String>,
-    name: Option<Spanned<String>>,
+pub(super) struct WorkerEntry {
+    pub(super) component: Spanned<String>,
+    pub(super) name: Option<Spanned<String>>,
     #[serde(default)]
-    args: Vec<String>,
+    pub(super) args: Vec<String>,
     #[serde(default)]
-    env: BTreeMap<String, String>,
+    pub(super) env: BTreeMap<String, String>,
     #[serde(default)]
-    dirs: Vec<DirEntry>,
+    pub(super) dirs: Vec<DirEntry>,
     #[serde(default)]
-    limits: LimitsEntry,
+    pub(super) limits: LimitsEntry,
     #[serde(default)]
-    spawns: Vec<String>,
+    pub(super) spawns: Vec<String>,
     /// Whether it may read the time of day.
     #[serde(default)]
-    wall_clock: bool,
+    pub(super) wall_clock: bool,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct DirEntry {
-    host: Spanned<String>,
-    guest: String,
+pub(super) struct DirEntry {
+    pub(super) host: Spanned<String>,
+    pub(super) guest: String,
     #[serde(default)]
-    read_only: bool,
+    pub(super) read_only: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct LimitsEntry {
-    memory: Option<Spanned<Size>>,
-    table_elements: Option<usize>,
-    instances: Option<usize>,
-    children: Option<usize>,
-    queued_messages: Option<usize>,
-    queued_bytes: Option<Spanned<Size>>,
-    message_size: Option<Spanned<Size>>,
+pub(super) struct LimitsEntry {
+    pub(super) memory: Option<Spanned<Size>>,
+    pub(super) table_elements: Option<usize>,
+    pub(super) instances: Option<usize>,
+    pub(super) children: Option<usize>,
+    pub(super) queued_messages: Option<usize>,
+    pub(super) queued_bytes: Option<Spanned<Size>>,
+    pub(super) message_size: Option<Spanned<Size>>,
     /// CPU milliseconds per task.
-    deadline_ms: Option<u64>,
+    pub(super) deadline_ms: Option<u64>,
 }
 
 impl LimitsEntry {
@@ -153,7 +126,7 @@ impl LimitsEntry {
     }
 
     /// The limits, once [`check`](Self::check)ed.
-    fn limits(&self) -> Limits {
+    pub(super) fn limits(&self) -> Limits {
         let bytes =
             |size: &Option<Spanned<Size>>| size.as_ref().and_then(|s| s.get_ref().bytes().ok()).map(|b| b as usize);
         Limits {
@@ -172,30 +145,30 @@ impl LimitsEntry {
 /// A size in bytes: a number, or a string like `"64 MiB"`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum Size {
+pub(super) enum Size {
     Bytes(u64),
     Text(String),
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct SharedEntry {
-    component: Spanned<String>,
+pub(super) struct SharedEntry {
+    pub(super) component: Spanned<String>,
     /// Its own limits; the graph's fill in what they leave open.
     #[serde(default)]
-    limits: LimitsEntry,
+    pub(super) limits: LimitsEntry,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct ChannelEntry {
-    a: Spanned<End>,
-    b: Spanned<End>,
+pub(super) struct ChannelEntry {
+    pub(super) a: Spanned<End>,
+    pub(super) b: Spanned<End>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "EndEntry")]
-enum End {
+pub(super) enum End {
     Worker { worker: String, label: String },
     Shared { shared: String },
 }
@@ -203,10 +176,10 @@ enum End {
 /// A channel end as written: `{ worker, label }` or `{ shared }`, nothing else.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EndEntry {
-    worker: Option<String>,
-    label: Option<String>,
-    shared: Option<String>,
+pub(super) struct EndEntry {
+    pub(super) worker: Option<String>,
+    pub(super) label: Option<String>,
+    pub(super) shared: Option<String>,
 }
 
 impl TryFrom<EndEntry> for End {
@@ -308,7 +281,7 @@ impl Manifest {
         }
     }
 
-    fn resolve(&self, path: &str) -> PathBuf {
+    pub(super) fn resolve(&self, path: &str) -> PathBuf {
         self.file.parent().unwrap_or(Path::new("")).join(path)
     }
 
@@ -427,211 +400,4 @@ fn keys<T>(map: &BTreeMap<String, T>) -> String {
         return "none".to_string();
     }
     map.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-}
-
-/// A checked graph could not be started.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A worker's thread could not be started.
-    #[error(transparent)]
-    Spawn(#[from] crate::SpawnError),
-    /// A shared worker could not be connected.
-    #[error(transparent)]
-    Connect(#[from] crate::ConnectError),
-}
-
-/// A checked manifest with its components loaded, ready to start or to draw.
-#[derive(Debug)]
-pub struct Graph {
-    manifest: Manifest,
-    /// Components by manifest key (`workers.x`, `shared.y`).
-    components: HashMap<String, Component>,
-}
-
-/// A started graph: the entry worker and the others, each with its manifest key.
-#[derive(Debug)]
-pub struct RunningGraph {
-    /// The entry worker: stdin goes to it, its messages are the run's output.
-    pub entry: WorkerHandle,
-    /// The other workers, by manifest key. Their input is ended from the start (only their
-    /// channels reach them), so each ends idle once it has nothing left to do.
-    pub others: Vec<(String, WorkerHandle)>,
-}
-
-impl Graph {
-    /// The key of the entry worker.
-    pub fn entry(&self) -> &str {
-        self.manifest.entry.get_ref()
-    }
-
-    /// Starts the graph: makes its channels, spawns its workers with their capabilities,
-    /// limits and channel ends, and connects the shared ends.
-    ///
-    /// # Errors
-    ///
-    /// If a worker or shared worker cannot be started.
-    pub fn start(&self, host: &Host) -> Result<RunningGraph, StartError> {
-        let manifest = &self.manifest;
-        let mut channels: HashMap<String, Vec<(String, port::MessagePort)>> = HashMap::new();
-        for channel in &manifest.channels {
-            let (one, two) = port::channel();
-            for (end, port) in [(channel.a.get_ref(), one), (channel.b.get_ref(), two)] {
-                match end {
-                    End::Worker { worker, label } => {
-                        channels.entry(worker.clone()).or_default().push((label.clone(), port))
-                    }
-                    End::Shared { shared } => {
-                        let component = &self.components[&format!("shared.{shared}")];
-                        // Its own limits, then the graph's, then the host's.
-                        let limits = manifest.shared[shared].limits.limits().or(manifest.limits.limits());
-                        host.connect_shared_with(component, shared, port, limits)?;
-                    }
-                }
-            }
-        }
-        let mut entry = None;
-        let mut others = Vec::new();
-        for (key, worker) in &manifest.workers {
-            // The worker's own limits, then the graph's, then the host's.
-            let limits = worker.limits.limits().or(manifest.limits.limits());
-            let capabilities = Capabilities {
-                wall_clock: worker.wall_clock,
-                args: worker.args.clone(),
-                env: worker.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                dirs: worker
-                    .dirs
-                    .iter()
-                    .map(|d| Preopen {
-                        host: manifest.resolve(d.host.get_ref()),
-                        guest: d.guest.clone(),
-                        read_only: d.read_only,
-                    })
-                    .collect(),
-            };
-            let options = WorkerOptions {
-                name: Some(worker.name.as_ref().map_or(key.clone(), |n| n.get_ref().clone())),
-                capabilities,
-                limits,
-                channels: channels.remove(key).unwrap_or_default(),
-            };
-            let mut handle = match host.spawn(&self.components[&format!("workers.{key}")], options) {
-                Ok(handle) => handle,
-                Err(error) => {
-                    // Nothing half-started is left behind.
-                    for (_, other) in &others {
-                        WorkerHandle::terminate(other);
-                    }
-                    if let Some(entry) = &entry {
-                        WorkerHandle::terminate(entry);
-                    }
-                    return Err(error.into());
-                }
-            };
-            if key == manifest.entry.get_ref() {
-                entry = Some(handle);
-            } else {
-                handle.end_input();
-                others.push((key.clone(), handle));
-            }
-        }
-        let entry = entry.expect("checked: the entry is a worker");
-        Ok(RunningGraph { entry, others })
-    }
-
-    /// The graph as Graphviz DOT: workers (the entry double-circled), shared workers,
-    /// channels (undirected, labelled), and declared spawns (dashed).
-    pub fn to_dot(&self) -> String {
-        let m = &self.manifest;
-        let mut out = String::from("graph workers {\n  node [shape=box, style=rounded];\n");
-        for key in m.workers.keys() {
-            let shape = if key == m.entry.get_ref() { ", peripheries=2" } else { "" };
-            let _ = writeln!(out, "  {} [label={}{shape}];", quote(&format!("w:{key}")), quote(key));
-        }
-        for key in m.shared.keys() {
-            let _ = writeln!(
-                out,
-                "  {} [label={}, shape=ellipse];",
-                quote(&format!("s:{key}")),
-                quote(&format!("shared {key}"))
-            );
-        }
-        for channel in &m.channels {
-            let (a, b) = (channel.a.get_ref(), channel.b.get_ref());
-            let _ =
-                writeln!(out, "  {} -- {} [label={}];", quote(&node(a)), quote(&node(b)), quote(&channel_label(a, b)));
-        }
-        for (key, worker) in &m.workers {
-            for child in &worker.spawns {
-                let _ = writeln!(out, "  {} [label={}, shape=note];", quote(&format!("c:{child}")), quote(child));
-                let _ = writeln!(
-                    out,
-                    "  {} -- {} [style=dashed, label=\"spawns\"];",
-                    quote(&format!("w:{key}")),
-                    quote(&format!("c:{child}"))
-                );
-            }
-        }
-        out.push_str("}\n");
-        out
-    }
-
-    /// The graph as a Mermaid flowchart.
-    pub fn to_mermaid(&self) -> String {
-        let m = &self.manifest;
-        let mut ids = HashMap::new();
-        let mut id = |name: String| {
-            let next = ids.len();
-            ids.entry(name).or_insert_with(|| format!("n{next}")).clone()
-        };
-        let mut out = String::from("flowchart LR\n");
-        for key in m.workers.keys() {
-            let shape = if key == m.entry.get_ref() { ("((", "))") } else { ("[", "]") };
-            let _ = writeln!(out, "  {}{}\"{}\"{}", id(format!("w:{key}")), shape.0, mermaid_text(key), shape.1);
-        }
-        for key in m.shared.keys() {
-            let _ = writeln!(out, "  {}([\"shared {}\"])", id(format!("s:{key}")), mermaid_text(key));
-        }
-        for channel in &m.channels {
-            let (a, b) = (channel.a.get_ref(), channel.b.get_ref());
-            let _ =
-                writeln!(out, "  {} <-- \"{}\" --> {}", id(node(a)), mermaid_text(&channel_label(a, b)), id(node(b)));
-        }
-        for (key, worker) in &m.workers {
-            for child in &worker.spawns {
-                let parent = id(format!("w:{key}"));
-                let _ = writeln!(
-                    out,
-                    "  {parent} -.->|spawns| {}[/\"{}\"/]",
-                    id(format!("c:{child}")),
-                    mermaid_text(child)
-                );
-            }
-        }
-        out
-    }
-}
-
-fn node(end: &End) -> String {
-    match end {
-        End::Worker { worker, .. } => format!("w:{worker}"),
-        End::Shared { shared } => format!("s:{shared}"),
-    }
-}
-
-fn channel_label(a: &End, b: &End) -> String {
-    let label = |end: &End| match end {
-        End::Worker { label, .. } => label.clone(),
-        End::Shared { .. } => "connect".to_string(),
-    };
-    format!("{} / {}", label(a), label(b))
-}
-
-/// A DOT double-quoted string.
-fn quote(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// Text safe inside a Mermaid quoted label.
-fn mermaid_text(text: &str) -> String {
-    text.replace('"', "#quot;")
 }

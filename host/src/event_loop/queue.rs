@@ -1,90 +1,12 @@
-//! The event loop of a worker (10.2.2 "The event loop"): one task queue, one task at a time.
-//!
-//! A worker's thread owns the receiving side of its [`TaskQueue`]. Two kinds of things keep a
-//! worker from ending on its own:
-//!
-//! - **senders** ([`TaskSender`]): the right to post to it, held by its parent (the host
-//!   program's handle, or the parent worker's `worker` resource);
-//! - **keepalives**: reasons something may still arrive without the parent — a pending timer,
-//!   an entangled port it holds, and each of its children that is *active*.
-//!
-//! A worker is *quiescent* when its queue is empty and it has no keepalive: then only its
-//! parent can wake it, and it stops counting as active for its parent. It ends *idle* when it
-//! is quiescent and has no sender either: nothing can ever happen again. So a parent whose
-//! children are all quiescent, and whose own input has ended, ends idle, and ending terminates
-//! them: parent and child never keep each other alive.
-
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::accounting::{DropReason, Ledger};
-use crate::message::Message;
-use crate::port::{MessagePort, PortCore};
-use crate::worker::{ErrorEvent, Source};
+use crate::accounting::DropReason;
+use crate::limits::QueueLimits;
 
-/// One task for a worker's event loop: a call into the guest (a port task may make several,
-/// one per queued message).
-pub(crate) enum Task {
-    /// A message from the parent or a child (`message` or `messageerror` event).
-    Message { source: Source, message: Message },
-    /// A child trapped and has ended (the `error` event at a `Worker` object).
-    ChildError { child: u32, error: ErrorEvent },
-    /// A child closed itself or ended idle.
-    ChildClosed { child: u32 },
-    /// A child this worker terminated has ended: nothing more of it is on its way.
-    ChildTerminated { child: u32 },
-    /// Messages (or the close of the entangled port, after them) wait at a port this worker
-    /// holds.
-    PortReady(Arc<PortCore>),
-    /// A client connected to this worker as a shared worker (`connect` event).
-    Connect(MessagePort),
-    /// A timer fired.
-    Timeout { id: u32 },
-}
-
-/// Whether a whole host has gone quiet: the number of its workers that are *busy* — running,
-/// with tasks queued, or waiting for a timer. A worker that waits for a task with an empty
-/// queue and no pending timer is counted out; whatever wakes it counts it in again before it
-/// lets go of its own lock, so the count reaches zero only when every worker waits and no
-/// task is on its way between them. From then on only the host program can make anything
-/// happen.
-#[derive(Debug, Default)]
-pub(crate) struct Quiescence {
-    busy: AtomicUsize,
-    quiet: tokio::sync::Notify,
-}
-
-impl Quiescence {
-    fn enter(&self) {
-        self.busy.fetch_add(1, Ordering::AcqRel);
-    }
-
-    fn leave(&self) {
-        if self.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.quiet.notify_waiters();
-        }
-    }
-
-    /// Whether every worker waits.
-    pub(crate) fn is_quiet(&self) -> bool {
-        self.busy.load(Ordering::Acquire) == 0
-    }
-
-    /// Resolves once every worker waits (at once if they do now).
-    pub(crate) async fn wait(&self) {
-        loop {
-            let quiet = self.quiet.notified();
-            tokio::pin!(quiet);
-            quiet.as_mut().enable();
-            if self.is_quiet() {
-                return;
-            }
-            quiet.await;
-        }
-    }
-}
+use super::Quiescence;
 
 /// What [`TaskQueue::next`] found.
 pub(crate) enum Next {
@@ -101,12 +23,12 @@ pub(crate) enum Next {
 ///
 /// Ordering: tasks pushed by one thread are taken in the order pushed. Blocking: only
 /// [`TaskQueue::next`] blocks; pushing never does.
-pub(crate) struct TaskQueue {
-    state: Mutex<QueueState>,
+pub(crate) struct TaskQueue<T> {
+    state: Mutex<QueueState<T>>,
     ready: Condvar,
     /// The parent worker's queue, which counts this worker while it is active. Lock order:
     /// this queue's lock may be held while taking the parent's, never the other way round.
-    parent: Option<Arc<TaskQueue>>,
+    parent: Option<Arc<TaskQueue<T>>>,
     quiescence: Arc<Quiescence>,
     /// Bumped by every push and interrupt, so that a spinning receiver sees them without
     /// taking the lock.
@@ -120,35 +42,8 @@ pub(crate) struct TaskQueue {
     room: tokio::sync::Notify,
 }
 
-/// How much a queue accepts: messages and bytes waiting at once, and the largest message.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct QueueLimits {
-    pub(crate) messages: usize,
-    pub(crate) bytes: usize,
-    pub(crate) message_size: usize,
-}
-
-impl QueueLimits {
-    /// No limits.
-    #[cfg(test)]
-    pub(crate) const NONE: QueueLimits =
-        QueueLimits { messages: usize::MAX, bytes: usize::MAX, message_size: usize::MAX };
-
-    /// Why `message` cannot join a queue holding `messages` messages of `bytes` bytes.
-    pub(crate) fn check(&self, messages: usize, bytes: usize, message: &Message) -> Option<DropReason> {
-        let len = message.data.len();
-        if len > self.message_size {
-            Some(DropReason::TooLarge)
-        } else if messages >= self.messages || bytes.saturating_add(len) > self.bytes {
-            Some(DropReason::QueueFull)
-        } else {
-            None
-        }
-    }
-}
-
-struct QueueState {
-    tasks: VecDeque<Task>,
+struct QueueState<T> {
+    tasks: VecDeque<T>,
     /// Live [`TaskSender`]s that count as senders.
     senders: usize,
     /// Other reasons the worker may still get tasks: timers, entangled ports, active children.
@@ -172,15 +67,15 @@ struct QueueState {
     room_wanted: bool,
 }
 
-impl TaskQueue {
+impl<T> TaskQueue<T> {
     /// A new queue and its first sender. With a `parent`, the new worker starts active,
     /// counted as a keepalive there; it starts busy in `quiescence`.
     pub(crate) fn new(
-        parent: Option<Arc<TaskQueue>>,
+        parent: Option<Arc<TaskQueue<T>>>,
         quiescence: Arc<Quiescence>,
         spin: Duration,
         limits: QueueLimits,
-    ) -> (Arc<TaskQueue>, TaskSender) {
+    ) -> (Arc<TaskQueue<T>>, TaskSender<T>) {
         if let Some(parent) = &parent {
             parent.acquire_keepalive();
         }
@@ -213,7 +108,7 @@ impl TaskQueue {
     }
 
     /// Marks the worker active (it has something to do), counting it at its parent.
-    fn activate(&self, state: &mut QueueState) {
+    fn activate(&self, state: &mut QueueState<T>) {
         if !state.active {
             state.active = true;
             if let Some(parent) = &self.parent {
@@ -223,7 +118,7 @@ impl TaskQueue {
     }
 
     /// Marks the worker quiescent (or ended), releasing its count at its parent.
-    fn deactivate(&self, state: &mut QueueState) {
+    fn deactivate(&self, state: &mut QueueState<T>) {
         if state.active {
             state.active = false;
             if let Some(parent) = &self.parent {
@@ -248,7 +143,7 @@ impl TaskQueue {
     /// would wake only to block on it again (two more context switches per message when
     /// both threads share a CPU).
     #[must_use = "a receiver marked to be woken must be notified"]
-    fn wake(&self, state: &mut QueueState) -> bool {
+    fn wake(&self, state: &mut QueueState<T>) -> bool {
         if std::mem::take(&mut state.quiet) {
             self.quiescence.enter();
         }
@@ -257,21 +152,21 @@ impl TaskQueue {
     }
 
     /// Unlocks `state`, then notifies the receiver if `notify` says so.
-    fn unlock_and_notify(&self, state: MutexGuard<'_, QueueState>, notify: bool) {
+    fn unlock_and_notify(&self, state: MutexGuard<'_, QueueState<T>>, notify: bool) {
         drop(state);
         if notify {
             self.ready.notify_one();
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, QueueState> {
+    fn lock(&self) -> MutexGuard<'_, QueueState<T>> {
         // A panic while the lock is held cannot leave the state inconsistent (every update is
         // a single assignment or a `VecDeque` operation), so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A sender that counts as a keepalive, not a sender, for a pending timer.
-    pub(crate) fn timer_sender(self: &Arc<Self>) -> TaskSender {
+    pub(crate) fn timer_sender(self: &Arc<Self>) -> TaskSender<T> {
         let mut state = self.lock();
         state.keepalive += 1;
         state.timers += 1;
@@ -282,7 +177,7 @@ impl TaskQueue {
     /// moves all queued tasks into `batch` (which must be empty).
     ///
     /// Before it sleeps it spins for up to the queue's spin time, without the lock.
-    pub(crate) fn next(&self, batch: &mut VecDeque<Task>) -> Next {
+    pub(crate) fn next(&self, batch: &mut VecDeque<T>) -> Next {
         let mut state = self.lock();
         let mut spun = self.spin.is_zero();
         loop {
@@ -334,7 +229,7 @@ impl TaskQueue {
 
     /// Queues `task` without being a sender (for those who do not keep the worker alive:
     /// ports, the shared-worker registry). Returns it back if the queue is closed.
-    pub(crate) fn push(&self, task: Task) -> Result<(), Task> {
+    pub(crate) fn push(&self, task: T) -> Result<(), T> {
         let mut state = self.lock();
         if state.closed {
             return Err(task);
@@ -347,19 +242,19 @@ impl TaskQueue {
         Ok(())
     }
 
-    /// Queues a message from `source`, within the queue's limits; without being a sender,
-    /// like [`push`](Self::push). Returns it back with why if it is refused.
-    pub(crate) fn push_message(&self, source: Source, message: Message) -> Result<(), (DropReason, Message)> {
+    /// Queues `task`, a message of `len` bytes, within the queue's limits; without being a
+    /// sender, like [`push`](Self::push). Returns it back with why if it is refused.
+    pub(crate) fn push_message(&self, task: T, len: usize) -> Result<(), (DropReason, T)> {
         let mut state = self.lock();
         if state.closed {
-            return Err((DropReason::ReceiverGone, message));
+            return Err((DropReason::ReceiverGone, task));
         }
-        if let Some(refusal) = self.limits.check(state.queued_messages, state.queued_bytes, &message) {
-            return Err((refusal, message));
+        if let Some(refusal) = self.limits.check(state.queued_messages, state.queued_bytes, len) {
+            return Err((refusal, task));
         }
         state.queued_messages += 1;
-        state.queued_bytes += message.data.len();
-        state.tasks.push_back(Task::Message { source, message });
+        state.queued_bytes += len;
+        state.tasks.push_back(task);
         self.pushes.fetch_add(1, Ordering::Release);
         self.activate(&mut state);
         let notify = self.wake(&mut state);
@@ -385,7 +280,7 @@ impl TaskQueue {
     /// it (a wake-up per message would double the cost of a round trip). Returns whether the
     /// receiver must be notified.
     #[must_use = "a receiver marked to be woken must be notified"]
-    fn settle(&self, state: &mut QueueState) -> bool {
+    fn settle(&self, state: &mut QueueState<T>) -> bool {
         if state.senders == 0 {
             self.wake(state)
         } else {
@@ -396,7 +291,7 @@ impl TaskQueue {
 
     /// Closes the queue: every later push is refused. Returns the tasks that were queued,
     /// for the caller to discard.
-    pub(crate) fn close(&self) -> VecDeque<Task> {
+    pub(crate) fn close(&self) -> VecDeque<T> {
         let mut state = self.lock();
         state.closed = true;
         state.queued_messages = 0;
@@ -439,10 +334,8 @@ impl TaskQueue {
         self.room_in(&self.lock(), len)
     }
 
-    fn room_in(&self, state: &QueueState, len: usize) -> bool {
-        state.closed
-            || (state.queued_messages < self.limits.messages
-                && state.queued_bytes.saturating_add(len.min(self.limits.bytes)) <= self.limits.bytes)
+    fn room_in(&self, state: &QueueState<T>, len: usize) -> bool {
+        state.closed || self.limits.has_room(state.queued_messages, state.queued_bytes, len)
     }
 
     /// Wakes the receiver with [`Next::Interrupted`], now and at every later `next`.
@@ -455,26 +348,17 @@ impl TaskQueue {
     }
 }
 
-/// Settles the messages among `tasks` as discarded in `ledger`.
-pub(crate) fn discard(tasks: impl IntoIterator<Item = Task>, ledger: &Ledger) {
-    for task in tasks {
-        if let Task::Message { mut message, .. } = task {
-            message.settle(ledger, Some(DropReason::Discarded));
-        }
-    }
-}
-
 /// The right to post tasks to one worker. While one exists, the worker does not end idle;
 /// it counts as a sender, or (for a timer) as a keepalive.
-pub(crate) struct TaskSender {
-    queue: Arc<TaskQueue>,
+pub(crate) struct TaskSender<T> {
+    queue: Arc<TaskQueue<T>>,
     keepalive: bool,
 }
 
-impl TaskSender {
+impl<T> TaskSender<T> {
     /// Queues `task`. Returns it back if the worker's loop has closed (the task is then
     /// discarded, as the chapter discards tasks of a closed event loop).
-    pub(crate) fn send(&self, task: Task) -> Result<(), Task> {
+    pub(crate) fn send(&self, task: T) -> Result<(), T> {
         self.queue.push(task)
     }
 
@@ -483,14 +367,13 @@ impl TaskSender {
         self.queue.message_size()
     }
 
-    /// Queues a message from the parent, within the queue's limits (see
-    /// [`TaskQueue::push_message`]).
-    pub(crate) fn send_message(&self, message: Message) -> Result<(), (DropReason, Message)> {
-        self.queue.push_message(Source::Parent, message)
+    /// The queue this sender posts to.
+    pub(crate) fn queue(&self) -> &Arc<TaskQueue<T>> {
+        &self.queue
     }
 }
 
-impl Drop for TaskSender {
+impl<T> Drop for TaskSender<T> {
     fn drop(&mut self) {
         let mut state = self.queue.lock();
         let mut notify = false;
@@ -521,33 +404,28 @@ impl Drop for TaskSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Codec;
 
-    fn message(n: u8) -> Task {
-        Task::Message { source: Source::Parent, message: Message::new(Codec::Raw, vec![n]) }
+    type Queue = TaskQueue<u8>;
+
+    fn message(n: u8) -> u8 {
+        n
     }
 
     #[test]
     fn tasks_arrive_in_order_in_one_batch() {
-        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, sender) = Queue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
         for n in 0..3 {
             assert!(sender.send(message(n)).is_ok());
         }
         let mut batch = VecDeque::new();
         assert!(matches!(queue.next(&mut batch), Next::Tasks));
-        let got: Vec<u8> = batch
-            .drain(..)
-            .map(|t| match t {
-                Task::Message { message, .. } => message.data[0],
-                _ => panic!("only messages were sent"),
-            })
-            .collect();
+        let got: Vec<u8> = batch.drain(..).collect();
         assert_eq!(got, [0, 1, 2]);
     }
 
     #[test]
     fn idle_when_the_sender_and_the_keepalives_are_gone() {
-        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, sender) = Queue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
         let timer = queue.timer_sender();
         drop(sender);
         let q = queue.clone();
@@ -562,9 +440,9 @@ mod tests {
 
     #[test]
     fn a_quiescent_child_releases_its_parent() {
-        let (parent, parent_sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (parent, parent_sender) = Queue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
         let (child, _child_sender) =
-            TaskQueue::new(Some(parent.clone()), Default::default(), Duration::ZERO, QueueLimits::NONE);
+            Queue::new(Some(parent.clone()), Default::default(), Duration::ZERO, QueueLimits::NONE);
         drop(parent_sender);
         // The child waits with nothing to do: the parent, with no sender, ends idle.
         let c = child.clone();
@@ -580,7 +458,7 @@ mod tests {
 
     #[test]
     fn closed_queue_discards() {
-        let (queue, sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, sender) = Queue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
         assert!(sender.send(message(1)).is_ok());
         assert_eq!(queue.close().len(), 1);
         assert!(sender.send(message(2)).is_err());
@@ -588,7 +466,7 @@ mod tests {
 
     #[test]
     fn interrupt_wakes_a_blocked_receiver() {
-        let (queue, _sender) = TaskQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, _sender) = Queue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
         let q = queue.clone();
         let waiter = std::thread::spawn(move || {
             let mut batch = VecDeque::new();
