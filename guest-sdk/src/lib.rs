@@ -120,14 +120,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 mod bytes;
-pub mod task;
+mod task;
 pub use bytes::Bytes;
-pub use task::{Pool, PoolOptions, Schedule, Stream, TaskError, TaskWorker};
+pub use task::{Pool, PoolOptions, Schedule, Served, Stream, TaskError, TaskWorker};
 
 #[doc(hidden)]
 pub mod __private {
     //! The macro's plumbing; not part of the API.
-    pub use crate::dispatch;
+    pub use crate::dispatch::{on_close, on_connect, on_error, on_messages, on_start, on_timeout};
 
     wit_bindgen::generate!({
         path: "../wit",
@@ -144,8 +144,7 @@ use __private::wasm_workers::worker::{scope, types};
 
 mod buffer;
 mod child;
-#[doc(hidden)]
-pub mod dispatch;
+mod dispatch;
 mod message;
 mod port;
 mod registry;
@@ -173,30 +172,30 @@ macro_rules! export_worker {
 
             impl $crate::__private::exports::wasm_workers::worker::handlers::Guest for Handlers {
                 fn on_start() {
-                    $crate::__private::dispatch::on_start::<$worker>()
+                    $crate::__private::on_start::<$worker>()
                 }
 
                 fn on_messages(burst: $crate::__private::wasm_workers::worker::types::MessageBurst) -> u32 {
-                    $crate::__private::dispatch::on_messages::<$worker>(burst)
+                    $crate::__private::on_messages::<$worker>(burst)
                 }
 
                 fn on_error(
                     source: $crate::__private::wasm_workers::worker::types::Source,
                     error: $crate::__private::wasm_workers::worker::types::ErrorEvent,
                 ) {
-                    $crate::__private::dispatch::on_error::<$worker>(source, error)
+                    $crate::__private::on_error::<$worker>(source, error)
                 }
 
                 fn on_close(source: $crate::__private::wasm_workers::worker::types::Source) {
-                    $crate::__private::dispatch::on_close::<$worker>(source)
+                    $crate::__private::on_close::<$worker>(source)
                 }
 
                 fn on_connect(port: $crate::__private::wasm_workers::worker::types::MessagePort) {
-                    $crate::__private::dispatch::on_connect::<$worker>(port)
+                    $crate::__private::on_connect::<$worker>(port)
                 }
 
                 fn on_timeout(id: u32) {
-                    $crate::__private::dispatch::on_timeout::<$worker>(id)
+                    $crate::__private::on_timeout::<$worker>(id)
                 }
             }
 

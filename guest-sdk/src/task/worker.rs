@@ -65,6 +65,6 @@ impl<T: TaskWorker> Worker for Served<T> {
 #[macro_export]
 macro_rules! export_task_worker {
     ($task:ty) => {
-        $crate::export_worker!($crate::task::Served<$task>);
+        $crate::export_worker!($crate::Served<$task>);
     };
 }

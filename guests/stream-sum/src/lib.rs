@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
-use wasm_workers_guest::{export_task_worker, post, task::Served, Stream, TaskWorker};
+use wasm_workers_guest::{export_task_worker, post, Served, Stream, TaskWorker};
 
 #[derive(Default)]
 struct StreamSum;

@@ -9,6 +9,8 @@ use wasm_workers::{Host, HostConfig};
 
 mod graph;
 mod run;
+mod stdin;
+mod stdout;
 
 /// Every worker ended without failing.
 pub const EXIT_OK: u8 = 0;

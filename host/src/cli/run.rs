@@ -2,16 +2,16 @@
 //! its (entry) worker.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot, watch};
 use wasm_workers::{DropReason, Host, Message, PostError, WorkerEvent, WorkerHandle, WorkerOptions};
 
+use super::stdin::{read_stdin, Input, Line};
+use super::stdout::{write_stdout, Output};
 use super::{RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_CLOSED};
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -429,184 +429,4 @@ fn print_stats(host: &Host) {
         counts.dropped,
         counts.in_flight()
     );
-}
-
-/// What the stdin reader hands on.
-enum Input {
-    /// The lines of one read, in order.
-    Lines(Vec<Line>),
-    /// Reading failed; nothing more comes.
-    Failed(std::io::Error),
-}
-
-/// One line of stdin.
-enum Line {
-    /// A line, without its line break (perhaps not UTF-8: checked by the receiver, who
-    /// reports it by its number and goes on).
-    Text { number: usize, bytes: Vec<u8> },
-    /// A line longer than the entry worker accepts: skipped as it was read, never held.
-    TooLong { number: usize, len: usize },
-}
-
-/// Reads stdin on a thread of its own, in batches of lines, at most `max_line` bytes each,
-/// through a channel of two batches: it reads only as fast as the lines are posted.
-fn read_stdin(max_line: usize) -> std::io::Result<mpsc::Receiver<Input>> {
-    let (tx, rx) = mpsc::channel(2);
-    std::thread::Builder::new().name("stdin".into()).spawn(move || {
-        let stdin = std::io::stdin();
-        let mut reader = std::io::BufReader::with_capacity(64 << 10, stdin.lock());
-        let mut lines = LineSplitter { max_line, current: Vec::new(), too_long: None, number: 0 };
-        loop {
-            let chunk = match reader.fill_buf() {
-                Ok(chunk) => chunk,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    let _ = tx.blocking_send(Input::Failed(error));
-                    return;
-                }
-            };
-            if chunk.is_empty() {
-                // The last line may have no line break.
-                if let Some(line) = lines.finish() {
-                    let _ = tx.blocking_send(Input::Lines(vec![line]));
-                }
-                return;
-            }
-            let batch = lines.split(chunk);
-            let consumed = chunk.len();
-            reader.consume(consumed);
-            if !batch.is_empty() && tx.blocking_send(Input::Lines(batch)).is_err() {
-                return;
-            }
-        }
-    })?;
-    Ok(rx)
-}
-
-/// Cuts a byte stream into numbered lines of bounded length.
-struct LineSplitter {
-    max_line: usize,
-    /// The line read so far.
-    current: Vec<u8>,
-    /// The length of the current line, once it is known to be too long (its bytes are not kept).
-    too_long: Option<usize>,
-    /// Lines completed so far.
-    number: usize,
-}
-
-impl LineSplitter {
-    /// The lines completed by `chunk`; the rest of it is kept for the next.
-    fn split(&mut self, mut chunk: &[u8]) -> Vec<Line> {
-        let mut batch = Vec::new();
-        while let Some(end) = chunk.iter().position(|&b| b == b'\n') {
-            self.append(&chunk[..end]);
-            batch.push(self.take());
-            chunk = &chunk[end + 1..];
-        }
-        self.append(chunk);
-        batch
-    }
-
-    fn append(&mut self, part: &[u8]) {
-        match &mut self.too_long {
-            Some(len) => *len += part.len(),
-            None if self.current.len() + part.len() > self.max_line => {
-                self.too_long = Some(self.current.len() + part.len());
-                self.current = Vec::new();
-            }
-            None => self.current.extend_from_slice(part),
-        }
-    }
-
-    fn take(&mut self) -> Line {
-        self.number += 1;
-        match self.too_long.take() {
-            Some(len) => Line::TooLong { number: self.number, len },
-            None => Line::Text { number: self.number, bytes: std::mem::take(&mut self.current) },
-        }
-    }
-
-    /// The unterminated last line, if there is one.
-    fn finish(&mut self) -> Option<Line> {
-        (!self.current.is_empty() || self.too_long.is_some()).then(|| self.take())
-    }
-}
-
-/// The most bytes of output waiting for stdout: past them, the entry worker's messages wait
-/// in its handle (bounded by its queue limits).
-const MAX_QUEUED_OUTPUT: usize = 16 << 20;
-
-/// The way to the stdout writer: a channel of at most 1,024 lines, and
-/// [`MAX_QUEUED_OUTPUT`] bytes.
-struct Output {
-    lines: mpsc::Sender<String>,
-    queued: Arc<QueuedOutput>,
-}
-
-/// Bytes sent to the writer and not yet written, and a signal each time it has written some.
-#[derive(Default)]
-struct QueuedOutput {
-    bytes: AtomicUsize,
-    drained: tokio::sync::Notify,
-}
-
-impl Output {
-    /// Whether a line may be sent now.
-    fn ready(&self) -> bool {
-        self.lines.capacity() > 0 && self.queued.bytes.load(Ordering::Acquire) < MAX_QUEUED_OUTPUT
-    }
-
-    /// Sends a line (when [`ready`](Self::ready)); false if the writer has gone.
-    fn send(&self, line: String) -> bool {
-        let len = line.len() + 1;
-        self.queued.bytes.fetch_add(len, Ordering::AcqRel);
-        if self.lines.try_send(line).is_err() {
-            self.queued.bytes.fetch_sub(len, Ordering::AcqRel);
-            return false;
-        }
-        true
-    }
-}
-
-/// Writes lines to stdout on a thread of its own, from the channel of an [`Output`], in
-/// writes of up to 64 KiB, whenever it has caught up. If a write fails (the reader went away), it stops
-/// and closes the channel; the receiver resolves to how many lines it took and did not write
-/// (those of the failed write among them: the reader did not take them whole).
-fn write_stdout() -> std::io::Result<(Output, oneshot::Receiver<u64>)> {
-    let (tx, mut rx) = mpsc::channel::<String>(1024);
-    let (done, written) = oneshot::channel();
-    let queued = Arc::new(QueuedOutput::default());
-    let output = Output { lines: tx, queued: queued.clone() };
-    std::thread::Builder::new().name("stdout".into()).spawn(move || {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        let (mut buffer, mut lines) = (Vec::with_capacity(64 << 10), 0u64);
-        let mut unwritten = 0;
-        while let Some(line) = rx.blocking_recv() {
-            buffer.extend_from_slice(line.as_bytes());
-            buffer.push(b'\n');
-            lines += 1;
-            if !rx.is_empty() && buffer.len() < 64 << 10 {
-                continue;
-            }
-            if let Err(error) = out.write_all(&buffer).and_then(|()| out.flush()) {
-                if error.kind() != std::io::ErrorKind::BrokenPipe {
-                    eprintln!("wasm-workers: cannot write stdout: {error}");
-                }
-                // Nothing more can be written: what is queued behind is lost too.
-                rx.close();
-                unwritten = lines;
-                while rx.try_recv().is_ok() {
-                    unwritten += 1;
-                }
-                break;
-            }
-            queued.bytes.fetch_sub(buffer.len(), Ordering::AcqRel);
-            queued.drained.notify_one();
-            buffer.clear();
-            lines = 0;
-        }
-        let _ = done.send(unwritten);
-    })?;
-    Ok((output, written))
 }

@@ -8,9 +8,10 @@
 mod delivery;
 mod message;
 mod port;
+mod port_end;
 
 pub(crate) use delivery::{post, Deliver};
 pub(crate) use message::check_json;
 pub use message::{Codec, DecodeError, Message};
 pub use port::{channel, MessagePort, PortEvent, PortPostError};
-pub(crate) use port::{PortCore, PortHolder, Ready};
+pub(crate) use port_end::{PortCore, PortHolder, Ready};

@@ -123,6 +123,24 @@ impl Timers {
         drop(removed);
     }
 
+    /// Sets one-shot timers due at the given instants, all in one step (for tests: the timer
+    /// thread sees them together, however it is scheduled). Returns their keys.
+    #[cfg(test)]
+    fn set_all_due(&self, timers: Vec<(WorkerSender, u32, Instant)>) -> Vec<TimerKey> {
+        let mut state = self.shared.lock();
+        let mut keys = Vec::new();
+        for (worker, id, due) in timers {
+            let key = state.next_key;
+            state.next_key += 1;
+            state.timers.insert(key, Timer { worker, id, interval: None, due });
+            state.heap.push(Reverse((due, key)));
+            keys.push(TimerKey(key));
+        }
+        drop(state);
+        self.shared.wake.notify_one();
+        keys
+    }
+
     /// Entries in the heap now, cleared ones included (for tests).
     #[cfg(test)]
     fn heap_len(&self) -> usize {
@@ -187,6 +205,40 @@ mod tests {
     use super::*;
     use crate::event_loop::WorkerQueue;
     use crate::limits::QueueLimits;
+
+    /// Timers fire in the order they are due, those due together in the order they were set,
+    /// and a cleared one never: checked with due times in the past, so that nothing depends
+    /// on how long the test takes.
+    #[test]
+    fn timers_fire_in_due_order_then_set_order_and_cleared_ones_never() {
+        let timers = Timers::new();
+        let (queue, _sender) = WorkerQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let base = Instant::now().checked_sub(Duration::from_secs(1)).unwrap_or_else(Instant::now);
+        let at = |ms| base + Duration::from_millis(ms);
+        // Starts the timer thread, which waits for this one (an hour away) meanwhile.
+        let far = timers.set(queue.timer_sender(), 0, Duration::from_secs(3600), None);
+        let keys = timers.set_all_due(vec![
+            (queue.timer_sender(), 1, at(3)),
+            (queue.timer_sender(), 2, at(1)),
+            (queue.timer_sender(), 3, at(2)),
+            (queue.timer_sender(), 4, at(2)),
+            (queue.timer_sender(), 5, at(2)),
+        ]);
+        timers.clear(keys[3]);
+        timers.clear(far);
+        let mut fired = Vec::new();
+        let mut batch = std::collections::VecDeque::new();
+        while fired.len() < 4 {
+            assert!(matches!(queue.next(&mut batch), crate::event_loop::Next::Tasks));
+            for task in batch.drain(..) {
+                match task {
+                    LoopTask::Timeout { id } => fired.push(id),
+                    _ => panic!("only timers were set"),
+                }
+            }
+        }
+        assert_eq!(fired, [2, 3, 5, 1]);
+    }
 
     #[test]
     fn cleared_timers_do_not_stay_in_the_heap() {
