@@ -39,6 +39,10 @@ pub struct HostConfig {
     /// only by those trusted to run code as this user (it is created with mode 0700).
     /// Corrupt entries are detected and recompiled; forged ones cannot be.
     pub cache_dir: Option<PathBuf>,
+    /// The most bytes the compile cache in [`cache_dir`](Self::cache_dir) holds; past it, the
+    /// entries used least recently are removed
+    /// ([`DEFAULT_CACHE_MAX_SIZE`](crate::DEFAULT_CACHE_MAX_SIZE) if `None`).
+    pub cache_max_size: Option<u64>,
     /// Whether [`Host::load`] accepts precompiled components (`.cwasm` from
     /// `wasm-workers compile`). Their machine code is trusted as it is: enable this only for
     /// files that are yours. Off by default.
@@ -158,6 +162,7 @@ impl Host {
             timers: Timers::new(),
             stats: Mutex::default(),
             cache_dir: config.cache_dir,
+            cache_max_size: config.cache_max_size.unwrap_or(component::DEFAULT_CACHE_MAX_SIZE),
             allow_precompiled: config.allow_precompiled,
             compiled: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),

@@ -74,5 +74,5 @@ pub use stats::WorkerReport;
 pub use wasm_workers_protocol::ErrorEvent;
 pub use worker::{
     Capabilities, CloseReason, Component, ConnectError, PostError, Preopen, QueueRoom, WorkerEvent, WorkerHandle,
-    WorkerOptions, KEPT_REPORTS, PERFMAP_ENV,
+    WorkerOptions, DEFAULT_CACHE_MAX_SIZE, KEPT_REPORTS, PERFMAP_ENV,
 };

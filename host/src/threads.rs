@@ -20,9 +20,9 @@ pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
 /// A host's worker threads.
 #[derive(Clone)]
-pub(crate) struct Threads(Arc<Shared>);
+pub(crate) struct Threads(Arc<IdleThreads>);
 
-struct Shared {
+struct IdleThreads {
     state: Mutex<State>,
     ready: Condvar,
     keep_alive: Duration,
@@ -38,7 +38,7 @@ struct State {
 
 impl Threads {
     pub(crate) fn new(keep_alive: Duration, max_idle: usize) -> Self {
-        Threads(Arc::new(Shared {
+        Threads(Arc::new(IdleThreads {
             state: Mutex::new(State { jobs: VecDeque::new(), idle: 0 }),
             ready: Condvar::new(),
             keep_alive,

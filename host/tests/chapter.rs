@@ -141,7 +141,7 @@ fn crypto_v2_sub_workers_answer_many_messages_on_a_transferred_port() {
 #[test]
 fn crypto_v1_also_works_as_a_shared_worker() {
     let (public, private, _, _) = crypto_client("crypto-v1");
-    let host = wasm_workers::Host::new().unwrap();
+    let host = new_host();
     let library = host.connect_shared(guest("crypto-v1"), "crypto").unwrap();
     let (mut keys, theirs) = channel();
     library.post_message(Message::json(&"genkeys").unwrap().with_port(theirs)).unwrap();

@@ -10,17 +10,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{
-    expect_error, guest, next_event, next_json, post, start_cli, temp_dir, test_cache, text, wait_until, wasm_workers,
-    wasm_workers_bytes,
+    expect_error, guest, host_with, new_host, next_event, next_json, post, spawn_with, start_cli, temp_dir, test_cache,
+    text, wait_until, wasm_workers, wasm_workers_bytes,
 };
 use wasm_workers::{
     Capabilities, Host, HostConfig, Limits, Manifest, Preopen, WorkerEvent, WorkerHandle, WorkerOptions,
 };
-
-fn hostile(host: &Host, name: &str, limits: Limits) -> WorkerHandle {
-    let component = host.load(guest("hostile")).unwrap();
-    host.spawn(&component, WorkerOptions { limits, ..WorkerOptions::named(name) }).unwrap()
-}
 
 /// A directory holding a copy of the hostile guest and a writable `data` directory granted
 /// to it as `/data`; beside it (outside), a secret file and another component.
@@ -52,7 +47,7 @@ impl Jail {
 
 #[test]
 fn a_link_the_guest_makes_cannot_lead_a_spawn_or_a_connect_out_of_its_directory() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let jail = Jail::new("link-escape");
     let mut prisoner = jail.spawn(&host);
     // `data/up` → the jail's parent; `data/root` → `/`; `data/zero` → `/dev/zero`.
@@ -89,7 +84,7 @@ fn a_link_the_guest_makes_cannot_lead_a_spawn_or_a_connect_out_of_its_directory(
 
 #[test]
 fn a_spawn_of_a_device_or_of_what_is_not_a_component_says_so_without_quoting_it() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let jail = Jail::new("not-a-component");
     std::fs::write(jail.inside.join("data").join("notes.wasm"), b"SECRET-CONTENTS, not wasm").unwrap();
     let mut prisoner = jail.spawn(&host);
@@ -103,9 +98,9 @@ fn a_spawn_of_a_device_or_of_what_is_not_a_component_says_so_without_quoting_it(
 
 #[test]
 fn buffers_made_from_bytes_are_charged_and_refused_past_the_memory_limit() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let limits = Limits { memory: Some(64 << 20), ..Default::default() };
-    let mut worker = hostile(&host, "from-bytes", limits);
+    let mut worker = spawn_with(&host, "hostile", "from-bytes", limits);
     post(&worker, json!({ "from-bytes": { "size": 1 << 20, "count": 1000 } }));
     let error = expect_error(&mut worker);
     assert!(
@@ -113,7 +108,7 @@ fn buffers_made_from_bytes_are_charged_and_refused_past_the_memory_limit() {
         "{error}"
     );
     // `create` is refused the same way, with an error it can handle.
-    let mut worker = hostile(&host, "buffers", limits);
+    let mut worker = spawn_with(&host, "hostile", "buffers", limits);
     post(&worker, json!({ "buffers": { "size": 1 << 20, "count": 1000 } }));
     let made = next_json(&mut worker).as_u64().unwrap();
     assert!(made < 64, "{made} buffers of 1 MiB under a 64 MiB limit");
@@ -124,22 +119,22 @@ fn buffers_made_from_bytes_are_charged_and_refused_past_the_memory_limit() {
 
 #[test]
 fn a_host_without_worker_limits_is_bounded_by_its_memory_budget() {
-    let host = Host::with_config(HostConfig { memory_budget: Some(256 << 20), ..Default::default() }).unwrap();
+    let host = host_with(HostConfig { memory_budget: Some(256 << 20), ..Default::default() });
     assert_eq!(host.memory_budget(), 256 << 20);
-    let mut worker = hostile(&host, "unlimited", Limits::default());
+    let mut worker = spawn_with(&host, "hostile", "unlimited", Limits::default());
     post(&worker, json!({ "from-bytes": { "size": 1 << 20, "count": 10_000 } }));
     let error = expect_error(&mut worker);
     assert!(error.message.contains("the host's memory budget of 268435456 bytes"), "{error}");
     // The default is a share of the machine's memory, never unbounded.
-    let default = Host::new().unwrap();
+    let default = new_host();
     assert!(default.memory_budget() < u64::MAX);
 }
 
 #[test]
 fn messages_waiting_at_a_port_nobody_reads_are_charged_to_their_sender() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let limits = Limits { memory: Some(16 << 20), ..Default::default() };
-    let mut worker = hostile(&host, "self-queue", limits);
+    let mut worker = spawn_with(&host, "hostile", "self-queue", limits);
     // 100 MiB posted on a port it holds and never starts: within the port's queue limits
     // (256 MiB), but not within its own memory.
     post(&worker, json!({ "self-queue": { "size": 1 << 20, "count": 100 } }));
@@ -150,28 +145,28 @@ fn messages_waiting_at_a_port_nobody_reads_are_charged_to_their_sender() {
 
 #[test]
 fn a_port_flood_and_a_timer_flood_end_at_the_memory_limit() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let limits = Limits { memory: Some(8 << 20), ..Default::default() };
     for (attack, what) in
         [(json!({ "ports": 100_000_000 }), "make a message channel"), (json!({ "timers": 100_000_000 }), "set a timer")]
     {
-        let mut worker = hostile(&host, "flood", limits);
+        let mut worker = spawn_with(&host, "hostile", "flood", limits);
         post(&worker, attack);
         let error = expect_error(&mut worker);
         assert!(error.message.contains(what) || error.message.contains("memory limit"), "{error}");
     }
     // Cleared timers leave: set and cleared, they never add up to the limit.
-    let mut churn = hostile(&host, "churn", limits);
+    let mut churn = spawn_with(&host, "hostile", "churn", limits);
     post(&churn, json!({ "timer-churn": 200_000 }));
     assert_eq!(next_json(&mut churn), 200_000);
 }
 
 #[test]
 fn shared_workers_get_the_limits_of_the_worker_that_starts_them() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let mut failures = host.watch_shared_failures();
     let limits = Limits { deadline: Some(Duration::from_millis(300)), children: Some(4), ..Default::default() };
-    let mut starter = hostile(&host, "starter", limits);
+    let mut starter = spawn_with(&host, "hostile", "starter", limits);
     // Its `on-connect` never returns: the starter's deadline stops it.
     post(&starter, json!({ "shared-loop": "loop-1" }));
     assert_eq!(next_json(&mut starter), "ok");
@@ -182,7 +177,7 @@ fn shared_workers_get_the_limits_of_the_worker_that_starts_them() {
         .unwrap();
     assert!(failure.message.contains("CPU deadline"), "{failure}");
     // And starting shared workers counts against its children limit.
-    let mut bomber = hostile(&host, "bomber", limits);
+    let mut bomber = spawn_with(&host, "hostile", "bomber", limits);
     post(&bomber, json!({ "shared-bomb": 10_000 }));
     let reply = next_json(&mut bomber);
     assert_eq!(reply["connected"], 4, "{reply}");
@@ -211,7 +206,7 @@ b = { shared = "loop-graph" }
     )
     .unwrap();
     // Its `on-connect` loops: only its own deadline stops it.
-    let host = Host::new().unwrap();
+    let host = new_host();
     let mut failures = host.watch_shared_failures();
     let graph = Manifest::read(&manifest).unwrap().check(&host).unwrap();
     let _running = graph.start(&host).unwrap();
@@ -226,14 +221,14 @@ b = { shared = "loop-graph" }
 
 #[test]
 fn instantiation_is_under_the_cpu_deadline_for_a_worker_and_for_its_children() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let limits = Limits { deadline: Some(Duration::from_millis(200)), ..Default::default() };
     let component = host.load(guest("start-loop")).unwrap();
     let mut worker = host.spawn(&component, WorkerOptions { limits, ..WorkerOptions::named("start-loop") }).unwrap();
     let error = expect_error(&mut worker);
     assert!(error.message.contains("CPU deadline"), "{error}");
     // Spawned by a guest, with the parent's deadline.
-    let mut parent = hostile(&host, "parent", limits);
+    let mut parent = spawn_with(&host, "hostile", "parent", limits);
     post(&parent, json!({ "spawn": "start_loop.wasm" }));
     assert_eq!(next_json(&mut parent), "ok");
     wait_until(|| {
@@ -247,9 +242,9 @@ fn instantiation_is_under_the_cpu_deadline_for_a_worker_and_for_its_children() {
 
 #[test]
 fn the_cpu_deadline_counts_each_message_not_each_burst() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let limits = Limits { deadline: Some(Duration::from_millis(500)), ..Default::default() };
-    let mut worker = hostile(&host, "steady", limits);
+    let mut worker = spawn_with(&host, "hostile", "steady", limits);
     // 200 messages of 5 ms each, queued before the worker runs: delivered together, 1 s of
     // work, yet each message takes 5 ms.
     for _ in 0..200 {
@@ -267,8 +262,8 @@ fn the_cpu_deadline_counts_each_message_not_each_burst() {
 
 #[test]
 fn an_oversized_post_is_refused_as_too_large_not_a_trap() {
-    let host = Host::new().unwrap();
-    let mut worker = hostile(&host, "huge", Limits::default());
+    let host = new_host();
+    let mut worker = spawn_with(&host, "hostile", "huge", Limits::default());
     // Over wasmtime's 128 MiB of host-call fuel, and the 64 MiB message size.
     post(&worker, json!({ "post": 256 << 20 }));
     let reply = next_json(&mut worker);
@@ -439,12 +434,12 @@ fn a_closed_stdout_ends_the_run_quietly_and_what_was_not_written_is_not_delivere
 
 #[test]
 fn connects_waiting_for_a_shared_worker_are_charged_to_the_client() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     // The shared worker `loop-busy` never returns from its first `on-connect`: every later
     // connect waits in its queue. The client pays for each server end waiting there.
     // (Its deadline, the client's, ends the loop soon after the test.)
     let limits = Limits { memory: Some(4 << 20), deadline: Some(Duration::from_secs(2)), ..Default::default() };
-    let mut client = hostile(&host, "connector", limits);
+    let mut client = spawn_with(&host, "hostile", "connector", limits);
     post(&client, json!({ "connect-flood": { "name": "loop-busy", "count": 1_000_000 } }));
     let reply = next_json(&mut client);
     assert!(reply["connected"].as_u64().unwrap() < 1_000_000, "{reply}");
@@ -454,11 +449,11 @@ fn connects_waiting_for_a_shared_worker_are_charged_to_the_client() {
 
 #[test]
 fn a_post_larger_than_the_receiver_accepts_is_too_large_even_when_the_sender_is_short_of_room() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     // 10 MiB from a worker with a 16 MiB budget (it holds the bytes already), to a parent that
     // takes 1 MiB: too large, not "queue full" (which would say: try again).
     let limits = Limits { memory: Some(16 << 20), message_size: Some(1 << 20), ..Default::default() };
-    let mut worker = hostile(&host, "short", limits);
+    let mut worker = spawn_with(&host, "hostile", "short", limits);
     post(&worker, json!({ "post": 10 << 20 }));
     let reply = next_json(&mut worker);
     assert!(reply.as_str().unwrap().contains("larger than the receiver accepts"), "{reply}");
@@ -466,7 +461,7 @@ fn a_post_larger_than_the_receiver_accepts_is_too_large_even_when_the_sender_is_
 
 #[test]
 fn hard_links_of_one_component_are_one_component() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let dir = temp_dir("hard-links");
     std::fs::copy(guest("echo"), dir.join("a.wasm")).unwrap();
     std::fs::hard_link(dir.join("a.wasm"), dir.join("b.wasm")).unwrap();

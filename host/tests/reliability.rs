@@ -7,18 +7,13 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::*;
-use wasm_workers::{Codec, DropReason, Host, HostConfig, Limits, Message, WorkerEvent, WorkerHandle, WorkerOptions};
-
-fn faulty_with(host: &Host, name: &str, limits: Limits) -> WorkerHandle {
-    let faulty = host.load(guest("faulty")).unwrap();
-    host.spawn(&faulty, WorkerOptions { limits, ..WorkerOptions::named(name) }).unwrap()
-}
+use wasm_workers::{Codec, DropReason, HostConfig, Limits, Message, WorkerEvent, WorkerHandle, WorkerOptions};
 
 #[test]
 fn a_flood_against_a_busy_receiver_is_refused_with_queue_full_and_counted() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let limits = Limits { queued_messages: Some(50), ..Default::default() };
-    let mut busy = faulty_with(&host, "busy", limits);
+    let mut busy = spawn_with(&host, "faulty", "busy", limits);
     post(&busy, json!("loop"));
     assert_eq!(next_json(&mut busy), "looping", "the receiver is busy and reads nothing");
     let before = host.message_counts();
@@ -48,9 +43,9 @@ fn a_flood_against_a_busy_receiver_is_refused_with_queue_full_and_counted() {
 #[test]
 fn host_wide_default_limits_apply_unless_a_worker_overrides_them() {
     let config = HostConfig { limits: Limits { queued_messages: Some(5), ..Default::default() }, ..Default::default() };
-    let host = Host::with_config(config).unwrap();
+    let host = host_with(config);
     for (own, expected) in [(None, 5), (Some(8), 8)] {
-        let mut busy = faulty_with(&host, "busy", Limits { queued_messages: own, ..Default::default() });
+        let mut busy = spawn_with(&host, "faulty", "busy", Limits { queued_messages: own, ..Default::default() });
         post(&busy, json!("loop"));
         assert_eq!(next_json(&mut busy), "looping");
         let accepted = (0..20).filter(|i| busy.post_message(Message::json(i).unwrap()).is_ok()).count();
@@ -61,9 +56,9 @@ fn host_wide_default_limits_apply_unless_a_worker_overrides_them() {
 
 #[test]
 fn a_guest_flooding_a_parent_that_does_not_read_gets_queue_full_errors() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let limits = Limits { queued_messages: Some(100), ..Default::default() };
-    let mut flooder = faulty_with(&host, "flooder", limits);
+    let mut flooder = spawn_with(&host, "faulty", "flooder", limits);
     post(&flooder, json!("flood:1000"));
     // The host reads nothing until the flood is over (every post of it is settled, the
     // host's ledger says): only 100 messages wait for it.
@@ -83,9 +78,9 @@ fn a_guest_flooding_a_parent_that_does_not_read_gets_queue_full_errors() {
 
 #[test]
 fn a_message_over_the_size_limit_is_refused_as_too_large() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let limits = Limits { message_size: Some(1024), ..Default::default() };
-    let mut echo_like = faulty_with(&host, "small", limits);
+    let mut echo_like = spawn_with(&host, "faulty", "small", limits);
     let big = Message::new(Codec::Json, format!("\"{}\"", "x".repeat(2048)).into_bytes());
     let error = echo_like.post_message(big).unwrap_err();
     assert_eq!(error.reason, DropReason::TooLarge);
@@ -97,9 +92,9 @@ fn a_message_over_the_size_limit_is_refused_as_too_large() {
 
 #[test]
 fn a_handler_past_its_cpu_deadline_is_stopped_and_reported() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let limits = Limits { deadline: Some(Duration::from_millis(200)), ..Default::default() };
-    let mut worker = faulty_with(&host, "spinner", limits);
+    let mut worker = spawn_with(&host, "faulty", "spinner", limits);
     // Quick handlers run under the deadline as usual.
     post(&worker, json!("quick"));
     assert_eq!(next_json(&mut worker), "quick");
@@ -112,9 +107,9 @@ fn a_handler_past_its_cpu_deadline_is_stopped_and_reported() {
 
 #[test]
 fn a_memory_bomb_ends_only_its_worker_and_says_it_hit_the_limit() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let limits = Limits { memory: Some(16 << 20), ..Default::default() };
-    let mut bomb = faulty_with(&host, "bomb", limits);
+    let mut bomb = spawn_with(&host, "faulty", "bomb", limits);
     let mut witness = spawn("echo");
     post(&bomb, json!("memory-bomb"));
     let error = expect_error(&mut bomb);
@@ -125,7 +120,7 @@ fn a_memory_bomb_ends_only_its_worker_and_says_it_hit_the_limit() {
 
 #[test]
 fn the_time_of_day_is_a_capability() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let faulty = host.load(guest("faulty")).unwrap();
     let mut denied = host.spawn(&faulty, WorkerOptions::named("denied")).unwrap();
     post(&denied, json!("time"));
@@ -172,15 +167,9 @@ impl Role {
     ];
 }
 
-/// This process's resident memory, in bytes.
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    statm.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
-}
-
 #[test]
 fn two_hundred_workers_ten_percent_faulty_every_result_right_every_fault_reported() {
-    let host = Host::with_config(HostConfig { max_workers: Some(400), ..Default::default() }).unwrap();
+    let host = host_with(HostConfig { max_workers: Some(400), ..Default::default() });
     let faulty = host.load(guest("faulty")).unwrap();
     // The hostile guest in a directory of its own, with a writable `data` inside it and a
     // component outside it to reach for.
@@ -309,7 +298,7 @@ fn two_hundred_workers_ten_percent_faulty_every_result_right_every_fault_reporte
 fn conservation_under_churn_every_message_is_delivered_or_dropped_with_a_reason() {
     const WORKERS: usize = 8;
     const TARGET: u64 = 100_000;
-    let host = Host::new().unwrap();
+    let host = new_host();
     let mixer = host.load(guest("mixer")).unwrap();
     let spawn = |i: usize| host.spawn(&mixer, WorkerOptions::named(format!("mixer-{i}"))).unwrap();
     let mut workers: Vec<WorkerHandle> = (0..WORKERS).map(spawn).collect();

@@ -39,7 +39,7 @@ fn par_map_hands_the_next_input_to_the_worker_that_answered() {
     // start with; after that every answer brings the next input to the worker that gave it.
     // So the worker busy with the slow input keeps only its first two, and the other takes
     // all the rest (a round robin would have queued half of them behind the slow one).
-    let host = Host::new().unwrap();
+    let host = new_host();
     let pool = lab_pool(&host, PoolConfig { size: Some(2), name: "lab".into(), ..PoolConfig::default() });
     let mut inputs = vec![json!({ "value": 0, "spin": 300_000_000u64 })];
     inputs.extend((1..41).map(|i| json!({ "value": i })));
@@ -124,7 +124,7 @@ fn least_loaded_scheduling_avoids_a_busy_worker() {
 
 #[test]
 fn round_robin_spreads_tasks_evenly() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let pool = lab_pool(&host, PoolConfig { size: Some(3), name: "rr".into(), ..PoolConfig::default() });
     let answers: Vec<Result<u64, TaskError>> = block_on(async {
         let runs: Vec<_> = (0..9).map(|i| pool.run(&json!({ "value": i }))).collect();
@@ -189,7 +189,7 @@ fn join_gives_a_spawned_tasks_result() {
 
 #[test]
 fn a_scope_ends_with_all_its_tasks_finished_or_terminated() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let component = host.load(guest("task-lab")).unwrap();
     let scope = Scope::new(&host);
     let quick = scope.spawn::<_, u64>(&component, &json!({ "value": 1 })).unwrap();

@@ -3,24 +3,15 @@
 
 mod support;
 
-use support::{expect_closed, guest, next_json, post};
-use wasm_workers::{CloseReason, Host, HostConfig, WorkerOptions};
-
-/// This process's resident memory, in bytes.
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    // SAFETY: `sysconf` has no preconditions.
-    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
-}
+use support::{expect_closed, guest, host_with, next_json, post, rss};
+use wasm_workers::{CloseReason, HostConfig, WorkerOptions};
 
 #[test]
 fn ending_many_idle_pooled_workers_at_once_does_not_raise_resident_memory() {
     const WORKERS: usize = 600;
     // The CLI's engine: pooled, with slots kept resident where the kernel can say which
     // pages a guest touched.
-    let host =
-        Host::with_config(HostConfig { pooling: true, max_workers: Some(WORKERS + 8), ..Default::default() }).unwrap();
+    let host = host_with(HostConfig { pooling: true, max_workers: Some(WORKERS + 8), ..Default::default() });
     let echo = host.load(guest("echo")).unwrap();
     let mut workers: Vec<_> =
         (0..WORKERS).map(|i| host.spawn(&echo, WorkerOptions::named(format!("idle-{i}"))).unwrap()).collect();

@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::*;
-use wasm_workers::{channel, Buffer, CloseReason, ConnectError, Host, Message, PortEvent, WorkerOptions};
+use wasm_workers::{channel, Buffer, CloseReason, ConnectError, Message, PortEvent, WorkerOptions};
 
 #[test]
 fn port_messages_arrive_in_order_before_during_and_after_a_transfer() {
@@ -70,7 +70,7 @@ fn a_close_never_overtakes_the_messages_before_it() {
 
 #[test]
 fn buffers_count_against_the_memory_limit_of_a_worker_and_of_its_children() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let relay = host.load(guest("relay")).unwrap();
     let options = WorkerOptions {
         limits: wasm_workers::Limits { memory: Some(8 << 20), ..Default::default() },
@@ -101,7 +101,7 @@ fn a_closed_port_ends_the_other_ends_events() {
 
 #[test]
 fn a_64_mib_buffer_crosses_three_hops_and_back_without_a_copy() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let relay = host.load(guest("relay")).unwrap();
     let mut worker = host.spawn(&relay, WorkerOptions::named("relay")).unwrap();
 
@@ -156,7 +156,7 @@ fn a_transferred_port_or_buffer_cannot_be_used_by_its_old_owner() {
 
 #[test]
 fn a_shared_worker_greets_each_connection_and_answers_ping() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let hello = guest("shared-hello");
     let mut clients: Vec<_> = (0..3).map(|_| host.connect_shared(&hello, "hello").unwrap()).collect();
     for (i, client) in clients.iter_mut().enumerate() {
@@ -174,7 +174,7 @@ fn a_shared_worker_greets_each_connection_and_answers_ping() {
 
 #[test]
 fn a_shared_worker_name_with_another_component_is_an_error() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let _client = host.connect_shared(guest("shared-hello"), "taken").unwrap();
     match host.connect_shared(guest("echo"), "taken") {
         Err(error @ ConnectError::Mismatch { .. }) => {
@@ -187,7 +187,7 @@ fn a_shared_worker_name_with_another_component_is_an_error() {
 
 #[test]
 fn a_shared_worker_lives_while_it_has_clients() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let hello = guest("shared-hello");
     let mut first = host.connect_shared(&hello, "hello").unwrap();
     assert_eq!(next_port_json(&mut first), "Hello World! You are connection #1");

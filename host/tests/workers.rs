@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::*;
-use wasm_workers::{CloseReason, Codec, Host, HostConfig, LoadError, Message, WorkerOptions};
+use wasm_workers::{CloseReason, Codec, HostConfig, LoadError, Message, WorkerOptions};
 
 #[test]
 fn primes_posts_the_first_primes_in_order_then_closes() {
@@ -27,7 +27,7 @@ fn delegation_counts_the_primes_below_a_million_with_any_number_of_sub_workers()
 
 #[test]
 fn delegation_defaults_to_one_sub_worker_per_processor() {
-    let host = Host::with_config(HostConfig { hardware_concurrency: Some(3), ..HostConfig::default() }).unwrap();
+    let host = host_with(HostConfig { hardware_concurrency: Some(3), ..HostConfig::default() });
     let component = host.load(guest("delegation")).unwrap();
     let mut delegation = host.spawn(&component, WorkerOptions::named("delegation")).unwrap();
     post(&delegation, json!({ "n": 100_000 }));
@@ -39,7 +39,7 @@ fn delegation_defaults_to_one_sub_worker_per_processor() {
 
 #[test]
 fn the_scope_reports_name_location_and_hardware_concurrency() {
-    let host = Host::with_config(HostConfig { hardware_concurrency: Some(7), ..HostConfig::default() }).unwrap();
+    let host = host_with(HostConfig { hardware_concurrency: Some(7), ..HostConfig::default() });
     let component = host.load(guest("scope")).unwrap();
     let mut scope = host.spawn(&component, WorkerOptions::named("inspector")).unwrap();
     post(&scope, json!(null));
@@ -91,7 +91,7 @@ fn a_worker_with_nothing_left_to_do_ends_idle() {
 
 #[test]
 fn a_parent_whose_children_have_nothing_to_do_ends_idle_and_takes_them_along() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let component = host.load(guest("supervisor")).unwrap();
     let mut supervisor = host.spawn(&component, WorkerOptions::named("supervisor")).unwrap();
     post(
@@ -160,7 +160,7 @@ fn a_parent_terminates_a_looping_child_and_its_other_children_go_on() {
 #[test]
 fn terminating_a_parent_terminates_its_busy_children() {
     // A host of its own, so that no other test's workers are counted.
-    let host = Host::new().unwrap();
+    let host = new_host();
     let component = host.load(guest("supervisor")).unwrap();
     let mut supervisor = host.spawn(&component, WorkerOptions::named("supervisor")).unwrap();
     post(
@@ -352,7 +352,7 @@ fn loading_reports_what_is_wrong_with_a_component() {
 
 #[test]
 fn a_component_is_compiled_once_per_host() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let a = host.load(guest("echo")).unwrap();
     let b = host.load(guest("echo")).unwrap();
     assert!(a.ptr_eq(&b), "the second load returns the first compilation");
@@ -366,7 +366,7 @@ fn a_component_is_compiled_once_per_host() {
 
 #[test]
 fn a_host_refuses_workers_past_its_limit_with_a_typed_error() {
-    let host = Host::with_config(HostConfig { max_workers: Some(2), ..HostConfig::default() }).unwrap();
+    let host = host_with(HostConfig { max_workers: Some(2), ..HostConfig::default() });
     let echo = host.load(guest("echo")).unwrap();
     let mut first = host.spawn(&echo, WorkerOptions::named("one")).unwrap();
     let _second = host.spawn(&echo, WorkerOptions::named("two")).unwrap();
@@ -386,7 +386,7 @@ fn a_host_refuses_workers_past_its_limit_with_a_typed_error() {
 
 #[test]
 fn a_worker_cannot_spawn_more_children_than_its_limit() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     let supervisor = host.load(guest("supervisor")).unwrap();
     let options = WorkerOptions {
         limits: wasm_workers::Limits { children: Some(2), ..Default::default() },
@@ -402,7 +402,7 @@ fn a_worker_cannot_spawn_more_children_than_its_limit() {
 
 #[test]
 fn every_message_is_delivered_or_counted_as_dropped() {
-    let host = Host::new().unwrap();
+    let host = new_host();
     // Host to worker: refused posts are errors the caller sees; the rest are delivered or
     // counted as discarded when the worker closed.
     let echo = host.load(guest("echo")).unwrap();

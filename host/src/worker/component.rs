@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
@@ -105,9 +106,13 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<WorkerState>> {
 /// starts with the SHA-256 of the artifact after it; a file that does not match (corrupt,
 /// truncated) is ignored and rewritten. Files are written to a temporary name and renamed,
 /// so that concurrent runs never read half a file.
+///
+/// The cache holds at most `max_size` bytes: after a write, the entries used least recently
+/// (an entry's modification time is refreshed when it is used) are removed until it fits.
 pub(crate) fn compile(
     engine: &Engine,
     cache: Option<&Path>,
+    max_size: u64,
     location: &Path,
     bytes: &[u8],
 ) -> Result<(wasmtime::component::Component, bool), LoadError> {
@@ -129,14 +134,48 @@ pub(crate) fn compile(
     };
     let entry = cache.join(format!("{}.cwasm", cache_key(engine, bytes)));
     if let Some(component) = read_cached(engine, &entry) {
+        // Used now: the last to be evicted. Best effort, like every write to the cache.
+        let _ = std::fs::File::options().write(true).open(&entry).and_then(|f| f.set_modified(SystemTime::now()));
         return Ok((component, true));
     }
     let component = wasmtime::component::Component::from_binary(engine, bytes).map_err(invalid)?;
-    if let Err(error) = write_cached(&component, cache, &entry) {
+    if let Err(error) = write_cached(&component, cache, &entry).and_then(|()| evict(cache, max_size)) {
         // A cache that cannot be written costs time, not correctness.
         tracing::warn!("cannot write the compile cache {}: {error}", entry.display());
     }
     Ok((component, false))
+}
+
+/// The default bound of the compile cache ([`HostConfig::cache_max_size`]): 2 GiB, some
+/// hundreds of compiled components.
+///
+/// [`HostConfig::cache_max_size`]: crate::HostConfig::cache_max_size
+pub const DEFAULT_CACHE_MAX_SIZE: u64 = 2 << 30;
+
+/// Removes the cache's entries used least recently until it holds at most `max_size` bytes
+/// of them (the newest entry stays even if it alone is larger).
+fn evict(cache: &Path, max_size: u64) -> std::io::Result<()> {
+    let mut entries = Vec::new();
+    let mut total = 0u64;
+    for entry in std::fs::read_dir(cache)? {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        if metadata.is_file() && entry.path().extension().is_some_and(|e| e == "cwasm") {
+            total += metadata.len();
+            entries.push((metadata.modified()?, metadata.len(), entry.path()));
+        }
+    }
+    entries.sort();
+    entries.pop();
+    for (_, len, path) in entries {
+        if total <= max_size {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a cache directory that others could write (its entries become machine code in
@@ -320,5 +359,35 @@ impl Component {
 impl fmt::Debug for Component {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Component").field(&self.0.location).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn eviction_removes_the_entries_used_least_recently_until_the_cache_fits() {
+        let cache = tempfile::tempdir().unwrap();
+        let epoch = SystemTime::UNIX_EPOCH;
+        for (name, age) in [("old", 1), ("newer", 2), ("newest", 3)] {
+            let path = cache.path().join(format!("{name}.cwasm"));
+            std::fs::write(&path, [0u8; 100]).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(epoch + Duration::from_secs(age))
+                .unwrap();
+        }
+        std::fs::write(cache.path().join("other.txt"), [0u8; 1000]).unwrap();
+        evict(cache.path(), 250).unwrap();
+        let mut left: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        assert_eq!(left, ["newer.cwasm", "newest.cwasm", "other.txt"]);
+        evict(cache.path(), 0).unwrap();
+        assert!(cache.path().join("newest.cwasm").exists(), "the newest entry stays");
+        assert!(!cache.path().join("newer.cwasm").exists());
     }
 }

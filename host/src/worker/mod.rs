@@ -28,7 +28,7 @@ mod thread;
 mod timers;
 mod types;
 
-pub use component::{Component, PERFMAP_ENV};
+pub use component::{Component, DEFAULT_CACHE_MAX_SIZE, PERFMAP_ENV};
 pub(crate) use handle::spawn_root;
 pub use handle::{CloseReason, PostError, QueueRoom, WorkerEvent, WorkerHandle};
 pub use options::{Capabilities, Preopen, WorkerOptions};

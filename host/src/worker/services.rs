@@ -52,6 +52,8 @@ pub(crate) struct Services {
     /// Every worker's statistics, in the order they were spawned.
     pub(crate) stats: Mutex<Vec<Arc<WorkerStats>>>,
     pub(crate) cache_dir: Option<PathBuf>,
+    /// The most bytes the compile cache holds.
+    pub(crate) cache_max_size: u64,
     pub(crate) allow_precompiled: bool,
     pub(crate) compiled: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
@@ -140,7 +142,8 @@ impl Services {
             // SAFETY: the host was configured to trust precompiled files (`allow_precompiled`).
             Some(_) => unsafe { component::deserialize(&self.engine, path, &bytes)? },
             None => {
-                let (compiled, hit) = component::compile(&self.engine, self.cache_dir.as_deref(), path, &bytes)?;
+                let (compiled, hit) =
+                    component::compile(&self.engine, self.cache_dir.as_deref(), self.cache_max_size, path, &bytes)?;
                 let counter = if hit { &self.cache_hits } else { &self.compiled };
                 counter.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(location = %location, from_cache = hit, "loaded component");

@@ -1,5 +1,7 @@
-//! What the integration tests share: the bundled guests, built once per test binary, a host,
-//! and waiting for events with a bound (a hung worker fails its test instead of the run).
+//! What the integration tests share: the bundled guests (built once), hosts whose compiled
+//! components come from one on-disk cache for the whole suite (each guest is compiled once,
+//! not once per test binary or per host), spawning, waiting for events with a bound (a hung
+//! worker fails its test instead of the run), running the CLI, and measuring memory.
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
@@ -10,7 +12,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde_json::Value;
-use wasm_workers::{CloseReason, ErrorEvent, Host, Message, WorkerEvent, WorkerHandle, WorkerOptions};
+use wasm_workers::{
+    CloseReason, ErrorEvent, Host, HostConfig, Limits, Message, WorkerEvent, WorkerHandle, WorkerOptions,
+};
 
 /// How long any one event may take before a test fails. Generous: it only bounds a hang.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -18,10 +22,36 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(120);
 #[allow(unused_imports, reason = "each test binary uses a different part")]
 pub use guest_build::{guest, guests_dir};
 
-/// One host for the whole test binary, so that each guest is compiled once.
+/// One host for the whole test binary.
 pub fn host() -> &'static Host {
-    static HOST: LazyLock<Host> = LazyLock::new(|| Host::new().expect("the engine starts"));
+    static HOST: LazyLock<Host> = LazyLock::new(new_host);
     &HOST
+}
+
+/// A host of a test's own (so that no other test's workers are counted), with the suite's
+/// compile cache.
+pub fn new_host() -> Host {
+    host_with(HostConfig::default())
+}
+
+/// A host with `config`, and the suite's compile cache unless `config` names another.
+pub fn host_with(mut config: HostConfig) -> Host {
+    config.cache_dir.get_or_insert_with(test_cache);
+    Host::with_config(config).expect("the engine starts")
+}
+
+/// Spawns guest `guest_name` on `host` as `name`, with `limits`.
+pub fn spawn_with(host: &Host, guest_name: &str, name: &str, limits: Limits) -> WorkerHandle {
+    let component = host.load(guest(guest_name)).expect("the guest loads");
+    host.spawn(&component, WorkerOptions { limits, ..WorkerOptions::named(name) }).expect("the worker starts")
+}
+
+/// This process's resident memory, in bytes.
+pub fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // SAFETY: `sysconf` has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
 }
 
 /// Spawns guest `name` on the shared host, named after it.
@@ -113,8 +143,8 @@ pub fn next_message(worker: &mut WorkerHandle) -> Message {
     }
 }
 
-/// Runs the `wasm-workers` binary with `args`, `stdin` as its input, and a compile cache of
-/// its own for this test binary (so that tests do not share the user's).
+/// Runs the `wasm-workers` binary with `args`, `stdin` as its input, and the suite's compile
+/// cache (so that tests do not share the user's).
 pub fn wasm_workers(args: &[&str], stdin: &str) -> Output {
     wasm_workers_with_cache(args, stdin, &test_cache())
 }
@@ -129,9 +159,10 @@ pub fn wasm_workers_with_cache(args: &[&str], stdin: &str, cache: &Path) -> Outp
     finish(start_cli(args, cache), stdin.as_bytes())
 }
 
-/// This test binary's compile cache (so that tests do not share the user's).
+/// The suite's compile cache, in the build's own temporary directory: every test binary and
+/// every run of the CLI in them shares it, so that each guest is compiled once.
 pub fn test_cache() -> PathBuf {
-    std::env::temp_dir().join(format!("wasm-workers-test-cache-{}", std::process::id()))
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
 }
 
 /// Starts the `wasm-workers` binary with `args`, stdin, stdout and stderr piped, and its
