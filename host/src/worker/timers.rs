@@ -123,22 +123,28 @@ impl Timers {
         drop(removed);
     }
 
-    /// Sets one-shot timers due at the given instants, all in one step (for tests: the timer
-    /// thread sees them together, however it is scheduled). Returns their keys.
+    /// Sets one-shot timers due at the given instants and clears those whose ids are in
+    /// `cleared`, all in one step (for tests: the timer thread sees the result at once,
+    /// however it is scheduled; a cleared timer leaves its entry in the heap, as `clear` does).
     #[cfg(test)]
-    fn set_all_due(&self, timers: Vec<(WorkerSender, u32, Instant)>) -> Vec<TimerKey> {
+    fn set_all_due(&self, timers: Vec<(WorkerSender, u32, Instant)>, cleared: &[u32]) {
         let mut state = self.shared.lock();
-        let mut keys = Vec::new();
+        let mut gone = Vec::new();
         for (worker, id, due) in timers {
             let key = state.next_key;
             state.next_key += 1;
-            state.timers.insert(key, Timer { worker, id, interval: None, due });
             state.heap.push(Reverse((due, key)));
-            keys.push(TimerKey(key));
+            let timer = Timer { worker, id, interval: None, due };
+            if cleared.contains(&id) {
+                state.stale += 1;
+                gone.push(timer);
+            } else {
+                state.timers.insert(key, timer);
+            }
         }
         drop(state);
+        drop(gone);
         self.shared.wake.notify_one();
-        keys
     }
 
     /// Entries in the heap now, cleared ones included (for tests).
@@ -217,14 +223,16 @@ mod tests {
         let at = |ms| base + Duration::from_millis(ms);
         // Starts the timer thread, which waits for this one (an hour away) meanwhile.
         let far = timers.set(queue.timer_sender(), 0, Duration::from_secs(3600), None);
-        let keys = timers.set_all_due(vec![
-            (queue.timer_sender(), 1, at(3)),
-            (queue.timer_sender(), 2, at(1)),
-            (queue.timer_sender(), 3, at(2)),
-            (queue.timer_sender(), 4, at(2)),
-            (queue.timer_sender(), 5, at(2)),
-        ]);
-        timers.clear(keys[3]);
+        timers.set_all_due(
+            vec![
+                (queue.timer_sender(), 1, at(3)),
+                (queue.timer_sender(), 2, at(1)),
+                (queue.timer_sender(), 3, at(2)),
+                (queue.timer_sender(), 4, at(2)),
+                (queue.timer_sender(), 5, at(2)),
+            ],
+            &[4],
+        );
         timers.clear(far);
         let mut fired = Vec::new();
         let mut batch = std::collections::VecDeque::new();
