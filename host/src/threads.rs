@@ -135,8 +135,9 @@ mod tests {
         threads.run("one".into(), Box::new(move || first.send(std::thread::current().id()).unwrap())).unwrap();
         let one = rx.recv().unwrap();
         // The first thread parks after its job; wait until it does, then hand over another.
+        let backoff = crossbeam_utils::Backoff::new();
         while threads.lock().idle == 0 {
-            std::thread::yield_now();
+            backoff.snooze();
         }
         threads.run("two".into(), Box::new(move || tx.send(std::thread::current().id()).unwrap())).unwrap();
         assert_eq!(rx.recv().unwrap(), one, "the parked thread ran the second job");
@@ -148,8 +149,9 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         threads.run("one".into(), Box::new(move || tx.send(()).unwrap())).unwrap();
         rx.recv().unwrap();
+        let backoff = crossbeam_utils::Backoff::new();
         while Arc::strong_count(&threads.0) > 1 {
-            std::thread::yield_now();
+            backoff.snooze();
         }
         assert_eq!(threads.lock().idle, 0);
     }

@@ -61,12 +61,14 @@ pub fn spawn(name: &str) -> WorkerHandle {
 }
 
 /// Waits until `condition` holds, failing the test if it does not within [`EVENT_TIMEOUT`].
-/// For conditions that no event announces (counters); it yields between checks.
+/// For conditions that no event announces (counters).
 pub fn wait_until(mut condition: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
+    // Spins briefly, then yields between checks.
+    let backoff = crossbeam_utils::Backoff::new();
     while !condition() {
         assert!(start.elapsed() < EVENT_TIMEOUT, "the condition did not hold within {EVENT_TIMEOUT:?}");
-        std::thread::yield_now();
+        backoff.snooze();
     }
 }
 
