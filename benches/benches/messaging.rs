@@ -1,13 +1,14 @@
 //! What every message costs: spawn to first message (one worker; 100 and 1,000 at once), a
-//! round trip (host to worker, and worker to worker), and one-way throughput of 1,000,000
-//! small messages; each beside the same on native threads and std channels.
+//! round trip (host to worker, worker to worker, and between two workers over a
+//! `MessageChannel`, pinned to one CPU and not), and one-way throughput of 1,000,000 small
+//! messages; each beside the same on native threads and std channels.
 
 use std::sync::mpsc;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wasm_workers::{Codec, Host, HostConfig, Message, WorkerOptions};
-use wasm_workers_benches::{answer, load, post_waiting};
+use wasm_workers::{channel, Codec, Host, HostConfig, Message, WorkerOptions};
+use wasm_workers_benches::{answer, load, on_thread, post_waiting};
 
 fn spawn(c: &mut Criterion) {
     // With the pooling allocator, as the CLI runs (see `HostConfig::pooling`); and without,
@@ -144,47 +145,128 @@ fn round_trip(c: &mut Criterion) {
     group.finish();
 }
 
+/// Round trips between two workers over a `MessageChannel` (one end each), against two native
+/// threads over a pair of std channels; both pinned to one CPU (every hand-over is a context
+/// switch) and not. The host only starts `iters` round trips and hears when they are done.
+fn port_round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("port-round-trip");
+    for pinned in [false, true] {
+        let label = if pinned { "pinned" } else { "unpinned" };
+        let (_host, mut ping, _echo) = on_thread(pinned, || {
+            let host = Host::new().expect("the engine starts");
+            let component = load(&host, "port-pingpong");
+            let ping = host.spawn(&component, WorkerOptions::named("ping")).unwrap();
+            let echo = host.spawn(&component, WorkerOptions::named("echo")).unwrap();
+            let (a, b) = channel();
+            ping.post_message(Message::json(&"ping").unwrap().with_port(a)).unwrap();
+            echo.post_message(Message::json(&"echo").unwrap().with_port(b)).unwrap();
+            (host, ping, echo)
+        });
+        ping.post_message(Message::json(&1u64).unwrap()).unwrap();
+        answer(&mut ping);
+        group.bench_function(format!("wasm/{label}"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                ping.post_message(Message::json(&iters).unwrap()).unwrap();
+                answer(&mut ping);
+                start.elapsed()
+            })
+        });
+        let (start_tx, done_rx) = on_thread(pinned, || {
+            let (start_tx, start_rx) = mpsc::channel::<u64>();
+            let (done_tx, done_rx) = mpsc::channel::<u64>();
+            std::thread::spawn(move || {
+                let (to_echo, from_ping) = mpsc::channel::<[u8; 8]>();
+                let (to_ping, from_echo) = mpsc::channel::<[u8; 8]>();
+                std::thread::spawn(move || {
+                    for message in from_ping {
+                        let _ = to_ping.send(message);
+                    }
+                });
+                for rounds in start_rx {
+                    for _ in 0..rounds {
+                        to_echo.send([1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+                        from_echo.recv().unwrap();
+                    }
+                    let _ = done_tx.send(rounds);
+                }
+            });
+            (start_tx, done_rx)
+        });
+        group.bench_function(format!("native/{label}"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                start_tx.send(iters).unwrap();
+                done_rx.recv().unwrap();
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// One-way throughput of 1,000,000 small messages from the host program to a worker through
+/// the public API (`post_message`, waiting when the queue is full), against a native thread
+/// on a std channel; unpinned, then with the host program's thread and the worker (or the
+/// native thread) pinned to one CPU.
 fn throughput(c: &mut Criterion) {
     const MESSAGES: u64 = 1_000_000;
-    let host = Host::new().expect("the engine starts");
-    let counter = load(&host, "counter");
     let mut group = c.benchmark_group("throughput");
     group.sample_size(10);
     group.throughput(Throughput::Elements(MESSAGES));
-    let mut worker = host.spawn(&counter, WorkerOptions::default()).unwrap();
-    group.bench_function("wasm/1M-one-way", |b| {
-        b.iter(|| {
-            for i in 0..MESSAGES {
-                post_waiting(&worker, Message::new(Codec::Raw, i.to_le_bytes().to_vec()));
+    for pinned in [false, true] {
+        let suffix = if pinned { "-pinned" } else { "" };
+        // Pinned before the host is made: it then sees one CPU (its workers do not spin), and
+        // the threads started from here inherit the CPU.
+        let cpus = pinned.then(wasm_workers_benches::pin_to_one_cpu);
+        let host = Host::new().expect("the engine starts");
+        let counter = load(&host, "counter");
+        let mut worker = host.spawn(&counter, WorkerOptions::default()).unwrap();
+        wasm_workers_benches::take_refused();
+        let mut posts = 0u64;
+        group.bench_function(format!("wasm/1M-one-way{suffix}"), |b| {
+            b.iter(|| {
+                for i in 0..MESSAGES {
+                    post_waiting(&worker, Message::new(Codec::Raw, i.to_le_bytes().to_vec()));
+                }
+                post_waiting(&worker, Message::new(Codec::Raw, Vec::new()));
+                posts += MESSAGES + 1;
+                let count: u64 = answer(&mut worker).decode_json().unwrap();
+                assert_eq!(count, MESSAGES, "every message arrived, in order");
+            })
+        });
+        let refused = wasm_workers_benches::take_refused();
+        eprintln!("throughput/wasm{suffix}: {refused} of {posts} posts were refused as queue full and retried");
+        worker.terminate();
+        let (to_thread, from_main) = mpsc::channel::<Vec<u8>>();
+        let (to_main, from_thread) = mpsc::channel::<u64>();
+        std::thread::spawn(move || {
+            // The same work as the `counter` guest: count the messages that arrive in order.
+            let mut count = 0;
+            for message in from_main {
+                if message.is_empty() {
+                    let _ = to_main.send(count);
+                    count = 0;
+                } else if message.get(..8).and_then(|bytes| bytes.try_into().ok()).map(u64::from_le_bytes)
+                    == Some(count)
+                {
+                    count += 1;
+                }
             }
-            post_waiting(&worker, Message::new(Codec::Raw, Vec::new()));
-            let count: u64 = answer(&mut worker).decode_json().unwrap();
-            assert_eq!(count, MESSAGES, "every message arrived, in order");
-        })
-    });
-    let (to_thread, from_main) = mpsc::channel::<Vec<u8>>();
-    let (to_main, from_thread) = mpsc::channel::<u64>();
-    std::thread::spawn(move || {
-        // The same work as the `counter` guest: count the messages that arrive in order.
-        let mut count = 0;
-        for message in from_main {
-            if message.is_empty() {
-                let _ = to_main.send(count);
-                count = 0;
-            } else if message.get(..8).and_then(|bytes| bytes.try_into().ok()).map(u64::from_le_bytes) == Some(count) {
-                count += 1;
-            }
+        });
+        group.bench_function(format!("native/1M-one-way{suffix}"), |b| {
+            b.iter(|| {
+                for i in 0..MESSAGES {
+                    to_thread.send(i.to_le_bytes().to_vec()).unwrap();
+                }
+                to_thread.send(Vec::new()).unwrap();
+                assert_eq!(from_thread.recv().unwrap(), MESSAGES, "every message arrived, in order");
+            })
+        });
+        if let Some(cpus) = cpus {
+            wasm_workers_benches::restore_cpus(cpus);
         }
-    });
-    group.bench_function("native/1M-one-way", |b| {
-        b.iter(|| {
-            for i in 0..MESSAGES {
-                to_thread.send(i.to_le_bytes().to_vec()).unwrap();
-            }
-            to_thread.send(Vec::new()).unwrap();
-            assert_eq!(from_thread.recv().unwrap(), MESSAGES, "every message arrived, in order");
-        })
-    });
+    }
     group.finish();
 }
 
@@ -201,5 +283,5 @@ fn recv_spinning<T>(rx: &mpsc::Receiver<T>, spin: std::time::Duration) -> Option
     }
 }
 
-criterion_group!(benches, spawn, round_trip, throughput);
+criterion_group!(benches, spawn, round_trip, port_round_trip, throughput);
 criterion_main!(benches);

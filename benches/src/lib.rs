@@ -36,6 +36,7 @@ pub fn post_waiting(worker: &WorkerHandle, mut message: Message) {
         match worker.post_message(message) {
             Ok(()) => return,
             Err(error) if error.reason == DropReason::QueueFull => {
+                REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 message = error.message;
                 std::thread::yield_now();
             }
@@ -89,4 +90,58 @@ pub fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     pages * 4096
+}
+
+/// How many posts [`post_waiting`] saw refused as "queue full" (and retried), since the
+/// last [`take_refused`].
+static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The count of refused posts since the last call, reset.
+pub fn take_refused() -> u64 {
+    REFUSED.swap(0, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Runs `f` on a thread of its own, pinned to one CPU if `pinned` (the CPU this thread runs
+/// on now), and returns what it returns. Threads started from it (a host's worker threads)
+/// inherit its CPU set, and a host made there sees one CPU (so its workers do not spin).
+pub fn on_thread<T: Send + 'static>(pinned: bool, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        if pinned {
+            pin_to_one_cpu();
+        }
+        f()
+    })
+    .join()
+    .expect("the setup thread does not panic")
+}
+
+/// The calling thread's CPU set, to give back to [`restore_cpus`].
+pub struct Cpus(libc::cpu_set_t);
+
+/// Pins the calling thread to the CPU it runs on; returns the CPU set it had.
+///
+/// # Panics
+///
+/// If the kernel refuses.
+pub fn pin_to_one_cpu() -> Cpus {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `sched_getcpu` has no preconditions; `before` and `set` are valid CPU sets for
+    // `sched_getaffinity` and `sched_setaffinity` of the calling thread (pid 0).
+    unsafe {
+        let mut before: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(libc::sched_getaffinity(0, size, &mut before), 0, "the CPU set is readable");
+        let cpu = libc::sched_getcpu().max(0) as usize;
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(libc::sched_setaffinity(0, size, &set), 0, "pinned");
+        Cpus(before)
+    }
+}
+
+/// Gives the calling thread back the CPU set [`pin_to_one_cpu`] took from it.
+pub fn restore_cpus(cpus: Cpus) {
+    // SAFETY: a CPU set read by `sched_getaffinity`, for the calling thread.
+    unsafe {
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &cpus.0), 0, "restored");
+    }
 }

@@ -136,14 +136,15 @@ impl MessagePort {
                 // Disentangled while nobody was listening: the close comes after the messages.
                 state.started = true;
                 state.owner = Owner::Host(tx.clone());
-                core.flush_locked(&mut state);
+                // Held by the host program: it gets the messages at once, nobody is woken.
+                let _ = core.flush_locked(&mut state);
                 state.close_pending = false;
                 let _ = tx.send(PortEvent::Closed);
                 state.owner = Owner::Transit;
             } else if !state.closed {
                 state.owner = Owner::Host(tx);
                 state.started = true;
-                core.flush_locked(&mut state);
+                let _ = core.flush_locked(&mut state);
             }
             rx
         })

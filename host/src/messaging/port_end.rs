@@ -73,6 +73,10 @@ fn is_holder(owner: &Arc<dyn PortHolder>, holder: &dyn PortHolder) -> bool {
     std::ptr::addr_eq(Arc::as_ptr(owner), holder as *const dyn PortHolder)
 }
 
+/// A worker to schedule a port at, once the port's lock is released (see
+/// [`PortCore::flush_locked`]).
+pub(super) struct Wake(Option<Arc<dyn PortHolder>>);
+
 /// Who holds a port end.
 pub(super) enum Owner {
     /// Nobody yet, or it is inside a message on its way.
@@ -174,19 +178,28 @@ impl PortCore {
     pub(crate) fn start(self: &Arc<Self>) {
         let mut state = self.lock();
         state.started = true;
-        self.flush_locked(&mut state);
+        let wake = self.flush_locked(&mut state);
+        drop(state);
+        self.wake(wake);
     }
 
-    /// Tells the owner there is something to deliver, if it is started.
-    pub(super) fn flush_locked(self: &Arc<Self>, state: &mut PortState) {
+    /// Tells the owner there is something to deliver, if it is started: the host program at
+    /// once; a worker by the [`Wake`] returned, which the caller passes to
+    /// [`wake`](Self::wake) once it has let go of this port's lock (a worker woken while the
+    /// lock is held would wake only to block on it: two more context switches per message
+    /// when both threads share a CPU).
+    #[must_use = "a worker to be scheduled must be woken"]
+    pub(super) fn flush_locked(self: &Arc<Self>, state: &mut PortState) -> Wake {
         if !state.started || (state.queue.is_empty() && !state.close_pending) {
-            return;
+            return Wake(None);
         }
         match &state.owner {
             Owner::Transit => {}
             Owner::Worker { holder, .. } => {
-                if !state.scheduled && holder.port_ready(self.clone()) {
+                if !state.scheduled {
+                    // Marked now, so that other senders do not schedule it again meanwhile.
                     state.scheduled = true;
+                    return Wake(Some(holder.clone()));
                 }
             }
             Owner::Host(events) => {
@@ -199,6 +212,18 @@ impl PortCore {
                     }
                     let _ = events.send(PortEvent::Message(message));
                 }
+            }
+        }
+        Wake(None)
+    }
+
+    /// Schedules this port at the worker [`flush_locked`](Self::flush_locked) named, without
+    /// this port's lock. If that worker's loop has closed, the mark is cleared again (a
+    /// second task for one port is harmless: it finds nothing and clears the mark).
+    pub(super) fn wake(self: &Arc<Self>, wake: Wake) {
+        if let Wake(Some(holder)) = wake {
+            if !holder.port_ready(self.clone()) {
+                self.lock().scheduled = false;
             }
         }
     }
@@ -314,7 +339,11 @@ impl PortCore {
             }
             Owner::Transit | Owner::Worker { .. } => {
                 state.close_pending = true;
-                self.flush_locked(&mut state);
+                let wake = self.flush_locked(&mut state);
+                state.release_keepalive();
+                drop(state);
+                self.wake(wake);
+                return;
             }
         }
         state.release_keepalive();
@@ -354,8 +383,9 @@ impl Deliver for Arc<PortCore> {
         }
         state.queued_bytes += message.data.len();
         state.queue.push_back(message);
-        self.flush_locked(&mut state);
+        let wake = self.flush_locked(&mut state);
         drop(state);
+        self.wake(wake);
         if !contained.is_empty() {
             self.collect_if_cycle(&contained);
         }
