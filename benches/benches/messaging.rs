@@ -7,13 +7,13 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wasm_workers::{channel, Codec, Host, HostConfig, Message, WorkerOptions};
+use wasm_workers::{channel, Codec, Host, HostConfig, Message, Pooling, WorkerOptions};
 use wasm_workers_benches::{answer, load, on_thread, post_waiting};
 
 fn spawn(c: &mut Criterion) {
-    // With the pooling allocator, as the CLI runs (see `HostConfig::pooling`); and without,
-    // the library's default.
-    let host = Host::with_config(HostConfig { pooling: true, ..HostConfig::default() }).expect("the engine starts");
+    // The library's default (the process's shared pool, see `HostConfig::pooling`); and
+    // without a pool.
+    let host = Host::new().expect("the engine starts");
     let bounce = load(&host, "bounce");
     let mut group = c.benchmark_group("spawn");
     group.bench_function("wasm/1", |b| {
@@ -24,7 +24,8 @@ fn spawn(c: &mut Criterion) {
         })
     });
     {
-        let host = Host::new().expect("the engine starts");
+        let host = Host::with_config(HostConfig { pooling: Pooling::Off, ..HostConfig::default() })
+            .expect("the engine starts");
         let bounce = load(&host, "bounce");
         group.bench_function("wasm-unpooled/1", |b| {
             b.iter(|| {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use wasmtime::Engine;
@@ -61,14 +61,9 @@ pub struct HostConfig {
     /// How many worker threads may wait for a worker at once ([`DEFAULT_IDLE_THREADS`] if
     /// `None`; 0 turns reuse off).
     pub idle_threads: Option<usize>,
-    /// Whether instances come from a pooling allocator sized for
-    /// [`max_workers`](Self::max_workers) workers, reserved once when the host starts:
-    /// spawning is then about twice as fast (the kernel maps and unmaps nothing per worker),
-    /// at the price of reserving (not committing) 4 GiB and a guard of address space per
-    /// worker slot: some 22 TiB for the default 5,460 slots, of the 128 TiB a process has.
-    /// So it is off by default, for a process may run several hosts; the CLI, one host per
-    /// process, turns it on.
-    pub pooling: bool,
+    /// Where the host's worker instances come from: by default the process's shared pool
+    /// (see [`Pooling`]).
+    pub pooling: Pooling,
     /// The most memory all of this host's workers together may make it hold, in bytes: their
     /// linear memories and everything they cause the host to allocate (buffers, messages on
     /// their way, ports, timers, workers they started; see [`Limits::memory`]). If `None`,
@@ -83,6 +78,29 @@ pub struct HostConfig {
     /// limits fall back to [`DEFAULT_QUEUED_MESSAGES`](crate::DEFAULT_QUEUED_MESSAGES) and
     /// its siblings.
     pub limits: Limits,
+}
+
+/// Where a host's worker instances come from ([`HostConfig::pooling`]).
+///
+/// A pooling allocator reserves address space once and hands out slots: spawning is then
+/// about 2.5 times as fast as mapping a new linear memory and tables for each worker (the
+/// kernel maps and unmaps nothing per worker, and a returned slot keeps the pages a Rust
+/// guest's stack and data use). The price is the reservation (not commitment) of 4 GiB and
+/// a guard of address space per slot — some 22 TiB for 5,460 slots, of the 128 TiB a
+/// process has — so a process holds one pool that all its hosts share, not one per host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pooling {
+    /// The process's pool, reserved when the first host that uses it starts and shared with
+    /// every other such host (one engine for them all), sized for the default
+    /// [`HostConfig::max_workers`]. A host allowed more workers than it holds, or a process
+    /// that cannot reserve it (limited address space), gets instances mapped one by one.
+    #[default]
+    Shared,
+    /// A pool of this host's own, sized for its [`HostConfig::max_workers`] (the CLI's
+    /// choice: one host per process).
+    Own,
+    /// No pool: each instance mapped on its own, the least address space.
+    Off,
 }
 
 /// The default of [`HostConfig::thread_keep_alive`].
@@ -139,8 +157,14 @@ impl Host {
             component::check_cache_dir(dir).map_err(HostError)?;
         }
         let max_workers = config.max_workers.unwrap_or_else(default_max_workers).max(1);
-        let pool_slots = config.pooling.then(|| u32::try_from(max_workers).unwrap_or(u32::MAX));
-        let engine = Engine::new(&component::config(pool_slots)).map_err(|e| HostError(format!("{e:#}")))?;
+        let (engine, deadline_ticker) = match config.pooling {
+            Pooling::Shared => match shared_engine() {
+                Some((engine, slots)) if max_workers <= *slots => (engine.clone(), SHARED_TICKER.clone()),
+                _ => (engine(None)?, Arc::new(Once::new())),
+            },
+            Pooling::Own => (engine(Some(u32::try_from(max_workers).unwrap_or(u32::MAX)))?, Arc::new(Once::new())),
+            Pooling::Off => (engine(None)?, Arc::new(Once::new())),
+        };
         let linker = component::linker(&engine).map_err(|e| HostError(format!("{e:#}")))?;
         let hardware_concurrency = config
             .hardware_concurrency
@@ -181,7 +205,7 @@ impl Host {
                 config.idle_threads.unwrap_or(DEFAULT_IDLE_THREADS),
             ),
             ledger: Ledger::default(),
-            deadline_ticker: std::sync::Once::new(),
+            deadline_ticker,
             shared_failures: tokio::sync::broadcast::Sender::new(64),
         })))
     }
@@ -350,6 +374,34 @@ impl Host {
         &self.0
     }
 }
+
+/// A new engine, with a pool of `pool_slots` workers if set.
+fn engine(pool_slots: Option<u32>) -> Result<Engine, HostError> {
+    Engine::new(&component::config(pool_slots)).map_err(|e| HostError(format!("{e:#}")))
+}
+
+/// The engine with the process's shared pool, and its number of slots; `None` if the pool
+/// cannot be reserved here (then hosts that would share it map instances one by one).
+fn shared_engine() -> Option<&'static (Engine, usize)> {
+    static SHARED: std::sync::OnceLock<Option<(Engine, usize)>> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let slots = default_max_workers();
+            match engine(Some(u32::try_from(slots).unwrap_or(u32::MAX))) {
+                Ok(engine) => Some((engine, slots)),
+                Err(error) => {
+                    tracing::debug!(
+                        "no shared pool of {slots} worker slots ({error}); instances are mapped one by one"
+                    );
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// The deadline ticker of the shared engine: one for every host that shares it.
+static SHARED_TICKER: std::sync::LazyLock<Arc<Once>> = std::sync::LazyLock::new(|| Arc::new(Once::new()));
 
 /// The default of [`HostConfig::max_workers`]: a twelfth of the kernel's limit on memory
 /// mappings per process (each worker takes about a dozen: thread stack and guard, signal

@@ -4,14 +4,14 @@
 mod support;
 
 use support::{expect_closed, guest, host_with, next_json, post, rss};
-use wasm_workers::{CloseReason, HostConfig, WorkerOptions};
+use wasm_workers::{CloseReason, HostConfig, Pooling, WorkerOptions};
 
 #[test]
 fn ending_many_idle_pooled_workers_at_once_does_not_raise_resident_memory() {
     const WORKERS: usize = 600;
     // The CLI's engine: pooled, with slots kept resident where the kernel can say which
     // pages a guest touched.
-    let host = host_with(HostConfig { pooling: true, max_workers: Some(WORKERS + 8), ..Default::default() });
+    let host = host_with(HostConfig { pooling: Pooling::Own, max_workers: Some(WORKERS + 8), ..Default::default() });
     let echo = host.load(guest("echo")).unwrap();
     let mut workers: Vec<_> =
         (0..WORKERS).map(|i| host.spawn(&echo, WorkerOptions::named(format!("idle-{i}"))).unwrap()).collect();

@@ -1,19 +1,20 @@
 //! Resident memory per idle worker: spawns 1,000 and then 10,000 idle workers (each has
 //! answered one message, then waits), and prints the growth of this process's resident memory
 //! divided by the number of workers. Criterion measures time, not memory, hence a binary:
-//!     cargo run --release -p wasm-workers-benches --bin memory [-- --pooling]
+//!     cargo run --release -p wasm-workers-benches --bin memory [-- --no-pooling]
 //! 10,000 workers need more memory mappings than Linux allows by default
 //! (`vm.max_map_count` = 65530; each worker takes about nine): raise it first, e.g.
 //! `sysctl -w vm.max_map_count=262144`, or the host refuses workers past its limit.
 
-use wasm_workers::{Codec, Host, HostConfig, Message, WorkerOptions};
+use wasm_workers::{Codec, Host, HostConfig, Message, Pooling, WorkerOptions};
 use wasm_workers_benches::{answer, load, resident_bytes};
 
 fn main() {
-    // `--pooling`: instances from the pooling allocator (as the CLI runs), not one by one.
-    let pooling = std::env::args().any(|arg| arg == "--pooling");
+    // The library's default host (the process's shared pool); `--no-pooling`: instances
+    // mapped one by one.
+    let pooling = if std::env::args().any(|arg| arg == "--no-pooling") { Pooling::Off } else { Pooling::Shared };
     let host = Host::with_config(HostConfig { pooling, ..HostConfig::default() }).expect("the engine starts");
-    println!("pooling allocator: {}", if pooling { "on" } else { "off" });
+    println!("pooling: {pooling:?}");
     let bounce = load(&host, "bounce");
     // Warm up: the first spawn maps the engine's code and the allocator's arenas.
     let mut first = host.spawn(&bounce, WorkerOptions::default()).unwrap();

@@ -135,7 +135,7 @@ impl EngineArgs {
             cache_dir,
             allow_precompiled: self.allow_precompiled,
             // One host per process: the pool's address space is ours to reserve.
-            pooling: true,
+            pooling: wasm_workers::Pooling::Own,
             ..HostConfig::default()
         };
         Ok(Host::with_config(config)?)

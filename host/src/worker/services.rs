@@ -63,7 +63,8 @@ pub(crate) struct Services {
     pub(crate) default_limits: Limits,
     pub(crate) threads: Threads,
     pub(crate) ledger: Ledger,
-    pub(crate) deadline_ticker: Once,
+    /// Started once per engine: a host that shares the process's engine shares its ticker.
+    pub(crate) deadline_ticker: Arc<Once>,
     /// Failures of workers that have no parent to tell (shared workers).
     pub(crate) shared_failures: tokio::sync::broadcast::Sender<ErrorEvent>,
 }
