@@ -93,7 +93,9 @@ pub enum Pooling {
     /// The process's pool, reserved when the first host that uses it starts and shared with
     /// every other such host (one engine for them all), sized for the default
     /// [`HostConfig::max_workers`]. A host allowed more workers than it holds, or a process
-    /// that cannot reserve it (limited address space), gets instances mapped one by one.
+    /// that cannot reserve it (limited address space), gets instances mapped one by one. The
+    /// hosts sharing it run at most that many workers together: past it, a new worker fails
+    /// to start with an error event that says so.
     #[default]
     Shared,
     /// A pool of this host's own, sized for its [`HostConfig::max_workers`] (the CLI's
