@@ -95,7 +95,10 @@ pub enum Pooling {
     /// [`HostConfig::max_workers`]. A host allowed more workers than it holds, or a process
     /// that cannot reserve it (limited address space), gets instances mapped one by one. The
     /// hosts sharing it run at most that many workers together: past it, a new worker fails
-    /// to start with an error event that says so.
+    /// to start with an error event that says so. A component that needs more of a pool slot
+    /// than it has (more than 8 core instances, 1 memory, 4 tables or 100,000 table
+    /// elements) fails the same way: give its host `Pooling::Off`. The reservation, and the
+    /// pages kept resident in returned slots, last as long as the process.
     #[default]
     Shared,
     /// A pool of this host's own, sized for its [`HostConfig::max_workers`] (the CLI's

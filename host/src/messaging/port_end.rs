@@ -340,9 +340,11 @@ impl PortCore {
             Owner::Transit | Owner::Worker { .. } => {
                 state.close_pending = true;
                 let wake = self.flush_locked(&mut state);
-                state.release_keepalive();
                 drop(state);
+                // The task that delivers the close is queued before the port stops keeping its
+                // worker alive: else the worker could end idle in between, never told.
                 self.wake(wake);
+                self.lock().release_keepalive();
                 return;
             }
         }

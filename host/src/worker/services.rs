@@ -179,7 +179,8 @@ impl Services {
 
     /// Starts the thread that advances the engine's epoch every [`DEADLINE_TICK`], so that
     /// running guests check their CPU deadline; once, when the first worker with a deadline
-    /// starts. It ends when the engine is dropped.
+    /// starts. It ends when the engine is dropped: never, for the process's shared engine,
+    /// whose hosts share one ticker.
     pub(crate) fn start_deadline_ticker(&self) {
         self.deadline_ticker.call_once(|| {
             let engine = self.engine.weak();
