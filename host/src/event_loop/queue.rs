@@ -230,15 +230,11 @@ impl<T> TaskQueue<T> {
     /// Queues `task` without being a sender (for those who do not keep the worker alive:
     /// ports, the shared-worker registry). Returns it back if the queue is closed.
     pub(crate) fn push(&self, task: T) -> Result<(), T> {
-        let mut state = self.lock();
+        let state = self.lock();
         if state.closed {
             return Err(task);
         }
-        state.tasks.push_back(task);
-        self.pushes.fetch_add(1, Ordering::Release);
-        self.activate(&mut state);
-        let notify = self.wake(&mut state);
-        self.unlock_and_notify(state, notify);
+        self.enqueue(state, task);
         Ok(())
     }
 
@@ -254,12 +250,18 @@ impl<T> TaskQueue<T> {
         }
         state.queued_messages += 1;
         state.queued_bytes += len;
+        self.enqueue(state, task);
+        Ok(())
+    }
+
+    /// Appends `task` to the open queue whose lock `state` is, activates the worker, and
+    /// wakes it (after unlocking) if it waits.
+    fn enqueue(&self, mut state: MutexGuard<'_, QueueState<T>>, task: T) {
         state.tasks.push_back(task);
         self.pushes.fetch_add(1, Ordering::Release);
         self.activate(&mut state);
         let notify = self.wake(&mut state);
         self.unlock_and_notify(state, notify);
-        Ok(())
     }
 
     /// Counts one more reason for the worker to stay alive though no sender is left.

@@ -284,7 +284,7 @@ pub(crate) fn spawn_root(
         events_tx.send(event).map_err(|refused| (DropReason::ReceiverGone, refused.0))
     });
     let worker_limits = options.limits;
-    let inbox = HostInbox { sink, message_size: limits.message_size };
+    let inbox = HostInbox::new(sink);
     let (sender, control, queue) = spawn(services, component, options, ParentLink::Host(inbox), None)?;
     Ok(WorkerHandle {
         name,

@@ -16,8 +16,16 @@ pub(crate) type EventSink = Box<dyn Fn(WorkerEvent) -> Result<(), (DropReason, W
 /// or a pool's dispatcher. Called on the worker's thread for each event; it must not block.
 pub(crate) struct HostInbox {
     pub(crate) sink: EventSink,
-    /// The largest message it accepts: the worker's own queue limit.
+    /// The largest message it accepts: the worker's own queue limit, set by
+    /// [`spawn`](super::spawn::spawn) once the worker's limits are known.
     pub(crate) message_size: usize,
+}
+
+impl HostInbox {
+    /// The host program's side of a worker that `sink` receives the events of.
+    pub(crate) fn new(sink: EventSink) -> Self {
+        HostInbox { sink, message_size: usize::MAX }
+    }
 }
 
 /// Handed to the host program's channel is delivered: the host program has it.

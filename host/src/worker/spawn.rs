@@ -52,11 +52,15 @@ pub(crate) fn spawn(
     services: &Arc<Services>,
     component: &Component,
     mut options: WorkerOptions,
-    parent: ParentLink,
+    mut parent: ParentLink,
     shared: Option<String>,
 ) -> Result<(WorkerSender, Arc<Control>, Arc<WorkerQueue>), SpawnFailure> {
     // The host's defaults fill in what the worker's own limits leave open.
     options.limits = options.limits.or(services.default_limits);
+    if let ParentLink::Host(inbox) = &mut parent {
+        // The host program's side is bounded like the worker's own queue.
+        inbox.message_size = options.limits.queue().message_size;
+    }
     // Counted in before anything is made, and out again on every failure below.
     if !services.reserve_worker() {
         return Err(SpawnFailure::Limit(format!("this host runs its limit of {} workers", services.max_workers)));
