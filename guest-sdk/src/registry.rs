@@ -5,6 +5,7 @@
 use crate::*;
 
 /// The ports and buffers transferred with a message that arrived.
+#[inline]
 pub(crate) fn received(transfer: Vec<types::Transferable>) -> (Vec<Port>, Vec<Buffer>) {
     let (mut ports, mut buffers) = (Vec::new(), Vec::new());
     for object in transfer {

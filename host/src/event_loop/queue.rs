@@ -30,8 +30,9 @@ pub(crate) struct TaskQueue<T> {
     /// this queue's lock may be held while taking the parent's, never the other way round.
     parent: Option<Arc<TaskQueue<T>>>,
     quiescence: Arc<Quiescence>,
-    /// Bumped by every push and interrupt, so that a spinning receiver sees them without
-    /// taking the lock.
+    /// Bumped by every push and interrupt while the receiver spins
+    /// ([`QueueState::spinning`]), so that it sees them without taking the lock. Not bumped
+    /// otherwise: a locked increment per message is a measurable share of a post.
     pushes: AtomicUsize,
     /// How long [`next`](Self::next) spins before it sleeps.
     spin: Duration,
@@ -59,6 +60,9 @@ struct QueueState<T> {
     interrupted: bool,
     /// The receiver is blocked in `next`, so a push must wake it.
     waiting: bool,
+    /// The receiver spins in `next` watching `pushes`, so a push must bump it. Set and
+    /// cleared under the lock, so a push sees it whenever the spin could miss the push.
+    spinning: bool,
     /// Pending timers (counted in `keepalive` too).
     timers: usize,
     /// The worker is counted out of its host's busy workers (see [`Quiescence`]).
@@ -91,6 +95,7 @@ impl<T> TaskQueue<T> {
                 queued_bytes: 0,
                 interrupted: false,
                 waiting: false,
+                spinning: false,
                 timers: 0,
                 quiet: false,
                 room_wanted: false,
@@ -201,6 +206,7 @@ impl<T> TaskQueue<T> {
             }
             if !spun {
                 spun = true;
+                state.spinning = true;
                 let seen = self.pushes.load(Ordering::Acquire);
                 drop(state);
                 let start = Instant::now();
@@ -208,6 +214,7 @@ impl<T> TaskQueue<T> {
                     std::hint::spin_loop();
                 }
                 state = self.lock();
+                state.spinning = false;
                 continue;
             }
             if state.keepalive == 0 {
@@ -258,10 +265,17 @@ impl<T> TaskQueue<T> {
     /// wakes it (after unlocking) if it waits.
     fn enqueue(&self, mut state: MutexGuard<'_, QueueState<T>>, task: T) {
         state.tasks.push_back(task);
-        self.pushes.fetch_add(1, Ordering::Release);
+        self.signal_spinner(&state);
         self.activate(&mut state);
         let notify = self.wake(&mut state);
         self.unlock_and_notify(state, notify);
+    }
+
+    /// Tells a receiver spinning in `next` that the state changed.
+    fn signal_spinner(&self, state: &QueueState<T>) {
+        if state.spinning {
+            self.pushes.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// Counts one more reason for the worker to stay alive though no sender is left.
@@ -344,7 +358,7 @@ impl<T> TaskQueue<T> {
     pub(crate) fn interrupt(&self) {
         let mut state = self.lock();
         state.interrupted = true;
-        self.pushes.fetch_add(1, Ordering::Release);
+        self.signal_spinner(&state);
         let notify = state.waiting && self.wake(&mut state);
         self.unlock_and_notify(state, notify);
     }

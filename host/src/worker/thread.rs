@@ -109,7 +109,6 @@ pub(super) fn run(component: Component, state: WorkerState) {
 /// Runs tasks until the worker closes, is terminated, fails or is idle for good.
 fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &WorkerQueue) -> Exit {
     let mut batch = VecDeque::new();
-    let mut messages = Vec::new();
     let mut burst = Burst::new();
     loop {
         match queue.next(&mut batch) {
@@ -128,14 +127,28 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
                 LoopTask::Message { source, message } => {
                     // The messages queued behind this one go in the same call; one at a time
                     // under a CPU deadline, which counts per event, as the chapter's tasks do.
-                    messages.push((source, message));
                     let burst_max = if store.data().limits.deadline.is_some() { 1 } else { BURST };
-                    while messages.len() < burst_max && matches!(batch.front(), Some(LoopTask::Message { .. })) {
-                        if let Some(LoopTask::Message { source, message }) = batch.pop_front() {
-                            messages.push((source, message));
+                    let more = batch
+                        .iter()
+                        .take(burst_max - 1)
+                        .take_while(|task| matches!(task, LoopTask::Message { .. }))
+                        .count();
+                    // The senders wrote these bytes on other CPUs: ask for all of them at
+                    // once, so that their cache misses overlap instead of each copy into the
+                    // burst waiting for its own.
+                    burst::prefetch(&message.data);
+                    for task in batch.iter().take(more) {
+                        if let LoopTask::Message { message, .. } = task {
+                            burst::prefetch(&message.data);
                         }
                     }
-                    deliver(store, guest, &mut messages, &mut burst)
+                    // Moved straight from the batch into the burst: a message is not copied
+                    // on its way in between.
+                    let rest = batch.drain(..more).map(|task| match task {
+                        LoopTask::Message { source, message } => (source, message),
+                        _ => unreachable!("the first `more` tasks are messages"),
+                    });
+                    deliver(store, guest, std::iter::once((source, message)).chain(rest), &mut burst)
                 }
                 task => run_task(store, guest, task, &mut burst),
             };
@@ -192,7 +205,7 @@ fn run_task(
             store.data_mut().forget_terminated_child(child);
             Ok(())
         }
-        LoopTask::Message { source, message } => deliver(store, guest, &mut vec![(source, message)], burst),
+        LoopTask::Message { source, message } => deliver(store, guest, std::iter::once((source, message)), burst),
         LoopTask::ChildError { child, error } => {
             store.data_mut().forget_child(child);
             handlers.call_on_error(store, bindings::types::Source::Child(child), &error.into())
@@ -207,13 +220,11 @@ fn run_task(
             // the guest may transfer the port while handling any of them, and the messages
             // behind it must then travel with the port.
             let queue = store.data().queue.clone();
-            let mut one = Vec::with_capacity(1);
             for _ in 0..PORT_BATCH {
                 match port.next_for(&*queue) {
                     Ready::Message(id, message) => {
-                        one.push((Source::Port(id), message));
                         start_task(store)?;
-                        deliver(store, guest, &mut one, burst)?;
+                        deliver(store, guest, std::iter::once((Source::Port(id), message)), burst)?;
                     }
                     Ready::Closed(id) => return handlers.call_on_close(store, bindings::types::Source::Port(id)),
                     Ready::Done => return Ok(()),
@@ -240,7 +251,7 @@ fn run_task(
     }
 }
 
-/// Delivers `messages` (drained) in one `on-messages` call, assembled in `burst` (empty
+/// Delivers `messages` in one `on-messages` call, assembled in `burst` (empty
 /// before, and after unless lowering a transferred object fails, which fails the worker):
 /// each as a `message` event, or a `messageerror` event if its JSON is
 /// malformed. Messages from a child this worker has terminated are dropped (counted as
@@ -248,16 +259,11 @@ fn run_task(
 fn deliver(
     store: &mut Store<WorkerState>,
     guest: &bindings::Worker,
-    messages: &mut Vec<(Source, Message)>,
+    mut messages: impl Iterator<Item = (Source, Message)>,
     burst: &mut Burst,
 ) -> wasmtime::Result<()> {
     let ledger = store.data().services().ledger.clone();
-    // The senders wrote these bytes on other CPUs: ask for all of them at once, so that their
-    // cache misses overlap instead of each copy below waiting for its own.
-    for (_, message) in messages.iter() {
-        burst::prefetch(&message.data);
-    }
-    for (source, mut message) in messages.drain(..) {
+    while let Some((source, mut message)) = messages.next() {
         if let Source::Child(child) = source {
             if store.data().terminated_child(child) {
                 message.settle(&ledger, Some(DropReason::Discarded));
@@ -273,8 +279,22 @@ fn deliver(
             Codec::Json => check_json(&message.data).err().map(|error| format!("malformed JSON: {error}")),
             _ => None,
         };
+        let transferred = match store.data_mut().lower_transfer(&mut message, burst.transfer()) {
+            Ok(transferred) => transferred,
+            Err(error) => {
+                // The worker fails: this message, those before it in the burst and those
+                // behind it are discarded, and counted so.
+                message.settle(&ledger, Some(DropReason::Discarded));
+                event_loop::discard(
+                    messages.by_ref().map(|(source, message)| LoopTask::Message { source, message }),
+                    &ledger,
+                );
+                ledger.dropped(DropReason::Discarded, burst.counted_from(0));
+                burst.clear();
+                return Err(error);
+            }
+        };
         let counted = std::mem::take(&mut message.counted);
-        let transferred = store.data_mut().lower_transfer(&mut message, burst.transfer())?;
         burst.push(source, message.codec, message.data, transferred, error, counted);
     }
     if burst.len() == 0 {
