@@ -54,6 +54,11 @@ pub enum DropReason {
     /// (see [`Host::count_lost`](crate::Host::count_lost)).
     #[error("the output was closed")]
     OutputClosed,
+    /// Lost between two hosts of a lattice: the link to the receiver's host broke (its host
+    /// died, or the messaging server lost it in flight), or a gap in a link's sequence numbers
+    /// showed that it was lost.
+    #[error("the link to its host was lost")]
+    LinkLost,
 }
 
 /// How many messages were dropped, by reason.
@@ -71,12 +76,20 @@ pub struct DroppedMessages {
     pub port_closed: u64,
     /// See [`DropReason::OutputClosed`].
     pub output_closed: u64,
+    /// See [`DropReason::LinkLost`].
+    pub link_lost: u64,
 }
 
 impl DroppedMessages {
     /// All dropped messages, whatever the reason.
     pub fn total(&self) -> u64 {
-        self.receiver_gone + self.discarded + self.queue_full + self.too_large + self.port_closed + self.output_closed
+        self.receiver_gone
+            + self.discarded
+            + self.queue_full
+            + self.too_large
+            + self.port_closed
+            + self.output_closed
+            + self.link_lost
     }
 }
 
@@ -89,6 +102,9 @@ impl fmt::Display for DroppedMessages {
         )?;
         if self.output_closed > 0 {
             write!(f, ", {} not written (output closed)", self.output_closed)?;
+        }
+        if self.link_lost > 0 {
+            write!(f, ", {} link lost", self.link_lost)?;
         }
         Ok(())
     }
@@ -131,6 +147,7 @@ struct Counters {
     too_large: AtomicU64,
     port_closed: AtomicU64,
     output_closed: AtomicU64,
+    link_lost: AtomicU64,
 }
 
 impl Ledger {
@@ -159,6 +176,7 @@ impl Ledger {
             DropReason::TooLarge => &self.0.too_large,
             DropReason::PortClosed => &self.0.port_closed,
             DropReason::OutputClosed => &self.0.output_closed,
+            DropReason::LinkLost => &self.0.link_lost,
         };
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -183,6 +201,7 @@ impl Ledger {
             too_large: c.too_large.load(Ordering::Acquire),
             port_closed: c.port_closed.load(Ordering::Acquire),
             output_closed: c.output_closed.load(Ordering::Acquire),
+            link_lost: c.link_lost.load(Ordering::Acquire),
         };
         let delivered = c.delivered.load(Ordering::Acquire);
         MessageCounts { posted: c.posted.load(Ordering::Acquire), delivered, dropped }

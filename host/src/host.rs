@@ -212,6 +212,7 @@ impl Host {
             ledger: Ledger::default(),
             deadline_ticker,
             shared_failures: tokio::sync::broadcast::Sender::new(64),
+            placer: std::sync::OnceLock::new(),
         })))
     }
 

@@ -60,6 +60,8 @@ mod graph;
 mod host;
 pub mod task;
 
+pub mod lattice;
+
 pub use accounting::{DropReason, DroppedMessages, MessageCounts};
 pub use buffer::{Buffer, BufferError};
 pub use error::{HostError, LoadError, SpawnError};

@@ -19,6 +19,8 @@ pub(crate) struct WorkerStats {
     cpu_nanos: AtomicU64,
     peak_memory: AtomicU64,
     ended: Mutex<Option<String>>,
+    /// The lattice host it runs on, if not this one.
+    host: Mutex<Option<String>>,
 }
 
 /// A snapshot of one worker's statistics.
@@ -42,6 +44,9 @@ pub struct WorkerReport {
     pub peak_memory: u64,
     /// How it ended (`closed`, `idle`, `terminated`, `failed: ...`); `None` while it runs.
     pub ended: Option<String>,
+    /// The id of the lattice host it ran on; `None` for this host. The counters of a worker
+    /// on another host are what crossed to and from it here.
+    pub host: Option<String>,
 }
 
 impl WorkerStats {
@@ -67,6 +72,11 @@ impl WorkerStats {
 
     /// Records the end: how, the thread's CPU time, and the peak memory.
     /// Marks the start of the worker on the calling thread (which may have run others before).
+    /// Records that the worker runs on lattice host `host`.
+    pub(crate) fn set_host(&self, host: &str) {
+        *self.host.lock().unwrap_or_else(|p| p.into_inner()) = Some(host.to_string());
+    }
+
     pub(crate) fn started(&self) {
         self.cpu_nanos.store(thread_cpu_time().as_nanos() as u64, Ordering::Relaxed);
     }
@@ -75,6 +85,11 @@ impl WorkerStats {
         let start = Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed));
         self.cpu_nanos.store(thread_cpu_time().saturating_sub(start).as_nanos() as u64, Ordering::Relaxed);
         self.peak_memory.store(peak_memory as u64, Ordering::Relaxed);
+        *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(how);
+    }
+
+    /// Records how a worker on another host ended (its CPU time and memory are that host's).
+    pub(crate) fn ended_elsewhere(&self, how: String) {
         *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(how);
     }
 
@@ -96,6 +111,7 @@ impl WorkerStats {
             cpu_time: Duration::from_nanos(cpu_nanos),
             peak_memory: self.peak_memory.load(Ordering::Relaxed),
             ended,
+            host: self.host.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use wasm_workers::{Host, HostConfig};
 
 mod graph;
+mod lattice;
 mod run;
 mod stdin;
 mod stdout;
@@ -45,6 +46,14 @@ enum Command {
     /// parent is written to stdout as a JSON line. Ends when that worker closes, fails, or has
     /// nothing left to do after stdin ends.
     Run(RunArgs),
+    /// Serve a lattice: join it on a NATS server and run the workers other hosts place here,
+    /// until Ctrl-C or SIGTERM (its workers are then terminated, and their parents told).
+    Host(lattice::HostArgs),
+    /// List the live hosts of a lattice.
+    Hosts {
+        #[command(flatten)]
+        lattice: LatticeArgs,
+    },
     /// Check a worker graph's manifest, loading every component, without starting anything.
     Check {
         /// The manifest.
@@ -124,6 +133,62 @@ pub struct RunArgs {
     memory_budget: Option<u64>,
     #[command(flatten)]
     engine: EngineArgs,
+    /// Place the workers that ask for it (`place-spawns` in a manifest) on this lattice.
+    #[command(flatten)]
+    lattice: LatticeArgs,
+}
+
+/// How to reach a lattice.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LatticeArgs {
+    /// The NATS server of the lattice (`nats://HOST:PORT`).
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// The lattice's name on that server.
+    #[arg(long, value_name = "NAME", requires = "nats")]
+    lattice: Option<String>,
+    /// A NATS credentials file.
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    nats_creds: Option<PathBuf>,
+    /// A NATS authentication token.
+    #[arg(long, value_name = "TOKEN", requires = "nats")]
+    nats_token: Option<String>,
+    /// Require TLS to the NATS server.
+    #[arg(long, requires = "nats")]
+    nats_tls: bool,
+    /// A root certificate (PEM) to trust for the NATS server.
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    nats_ca: Option<PathBuf>,
+}
+
+impl LatticeArgs {
+    /// The lattice to join, if `--nats` was given.
+    ///
+    /// # Errors
+    ///
+    /// `--nats` without `--lattice`.
+    fn options(&self) -> anyhow::Result<Option<wasm_workers::lattice::LatticeOptions>> {
+        let Some(url) = &self.nats else { return Ok(None) };
+        let Some(name) = &self.lattice else { anyhow::bail!("--nats needs --lattice NAME") };
+        Ok(Some(wasm_workers::lattice::LatticeOptions {
+            url: url.clone(),
+            name: name.clone(),
+            credentials: self.nats_creds.clone(),
+            token: self.nats_token.clone(),
+            tls: self.nats_tls,
+            root_certificate: self.nats_ca.clone(),
+        }))
+    }
+
+    /// The lattice to join, which must be given.
+    ///
+    /// # Errors
+    ///
+    /// Without `--nats` and `--lattice`, or if the lattice cannot be reached.
+    fn connect(&self) -> anyhow::Result<wasm_workers::lattice::Lattice> {
+        let Some(options) = self.options()? else { anyhow::bail!("--nats URL and --lattice NAME are needed") };
+        Ok(wasm_workers::lattice::Lattice::connect(&options)?)
+    }
 }
 
 impl EngineArgs {
@@ -158,6 +223,8 @@ fn default_cache_dir() -> Option<PathBuf> {
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Host(args) => lattice::host(args),
+        Command::Hosts { lattice } => lattice::hosts(&lattice),
         Command::Check { manifest, engine } => {
             let graph = graph::check(&manifest, &engine.host(None, None)?)?;
             println!("{}: ok, entry `{}`", manifest.display(), graph.entry());

@@ -16,6 +16,15 @@ use super::{RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_CLOSED}
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let host = args.engine.host(args.hardware_concurrency, args.memory_budget)?;
+    // Joined before anything starts: a worker whose spawns are placed needs it from its start.
+    let lattice = match args.lattice.options()? {
+        Some(options) => {
+            let lattice = wasm_workers::lattice::Lattice::connect(&options)?;
+            lattice.place_from(&host);
+            Some(lattice)
+        }
+        None => None,
+    };
     let shared_failures = host.watch_shared_failures();
     let is_graph = args.path.extension().is_some_and(|ext| ext == "toml");
     let (entry, others) = if is_graph {
@@ -49,6 +58,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.stats {
         print_stats(&host);
     }
+    drop(lattice);
     // Nothing is lost silently: a run that ended with messages undelivered says so (but for
     // a run whose stdout was closed: its reader chose to stop, as `head` does, and what the
     // workers had on their way is lost by that choice; `--stats` still counts it).
@@ -396,8 +406,8 @@ fn print_stats(host: &Host) {
     let mut out = std::io::stderr().lock();
     let _ = writeln!(
         out,
-        "{:<16} {:<22} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10}  ended",
-        "worker", "component", "msgs in", "msgs out", "bytes in", "bytes out", "cpu", "peak mem"
+        "{:<16} {:<22} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10}  {:<12} ended",
+        "worker", "component", "msgs in", "msgs out", "bytes in", "bytes out", "cpu", "peak mem", "host"
     );
     for report in &reports {
         let component = std::path::Path::new(&report.location)
@@ -405,7 +415,7 @@ fn print_stats(host: &Host) {
             .map_or(report.location.clone(), |f| f.to_string_lossy().into_owned());
         let _ = writeln!(
             out,
-            "{:<16} {:<22} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10}  {}",
+            "{:<16} {:<22} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10}  {:<12} {}",
             if report.name.is_empty() { "(unnamed)" } else { &report.name },
             component,
             report.messages_in,
@@ -414,6 +424,7 @@ fn print_stats(host: &Host) {
             report.bytes_out,
             format!("{:.1}ms", report.cpu_time.as_secs_f64() * 1000.0),
             format!("{} KiB", report.peak_memory / 1024),
+            report.host.as_deref().unwrap_or("(here)"),
             report.ended.as_deref().unwrap_or("running"),
         );
     }

@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use crate::host::Host;
 use crate::limits::Limits;
+use crate::worker::Placement;
 
 use super::start::Graph;
 
@@ -60,9 +61,30 @@ pub(super) struct WorkerEntry {
     pub(super) limits: LimitsEntry,
     #[serde(default)]
     pub(super) spawns: Vec<String>,
+    /// Where the workers it spawns run, when the graph runs on a lattice.
+    pub(super) place_spawns: Option<Spanned<PlacementEntry>>,
     /// Whether it may read the time of day.
     #[serde(default)]
     pub(super) wall_clock: bool,
+}
+
+/// A placement: `"any"`, `{ host = "ID" }` or `{ labels = { k = "v" } }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum PlacementEntry {
+    Word(String),
+    Table { host: Option<String>, labels: Option<BTreeMap<String, String>> },
+}
+
+impl PlacementEntry {
+    pub(super) fn placement(&self) -> Result<Placement, String> {
+        match self {
+            PlacementEntry::Word(word) if word == "any" => Ok(Placement::Any),
+            PlacementEntry::Table { host: Some(host), labels: None } => Ok(Placement::Host(host.clone())),
+            PlacementEntry::Table { host: None, labels: Some(labels) } => Ok(Placement::Labels(labels.clone())),
+            _ => Err("expected \"any\", { host = \"ID\" } or { labels = { key = \"value\" } }".to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,6 +338,12 @@ impl Manifest {
                 ));
             }
             worker.limits.check(self, &format!("workers.{key}.limits"), worker.component.span())?;
+            if let Some(place) = &worker.place_spawns {
+                place
+                    .get_ref()
+                    .placement()
+                    .map_err(|why| self.error(Some(place.span()), format!("workers.{key}.place-spawns: {why}")))?;
+            }
         }
         for (key, shared) in &self.shared {
             shared.limits.check(self, &format!("shared.{key}.limits"), shared.component.span())?;

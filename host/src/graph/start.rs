@@ -95,6 +95,8 @@ impl Graph {
                 capabilities,
                 limits,
                 channels: channels.remove(key).unwrap_or_default(),
+                // Checked when the manifest was validated.
+                spawn_placement: worker.place_spawns.as_ref().and_then(|place| place.get_ref().placement().ok()),
             };
             let mut handle = match host.spawn(&self.components[&format!("workers.{key}")], options) {
                 Ok(handle) => handle,

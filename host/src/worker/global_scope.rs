@@ -18,6 +18,7 @@ use crate::messaging::{self, MessagePort};
 
 use super::options::WorkerOptions;
 use super::parent::ParentLink;
+use super::remote::spawn_remote;
 use super::shared_workers::Starter;
 use super::spawn::spawn;
 use super::state::{WorkerState, MIN_PRUNE};
@@ -136,6 +137,19 @@ impl HostWorker for WorkerState {
         };
         let id = self.next_child;
         self.next_child += 1;
+        let placer = self.spawn_placement.as_ref().and_then(|placement| Some((placement, self.services.placer.get()?)));
+        if let Some((placement, placer)) = placer {
+            // Placed on another host: the same limits travel with it; no capabilities do.
+            let name = options.name.unwrap_or_default();
+            let parent = FromChild { queue: self.queue.clone(), child: id };
+            let (sender, control) =
+                match spawn_remote(&self.services, &**placer, &component, placement, &name, self.limits, parent) {
+                    Ok(spawned) => spawned,
+                    Err(why) => return Ok(Err(format!("cannot start `{location}` on the lattice: {why}"))),
+                };
+            self.children.insert(id, (control.clone(), charge));
+            return Ok(Ok(self.table.push(ChildWorker { id, sender, control })?));
+        }
         let parent = ParentLink::Worker(FromChild { queue: self.queue.clone(), child: id });
         // A child gets no capabilities and no channels (only what its parent sends it), and
         // its parent's limits: spawning is no way around them.
@@ -220,6 +234,7 @@ pub(super) fn post_error(reason: DropReason) -> Result<(), types::PostError> {
         | DropReason::InputEnded
         | DropReason::Discarded
         | DropReason::PortClosed
-        | DropReason::OutputClosed => Ok(()),
+        | DropReason::OutputClosed
+        | DropReason::LinkLost => Ok(()),
     }
 }

@@ -15,6 +15,10 @@ pub struct WorkerOptions {
     pub limits: Limits,
     /// Ports handed to the worker at start, by label (`take-channel`).
     pub channels: Vec<(String, MessagePort)>,
+    /// Where the workers this worker spawns run: `None` (the default) on this host; otherwise
+    /// on a host of the lattice this host has joined that matches (see
+    /// [`Placement`]). Without a lattice, its children run here whatever this says.
+    pub spawn_placement: Option<Placement>,
 }
 
 impl WorkerOptions {
@@ -50,4 +54,15 @@ pub struct Preopen {
     pub guest: String,
     /// Whether the guest may only read.
     pub read_only: bool,
+}
+
+/// Where on a lattice a worker runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Any live host with a free worker slot: the one with the most free slots.
+    Any,
+    /// A live host with a free slot whose labels include all of these.
+    Labels(std::collections::BTreeMap<String, String>),
+    /// The host with this id.
+    Host(String),
 }

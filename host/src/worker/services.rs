@@ -23,6 +23,7 @@ use crate::threads::Threads;
 use wasm_workers_protocol::ErrorEvent;
 
 use super::component::{self, Component};
+use super::remote::Placer;
 use super::shared_workers::SharedWorkers;
 use super::state::WorkerState;
 use super::timers::Timers;
@@ -67,6 +68,8 @@ pub(crate) struct Services {
     pub(crate) deadline_ticker: Arc<Once>,
     /// Failures of workers that have no parent to tell (shared workers).
     pub(crate) shared_failures: tokio::sync::broadcast::Sender<ErrorEvent>,
+    /// How workers are placed on other hosts, once this host has joined a lattice.
+    pub(crate) placer: std::sync::OnceLock<Arc<dyn Placer>>,
 }
 
 impl Services {

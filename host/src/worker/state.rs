@@ -21,7 +21,7 @@ use crate::stats::WorkerStats;
 use crate::stdio::GuestOutput;
 
 use super::component::Component;
-use super::options::WorkerOptions;
+use super::options::{Placement, WorkerOptions};
 use super::parent::ParentLink;
 use super::services::Services;
 use super::timers::TimerKey;
@@ -69,6 +69,8 @@ pub(crate) struct WorkerState {
     pub(super) limiter: Limiter,
     /// This worker's limits, which its children inherit.
     pub(crate) limits: Limits,
+    /// Where the workers it spawns run (`None`: here).
+    pub(super) spawn_placement: Option<Placement>,
     /// What this worker makes the host hold, its linear memory included.
     pub(super) budget: Arc<Budget>,
     pub(super) stats: Arc<WorkerStats>,
@@ -135,6 +137,7 @@ impl WorkerState {
             channels: HashMap::new(),
             limiter: Limiter::new(options.limits, budget.clone()),
             limits: options.limits,
+            spawn_placement: options.spawn_placement,
             budget,
             stats,
         };

@@ -1,0 +1,68 @@
+//! The lattice's hosts: each advertises itself in the hosts' bucket, under its id, and
+//! refreshes the entry every [`HEARTBEAT`](super::HEARTBEAT); the bucket forgets an entry
+//! [`HOST_TTL`](super::HOST_TTL) after its last write, so the live hosts are the bucket's keys.
+
+use std::collections::BTreeMap;
+
+use async_nats::jetstream::kv;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+/// A host as it advertises itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Its id on the lattice.
+    pub id: String,
+    /// Its processors.
+    pub cores: u32,
+    /// The most workers it runs for the lattice at once.
+    pub max_workers: usize,
+    /// Workers it runs for the lattice now.
+    pub running: usize,
+    /// Workers it has run for the lattice since it joined.
+    pub started: u64,
+    /// Its labels, matched by placements.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl HostInfo {
+    /// Its free worker slots.
+    pub fn free(&self) -> usize {
+        self.max_workers.saturating_sub(self.running)
+    }
+}
+
+/// Writes `info` as the host's entry.
+pub(super) async fn advertise(hosts: &kv::Store, info: &HostInfo) -> Result<(), String> {
+    let value = serde_json::to_vec(info).map_err(|error| error.to_string())?;
+    hosts.put(&info.id, value.into()).await.map_err(|error| format!("cannot advertise host `{}`: {error}", info.id))?;
+    Ok(())
+}
+
+/// Removes the host's entry (it leaves).
+pub(super) async fn withdraw(hosts: &kv::Store, id: &str) {
+    let _ = hosts.purge(id).await;
+}
+
+/// The live hosts, by id.
+pub(super) async fn live(hosts: &kv::Store) -> Result<Vec<HostInfo>, String> {
+    let mut keys = match hosts.keys().await {
+        Ok(keys) => keys,
+        Err(error) => return Err(format!("cannot list the lattice's hosts: {error}")),
+    };
+    let mut ids = Vec::new();
+    while let Some(key) = keys.next().await {
+        ids.push(key.map_err(|error| format!("cannot list the lattice's hosts: {error}"))?);
+    }
+    let mut found = Vec::new();
+    for id in ids {
+        // An entry may expire between the listing and the read: it is simply gone.
+        if let Ok(Some(value)) = hosts.get(&id).await {
+            if let Ok(info) = serde_json::from_slice::<HostInfo>(&value) {
+                found.push(info);
+            }
+        }
+    }
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(found)
+}

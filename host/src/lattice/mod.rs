@@ -1,0 +1,233 @@
+//! The lattice: one worker graph across hosts, on NATS.
+//!
+//! Hosts join a lattice by name on a NATS server. Each advertises itself in the lattice's
+//! key-value bucket of hosts, refreshed every second and forgotten three seconds after its last
+//! refresh ([`hosts`]). A worker whose children are placed on the lattice has each child
+//! started on a host chosen by free slots and labels ([`place`]); the component travels by
+//! its SHA-256 through the lattice's object store, and the chosen host verifies it and
+//! compiles it with its own cache ([`serve`]). Messages between a parent and its remote child
+//! travel on core NATS subjects of their own, numbered so that a gap is never silent
+//! ([`wire`]).
+//!
+//! Subjects, with `P` = `wasm-workers.<lattice>`:
+//! - `P.host.<id>.spawn`: request to start a worker on host `<id>`; the reply says whether it
+//!   started.
+//! - `P.worker.<uid>.in`: the parent's messages to remote worker `<uid>`, in order.
+//! - `P.worker.<uid>.out`: the remote worker's events to its parent (messages, its end).
+//! - `P.worker.<uid>.terminate`: the parent terminates it.
+//!
+//! Buckets: `wasm-workers-<lattice>-hosts` (key-value, one entry per live host) and
+//! `wasm-workers-<lattice>-components` (objects, one per component, named by its hash).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, object_store, stream};
+
+mod hosts;
+mod place;
+mod serve;
+mod wire;
+
+pub use hosts::HostInfo;
+pub use serve::{serve, ServeOptions};
+
+/// How long a host's advertisement lives without a refresh: a host that stops refreshing it
+/// (it died) is gone from the lattice this long after its last refresh.
+pub const HOST_TTL: Duration = Duration::from_secs(3);
+
+/// How often a host refreshes its advertisement.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long a request to another host (to start a worker) waits for its answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to reach a lattice.
+#[derive(Clone, Debug, Default)]
+pub struct LatticeOptions {
+    /// The NATS server (`nats://host:port`; several separated by commas).
+    pub url: String,
+    /// The lattice's name: hosts that join the same name on the same server form one lattice.
+    /// Letters, digits, `-` and `_`.
+    pub name: String,
+    /// A NATS credentials file (JWT and NKey seed).
+    pub credentials: Option<PathBuf>,
+    /// A token, for a server that authenticates by token.
+    pub token: Option<String>,
+    /// Require TLS to the server.
+    pub tls: bool,
+    /// A root certificate (PEM) to trust for the server's TLS certificate.
+    pub root_certificate: Option<PathBuf>,
+}
+
+/// Why joining or using a lattice failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LatticeError {
+    /// The lattice's name cannot be part of a subject or bucket name.
+    #[error("invalid lattice name `{0}`: use letters, digits, `-` and `_`")]
+    InvalidName(String),
+    /// The server could not be reached, or refused the connection.
+    #[error("cannot connect to the NATS server at {url}: {cause}")]
+    Connect {
+        /// The server's address.
+        url: String,
+        /// Why.
+        cause: String,
+    },
+    /// The server has no JetStream (start it with `-js`), or refused the lattice's buckets.
+    #[error(
+        "the NATS server at {url} cannot keep the lattice's buckets (is JetStream on, `nats-server -js`?): {cause}"
+    )]
+    JetStream {
+        /// The server's address.
+        url: String,
+        /// Why.
+        cause: String,
+    },
+    /// Another step on the lattice failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A connection to a lattice, with the runtime its I/O runs on. Cheap to clone.
+#[derive(Clone)]
+pub struct Lattice(Arc<Inner>);
+
+struct Inner {
+    runtime: tokio::runtime::Runtime,
+    client: async_nats::Client,
+    hosts: kv::Store,
+    components: object_store::ObjectStore,
+    name: String,
+    url: String,
+}
+
+impl Lattice {
+    /// Connects to the lattice `options.name` on the server at `options.url`, creating its
+    /// buckets if it is the first to come. Blocks; call it outside an async runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`LatticeError`] if the name is invalid, the server cannot be reached or refuses, or it
+    /// has no JetStream.
+    pub fn connect(options: &LatticeOptions) -> Result<Lattice, LatticeError> {
+        let valid =
+            !options.name.is_empty() && options.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(LatticeError::InvalidName(options.name.clone()));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("lattice")
+            .enable_all()
+            .build()
+            .map_err(|error| LatticeError::Other(format!("cannot start the lattice's runtime: {error}")))?;
+        let url = options.url.clone();
+        let connect_error = |cause: String| LatticeError::Connect { url: url.clone(), cause };
+        let (client, hosts, components) = runtime.block_on(async {
+            let mut connect = async_nats::ConnectOptions::new()
+                .name("wasm-workers")
+                .connection_timeout(Duration::from_secs(5))
+                .max_reconnects(Some(5));
+            if let Some(path) = &options.credentials {
+                connect = connect
+                    .credentials_file(path)
+                    .await
+                    .map_err(|error| connect_error(format!("credentials {}: {error}", path.display())))?;
+            }
+            if let Some(token) = &options.token {
+                connect = connect.token(token.clone());
+            }
+            if options.tls {
+                connect = connect.require_tls(true);
+            }
+            if let Some(path) = &options.root_certificate {
+                connect = connect.add_root_certificates(path.clone());
+            }
+            let client = tokio::time::timeout(Duration::from_secs(5), connect.connect(&options.url))
+                .await
+                .map_err(|_| connect_error("no answer within 5 s".to_string()))?
+                .map_err(|error| connect_error(error.to_string()))?;
+            let (hosts, components) = buckets(&client, &options.name)
+                .await
+                .map_err(|cause| LatticeError::JetStream { url: url.clone(), cause })?;
+            Ok::<_, LatticeError>((client, hosts, components))
+        })?;
+        Ok(Lattice(Arc::new(Inner { runtime, client, hosts, components, name: options.name.clone(), url })))
+    }
+
+    /// The lattice's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The NATS server's address it was reached at.
+    pub fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    /// The live hosts of the lattice, by id.
+    ///
+    /// # Errors
+    ///
+    /// If the hosts' bucket cannot be read.
+    pub fn hosts(&self) -> Result<Vec<HostInfo>, LatticeError> {
+        self.block_on(hosts::live(&self.0.hosts)).map_err(LatticeError::Other)
+    }
+
+    /// Places the children of workers of `host` that ask for a placement on this lattice
+    /// (see [`WorkerOptions::spawn_placement`](crate::WorkerOptions)). A host joins one
+    /// lattice at most; joining again keeps the first.
+    pub fn place_from(&self, host: &crate::host::Host) {
+        let placer = Arc::new(place::NatsPlacer::new(self.clone()));
+        let _ = host.services().placer.set(placer);
+    }
+
+    fn prefix(&self) -> String {
+        format!("wasm-workers.{}", self.0.name)
+    }
+
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.0.runtime.block_on(future)
+    }
+
+    fn spawn<F>(&self, future: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.0.runtime.spawn(future);
+    }
+}
+
+/// The lattice's buckets, made if they are not there yet. Made as streams directly: the
+/// client's own bucket-making asks the server for account details that servers before 2.10
+/// do not send.
+async fn buckets(client: &async_nats::Client, lattice: &str) -> Result<(kv::Store, object_store::ObjectStore), String> {
+    let js = jetstream::new(client.clone());
+    let hosts = format!("wasm-workers-{lattice}-hosts");
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{hosts}"),
+        subjects: vec![format!("$KV.{hosts}.>")],
+        max_messages_per_subject: 1,
+        max_age: HOST_TTL,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await
+    .map_err(|error| format!("bucket {hosts}: {error}"))?;
+    let hosts = js.get_key_value(&hosts).await.map_err(|error| format!("bucket {hosts}: {error}"))?;
+    let components = format!("wasm-workers-{lattice}-components");
+    let components = match js.get_object_store(&components).await {
+        Ok(store) => store,
+        Err(_) => js
+            .create_object_store(object_store::Config { bucket: components.clone(), ..Default::default() })
+            .await
+            .map_err(|error| format!("bucket {components}: {error}"))?,
+    };
+    Ok((hosts, components))
+}

@@ -1,0 +1,291 @@
+//! The serving side: a host of the lattice (`wasm-workers host`) runs the workers placed on
+//! it, each as one of its own root workers whose parent is on another host.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio::task::JoinSet;
+
+use crate::accounting::DropReason;
+use crate::host::Host;
+use crate::messaging::{Codec, Message};
+use crate::worker::{CloseReason, WorkerEvent, WorkerHandle, WorkerOptions};
+
+use super::hosts::{self, HostInfo};
+use super::place::WireError;
+use super::wire::{self, Kind, Sequence, SpawnReply, SpawnRequest};
+use super::{Lattice, LatticeError, HEARTBEAT};
+
+/// How a host serves the lattice.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Its id on the lattice; unique among the live hosts.
+    pub id: String,
+    /// Its labels, matched by placements.
+    pub labels: BTreeMap<String, String>,
+    /// The most workers it runs for the lattice at once.
+    pub max_workers: usize,
+    /// Where it keeps the components it was sent, by hash.
+    pub component_dir: PathBuf,
+}
+
+/// What the serving tasks share.
+struct Serving {
+    host: Host,
+    lattice: Lattice,
+    options: ServeOptions,
+    running: AtomicUsize,
+    started: AtomicU64,
+    /// Set when the host leaves: every pump terminates its worker.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// Serves the lattice as host `options.id` until `stop` resolves; then terminates the
+/// workers it runs (their parents hear that they were terminated), leaves the lattice and
+/// returns. Blocks; call it outside an async runtime.
+///
+/// # Errors
+///
+/// If the host cannot subscribe to its subjects or advertise itself, or another host of the
+/// lattice has its id.
+pub fn serve(
+    host: &Host,
+    lattice: &Lattice,
+    options: ServeOptions,
+    stop: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), LatticeError> {
+    std::fs::create_dir_all(&options.component_dir)
+        .map_err(|error| LatticeError::Other(format!("cannot make {}: {error}", options.component_dir.display())))?;
+    let serving = Arc::new(Serving {
+        host: host.clone(),
+        lattice: lattice.clone(),
+        options,
+        running: AtomicUsize::new(0),
+        started: AtomicU64::new(0),
+        stopping: tokio::sync::watch::Sender::new(false),
+    });
+    lattice.block_on(serve_until(serving, stop))
+}
+
+async fn serve_until(serving: Arc<Serving>, stop: impl std::future::Future<Output = ()>) -> Result<(), LatticeError> {
+    let lattice = &serving.lattice;
+    let id = serving.options.id.clone();
+    let live = hosts::live(&lattice.0.hosts).await.map_err(LatticeError::Other)?;
+    if live.iter().any(|host| host.id == id) {
+        return Err(LatticeError::Other(format!(
+            "a host with id `{id}` is already on lattice `{}` (choose another with --id)",
+            lattice.name()
+        )));
+    }
+    let client = lattice.0.client.clone();
+    let mut requests = client
+        .subscribe(format!("{}.host.{id}.spawn", lattice.prefix()))
+        .await
+        .map_err(|error| LatticeError::Other(format!("cannot subscribe: {error}")))?;
+    hosts::advertise(&lattice.0.hosts, &serving.info()).await.map_err(LatticeError::Other)?;
+    tracing::info!(host = %id, lattice = %lattice.name(), "joined the lattice");
+    let mut workers = JoinSet::new();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            _ = heartbeat.tick() => {
+                if let Err(error) = hosts::advertise(&lattice.0.hosts, &serving.info()).await {
+                    tracing::warn!(%error, "heartbeat");
+                }
+            }
+            request = requests.next() => {
+                let Some(request) = request else { break };
+                let reply = request.reply.clone();
+                let answer = match serving.start(&request.payload, &mut workers).await {
+                    Ok(()) => SpawnReply { error: None, free: serving.free() },
+                    Err(error) => SpawnReply { error: Some(error), free: serving.free() },
+                };
+                if let Some(reply) = reply {
+                    let body = serde_json::to_vec(&answer).unwrap_or_default();
+                    let _ = client.publish(reply, body.into()).await;
+                }
+            }
+            Some(_) = workers.join_next(), if !workers.is_empty() => {}
+        }
+    }
+    // Leaving: every worker is terminated; each pump publishes its end before it returns.
+    serving.stopping.send_replace(true);
+    while workers.join_next().await.is_some() {}
+    hosts::withdraw(&lattice.0.hosts, &id).await;
+    let _ = client.flush().await;
+    tracing::info!(host = %id, "left the lattice");
+    Ok(())
+}
+
+impl Serving {
+    fn info(&self) -> HostInfo {
+        HostInfo {
+            id: self.options.id.clone(),
+            cores: self.host.hardware_concurrency(),
+            max_workers: self.options.max_workers,
+            running: self.running.load(Ordering::Acquire),
+            started: self.started.load(Ordering::Acquire),
+            labels: self.options.labels.clone(),
+        }
+    }
+
+    fn free(&self) -> usize {
+        self.options.max_workers.saturating_sub(self.running.load(Ordering::Acquire))
+    }
+
+    /// Starts the worker `payload` asks for; its pump goes into `workers`.
+    async fn start(self: &Arc<Self>, payload: &[u8], workers: &mut JoinSet<()>) -> Result<(), String> {
+        let request: SpawnRequest =
+            serde_json::from_slice(payload).map_err(|error| format!("unreadable spawn request: {error}"))?;
+        if self.running.load(Ordering::Acquire) >= self.options.max_workers {
+            return Err(format!("it runs its limit of {} workers", self.options.max_workers));
+        }
+        let path = self.fetch(&request.component).await?;
+        let host = self.host.clone();
+        let name = request.name.clone();
+        let limits = request.limits.into();
+        let handle = tokio::task::spawn_blocking(move || {
+            let component = host.load(&path).map_err(|error| error.to_string())?;
+            let options = WorkerOptions { name: Some(name), limits, ..WorkerOptions::default() };
+            host.spawn(&component, options).map_err(|error| error.to_string())
+        })
+        .await
+        .map_err(|error| error.to_string())??;
+        let client = self.lattice.0.client.clone();
+        let subject = format!("{}.worker.{}", self.lattice.prefix(), request.uid);
+        let input = client.subscribe(format!("{subject}.in")).await.map_err(|error| error.to_string())?;
+        let terminate = client.subscribe(format!("{subject}.terminate")).await.map_err(|error| error.to_string())?;
+        // Subscribed before the answer: whatever the parent sends once it has it arrives.
+        client.flush().await.map_err(|error| error.to_string())?;
+        self.running.fetch_add(1, Ordering::AcqRel);
+        self.started.fetch_add(1, Ordering::AcqRel);
+        tracing::info!(worker = %request.name, uid = %request.uid, from = %request.from, "started a worker for the lattice");
+        let serving = self.clone();
+        workers.spawn(async move {
+            pump(&serving, handle, input, terminate, &subject).await;
+            serving.running.fetch_sub(1, Ordering::AcqRel);
+        });
+        Ok(())
+    }
+
+    /// The component with SHA-256 `hash`, from this host's directory or else the lattice's
+    /// bucket (verified, then kept).
+    async fn fetch(&self, hash: &str) -> Result<PathBuf, String> {
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("`{hash}` is not a SHA-256"));
+        }
+        let path = self.options.component_dir.join(format!("{hash}.wasm"));
+        if path.exists() {
+            return Ok(path);
+        }
+        let mut object = self
+            .lattice
+            .0
+            .components
+            .get(hash)
+            .await
+            .map_err(|error| format!("component {hash} is not in the lattice's bucket: {error}"))?;
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await.map_err(|error| format!("cannot read component {hash}: {error}"))?;
+        let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        if actual != hash {
+            return Err(format!("component {hash} does not match its hash (its bytes hash to {actual})"));
+        }
+        write_atomically(&path, &bytes).map_err(|error| format!("cannot keep component {hash}: {error}"))?;
+        Ok(path)
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.persist(path).map_err(|error| error.error)?;
+    Ok(())
+}
+
+/// Carries one worker's traffic: the parent's messages in, its events out, until it ends.
+async fn pump(
+    serving: &Serving,
+    mut handle: WorkerHandle,
+    mut input: async_nats::Subscriber,
+    mut terminate: async_nats::Subscriber,
+    subject: &str,
+) {
+    let client = serving.lattice.0.client.clone();
+    let ledger = serving.host.services().ledger.clone();
+    let out = format!("{subject}.out");
+    let mut stopping = serving.stopping.subscribe();
+    let mut in_sequence = Sequence::default();
+    let mut out_seq = 0u64;
+    let mut publish = |kind: Kind, message: Message| {
+        out_seq += 1;
+        let headers = wire::headers(out_seq, kind, message.codec);
+        let client = client.clone();
+        let out = out.clone();
+        async move {
+            if let Err(error) = client.publish_with_headers(out, headers, message.data.into()).await {
+                tracing::warn!(%error, "cannot publish a worker's event");
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            event = handle.recv() => match event {
+                Some(WorkerEvent::Message(message)) => publish(Kind::Message, message).await,
+                Some(WorkerEvent::Closed(reason)) => {
+                    let how = match reason {
+                        CloseReason::Closed => "closed",
+                        CloseReason::Idle => "idle",
+                        CloseReason::Terminated => "terminated",
+                    };
+                    publish(Kind::Closed, Message::new(Codec::Raw, how.as_bytes().to_vec())).await;
+                    break;
+                }
+                Some(WorkerEvent::Error(error)) => {
+                    let error = WireError { message: error.message, worker: error.worker, location: error.location };
+                    let body = serde_json::to_vec(&error).unwrap_or_default();
+                    publish(Kind::Error, Message::new(Codec::Json, body)).await;
+                    break;
+                }
+                None => break,
+            },
+            message = input.next() => {
+                let Some(message) = message else { break };
+                let (seq, message) = match wire::read(&message) {
+                    Ok((seq, _, message)) => (seq, message),
+                    Err(why) => {
+                        tracing::warn!(%why, "unreadable message from a parent");
+                        continue;
+                    }
+                };
+                match in_sequence.take(seq) {
+                    Ok(0) => {}
+                    Ok(skipped) => {
+                        // Lost in transit: counted here, where they were due, and the link ends.
+                        ledger.posted(skipped as usize);
+                        ledger.dropped(DropReason::LinkLost, skipped as usize);
+                        handle.terminate();
+                        continue;
+                    }
+                    Err(why) => {
+                        tracing::warn!(%why, "out-of-order message from a parent");
+                        continue;
+                    }
+                }
+                // Refused messages are counted dropped here, by their reason.
+                let _ = handle.post_message(message);
+            }
+            _ = terminate.next() => handle.terminate(),
+            () = async { let _ = stopping.wait_for(|stop| *stop).await; } => handle.terminate(),
+        }
+    }
+    let _ = client.flush().await;
+}

@@ -1,0 +1,207 @@
+//! Workers on other hosts: a child placed on a lattice host is stood for here by a *proxy*,
+//! which its parent holds exactly as it holds a local child (a sender to a queue, a control).
+//!
+//! The proxy's queue takes the parent's messages as a local child's does, and the proxy's
+//! thread forwards them, in order, through a [`RemoteWorker`]. What the remote worker sends
+//! back reaches the parent through [`RemoteEvents`]: its messages as messages from that
+//! child, its end as the child's end. How the far side is reached (NATS, today) is the
+//! [`Placer`]'s business, set on the host by the layer that joins a lattice: nothing here
+//! names it.
+//!
+//! While the remote worker runs, its proxy counts as busy at this host (a remote worker may be
+//! computing), and it keeps its parent alive as an active child does.
+
+use std::sync::{Arc, Mutex};
+
+use crate::accounting::DropReason;
+use crate::event_loop::{self, Control, FromChild, LoopTask, Next, WorkerQueue, WorkerSender};
+use crate::limits::Limits;
+use crate::messaging::{self, Message};
+use crate::stats::WorkerStats;
+use wasm_workers_protocol::ErrorEvent;
+
+use super::component::Component;
+use super::handle::CloseReason;
+use super::options::Placement;
+use super::parent::{Exit, ParentLink};
+use super::services::Services;
+
+/// Starts workers on other hosts. Set on a host when it joins a lattice.
+pub(crate) trait Placer: Send + Sync {
+    /// Starts `component` on a host that matches `placement`, named `name`, under `limits`;
+    /// what it sends back goes to `events`. Returns the way to it and the id of its host.
+    ///
+    /// # Errors
+    ///
+    /// A one-line reason: no host matches or has room, the host refused, the lattice is
+    /// unreachable.
+    fn place(
+        &self,
+        component: &Component,
+        placement: &Placement,
+        name: &str,
+        limits: Limits,
+        events: RemoteEvents,
+    ) -> Result<(Box<dyn RemoteWorker>, String), String>;
+}
+
+/// A worker on another host, as its proxy here sends to it.
+pub(crate) trait RemoteWorker: Send {
+    /// Sends `message` to the worker; messages sent by one proxy arrive in the order sent.
+    /// Returns it back, with why, if it cannot be sent.
+    fn send(&mut self, message: Message) -> Result<(), (DropReason, Message)>;
+
+    /// Terminates the worker (its parent here no longer waits for it).
+    fn terminate(&mut self);
+}
+
+/// Where a remote worker's events go: to its parent here, as the events of a child.
+#[derive(Clone)]
+pub(crate) struct RemoteEvents(Arc<EventsInner>);
+
+struct EventsInner {
+    to_parent: FromChild,
+    /// The proxy's own queue, interrupted when the remote worker has ended.
+    proxy: Arc<WorkerQueue>,
+    ended: Mutex<Option<Exit>>,
+    stats: Arc<WorkerStats>,
+    services: Arc<Services>,
+}
+
+impl RemoteEvents {
+    /// The remote worker posted `message` to its parent.
+    pub(crate) fn message(&self, message: Message) {
+        let inner = &self.0;
+        inner.stats.posted(message.data.len());
+        let mut message = message;
+        message.count_posted(&inner.services.ledger);
+        let _ = messaging::post(&inner.to_parent, message, &inner.services.ledger);
+    }
+
+    /// The remote worker has ended: it closed (`reason`), or failed with `error`. Only the
+    /// first end counts.
+    pub(crate) fn ended(&self, exit: Exit) {
+        let inner = &self.0;
+        let mut ended = inner.ended.lock().unwrap_or_else(|p| p.into_inner());
+        if ended.is_none() {
+            *ended = Some(exit);
+            drop(ended);
+            inner.proxy.interrupt();
+        }
+    }
+
+    /// The remote worker failed with `message` (a lost link, say).
+    pub(crate) fn failed(&self, message: String) {
+        let error = ErrorEvent { message, worker: self.0.stats.name.clone(), location: self.0.stats.location.clone() };
+        self.ended(Exit::Failed(error));
+    }
+
+    fn take_exit(&self) -> Option<Exit> {
+        self.0.ended.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Starts `component` on a lattice host through `placer`, as a child of the worker whose
+/// link is `parent`. Returns the sender and control the parent keeps, as for a local child.
+///
+/// # Errors
+///
+/// Why it could not be placed, in one line.
+pub(crate) fn spawn_remote(
+    services: &Arc<Services>,
+    placer: &dyn Placer,
+    component: &Component,
+    placement: &Placement,
+    name: &str,
+    limits: Limits,
+    parent: FromChild,
+) -> Result<(WorkerSender, Arc<Control>), String> {
+    let (queue, sender) = WorkerQueue::new(
+        Some(parent.queue.clone()),
+        services.quiescence.clone(),
+        std::time::Duration::ZERO,
+        limits.queue(),
+    );
+    // Held while the remote worker runs: the proxy stays busy and keeps its parent alive.
+    let running = queue.timer_sender();
+    let control = Arc::new(Control::new(queue.clone(), component.engine().clone()));
+    let stats = services.register_stats(name, component.location());
+    let events = RemoteEvents(Arc::new(EventsInner {
+        to_parent: FromChild { queue: parent.queue.clone(), child: parent.child },
+        proxy: queue.clone(),
+        ended: Mutex::new(None),
+        stats: stats.clone(),
+        services: services.clone(),
+    }));
+    let (remote, host) = match placer.place(component, placement, name, limits, events.clone()) {
+        Ok(placed) => placed,
+        Err(why) => {
+            drop(running);
+            queue.close();
+            queue.finish();
+            return Err(why);
+        }
+    };
+    stats.set_host(&host);
+    tracing::debug!(worker = name, host = %host, "placed on the lattice");
+    let job_services = services.clone();
+    let job_control = control.clone();
+    let job = Box::new(move || {
+        let services = job_services;
+        let exit = forward(&queue, remote, &events, &services);
+        drop(running);
+        stats.ended_elsewhere(match &exit {
+            Exit::Closed(CloseReason::Closed) => "closed".to_string(),
+            Exit::Closed(CloseReason::Idle) => "idle".to_string(),
+            Exit::Closed(CloseReason::Terminated) => "terminated".to_string(),
+            Exit::Failed(error) => format!("failed: {}", error.message),
+        });
+        let discarded = queue.close();
+        event_loop::discard(discarded, &services.ledger);
+        ParentLink::Worker(parent).exit(exit, &services);
+        queue.finish();
+        job_control.set_stopped();
+    });
+    let thread = format!("proxy {name}").replace('\0', "\u{FFFD}");
+    if let Err(error) = services.threads.run(thread, job) {
+        return Err(format!("cannot start its proxy thread: {error}"));
+    }
+    Ok((sender, control))
+}
+
+/// The proxy's loop: forwards the parent's messages until the remote worker ends or the
+/// parent terminates it.
+fn forward(queue: &WorkerQueue, mut remote: Box<dyn RemoteWorker>, events: &RemoteEvents, services: &Services) -> Exit {
+    let mut batch = std::collections::VecDeque::new();
+    loop {
+        match queue.next(&mut batch) {
+            Next::Tasks => {
+                for task in batch.drain(..) {
+                    if let LoopTask::Message { mut message, .. } = task {
+                        // Handed to the link, it is delivered as far as this host counts: the
+                        // host on the far side counts it again, posted there and settled there.
+                        let counted = std::mem::take(&mut message.counted);
+                        events.0.stats.received(1, message.data.len());
+                        match remote.send(message) {
+                            Ok(()) if counted => services.ledger.delivered(1),
+                            Ok(()) => {}
+                            Err((reason, mut back)) => {
+                                back.counted = counted;
+                                back.settle(&services.ledger, Some(reason));
+                            }
+                        }
+                    }
+                }
+            }
+            Next::Interrupted | Next::Idle => {
+                return match events.take_exit() {
+                    Some(exit) => exit,
+                    None => {
+                        remote.terminate();
+                        Exit::Closed(CloseReason::Terminated)
+                    }
+                };
+            }
+        }
+    }
+}
