@@ -22,8 +22,36 @@ pub struct HostArgs {
     /// The most workers this host runs for the lattice at once [default: 4 per processor].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_workers: Option<u64>,
+    /// Run only this component: its SHA-256 (64 hex digits), or a directory whose `.wasm`
+    /// files are the components allowed; repeat for more. Without it, any component the
+    /// lattice places here runs.
+    #[arg(long = "allow-component", value_name = "SHA256|DIR")]
+    allow_components: Vec<String>,
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+/// The hashes `--allow-component` names: each a hash, or the `.wasm` files of a directory.
+fn allowed(values: &[String]) -> anyhow::Result<std::collections::HashSet<String>> {
+    use sha2::{Digest, Sha256};
+    let mut hashes = std::collections::HashSet::new();
+    for value in values {
+        if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hashes.insert(value.to_ascii_lowercase());
+            continue;
+        }
+        let dir = std::path::Path::new(value);
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("--allow-component {value}: neither a SHA-256 nor a directory"))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
+                let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                hashes.insert(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect());
+            }
+        }
+    }
+    Ok(hashes)
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -42,7 +70,8 @@ pub fn host(args: HostArgs) -> anyhow::Result<ExitCode> {
     let max_workers = args.max_workers.unwrap_or(4 * cores) as usize;
     let component_dir = super::default_cache_dir().unwrap_or_else(std::env::temp_dir).join("lattice-components");
     let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
-    let options = ServeOptions { id: id.clone(), labels, max_workers, component_dir };
+    let allowed = if args.allow_components.is_empty() { None } else { Some(allowed(&args.allow_components)?) };
+    let options = ServeOptions { id: id.clone(), labels, max_workers, component_dir, allowed };
     eprintln!("wasm-workers: host `{id}` serving lattice `{}` ({max_workers} worker slots)", lattice.name());
     let stop = async {
         use tokio::signal::unix::{signal, SignalKind};
@@ -67,16 +96,22 @@ pub fn host(args: HostArgs) -> anyhow::Result<ExitCode> {
 pub fn hosts(args: &LatticeArgs) -> anyhow::Result<ExitCode> {
     let lattice = args.connect()?;
     let hosts = lattice.hosts()?;
-    println!("{:<24} {:>5} {:>6} {:>8} {:>8}  labels", "host", "cores", "free", "running", "started");
+    println!(
+        "{:<24} {:>5} {:>6} {:>8} {:>8} {:>10} {:>10} {:>8}  labels",
+        "host", "cores", "free", "running", "started", "posted", "delivered", "dropped"
+    );
     for host in hosts {
         let labels: Vec<String> = host.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!(
-            "{:<24} {:>5} {:>6} {:>8} {:>8}  {}",
+            "{:<24} {:>5} {:>6} {:>8} {:>8} {:>10} {:>10} {:>8}  {}",
             host.id,
             host.cores,
             host.free(),
             host.running,
             host.started,
+            host.posted,
+            host.delivered,
+            host.dropped,
             labels.join(",")
         );
     }

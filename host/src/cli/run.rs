@@ -20,7 +20,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let lattice = match args.lattice.options()? {
         Some(options) => {
             let lattice = wasm_workers::lattice::Lattice::connect(&options)?;
-            lattice.place_from(&host);
+            lattice.place_from(&host)?;
             Some(lattice)
         }
         None => None,
@@ -57,6 +57,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (code, lost) = runtime.block_on(drive(&host, entry, others, lines, output, written, shared_failures));
     if args.stats {
         print_stats(&host);
+        if let Some(lattice) = &lattice {
+            print_lattice_stats(&host, lattice);
+        }
     }
     drop(lattice);
     // Nothing is lost silently: a run that ended with messages undelivered says so (but for
@@ -398,6 +401,34 @@ async fn watch_other(key: String, mut worker: WorkerHandle, mut stop: watch::Rec
             }
         }
     }
+}
+
+/// Prints the ledgers of the lattice hosts this run's workers ran on, as they last
+/// advertised them (each since it joined), and their sum with this host's, to stderr.
+fn print_lattice_stats(host: &Host, lattice: &wasm_workers::lattice::Lattice) {
+    let used: std::collections::BTreeSet<String> = host.stats().into_iter().filter_map(|report| report.host).collect();
+    let mut out = std::io::stderr().lock();
+    let hosts = match lattice.hosts() {
+        Ok(hosts) => hosts,
+        Err(error) => {
+            let _ = writeln!(out, "lattice: {error}");
+            return;
+        }
+    };
+    let counts = host.message_counts();
+    let (mut posted, mut delivered, mut dropped) = (counts.posted, counts.delivered, counts.dropped.total());
+    for info in hosts.iter().filter(|info| used.contains(&info.id)) {
+        let _ = writeln!(
+            out,
+            "host {}: {} posted, {} delivered, {} dropped (since it joined)",
+            info.id, info.posted, info.delivered, info.dropped
+        );
+        posted += info.posted;
+        delivered += info.delivered;
+        dropped += info.dropped;
+    }
+    let _ =
+        writeln!(out, "lattice: {posted} posted, {delivered} delivered, {dropped} dropped, over this host and those");
 }
 
 /// Prints what each worker did, and what the engine compiled, to stderr.

@@ -23,6 +23,15 @@ pub struct HostInfo {
     pub started: u64,
     /// Its labels, matched by placements.
     pub labels: BTreeMap<String, String>,
+    /// Its ledger since it joined: messages posted, delivered, dropped (all reasons).
+    #[serde(default)]
+    pub posted: u64,
+    /// See [`posted`](Self::posted).
+    #[serde(default)]
+    pub delivered: u64,
+    /// See [`posted`](Self::posted).
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 impl HostInfo {

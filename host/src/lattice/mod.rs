@@ -15,6 +15,8 @@
 //! - `P.worker.<uid>.in`: the parent's messages to remote worker `<uid>`, in order.
 //! - `P.worker.<uid>.out`: the remote worker's events to its parent (messages, its end).
 //! - `P.worker.<uid>.terminate`: the parent terminates it.
+//! - `P.heartbeat.<id>`: host `<id>` is alive, every [`HEARTBEAT`]; the placing side gives up
+//!   the workers it placed on a host silent for [`HOST_SILENCE`].
 //!
 //! Buckets: `wasm-workers-<lattice>-hosts` (key-value, one entry per live host) and
 //! `wasm-workers-<lattice>-components` (objects, one per component, named by its hash).
@@ -38,7 +40,15 @@ pub use serve::{serve, ServeOptions};
 pub const HOST_TTL: Duration = Duration::from_secs(3);
 
 /// How often a host refreshes its advertisement.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
+pub const ADVERTISE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a host says it is alive on its heartbeat subject.
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// How long a host may be silent on its heartbeat subject before the workers placed on it
+/// are given up for lost (three heartbeats missed): their parents get an error event that
+/// names the host, well within 3 s of its death.
+pub const HOST_SILENCE: Duration = Duration::from_millis(1500);
 
 /// How long a request to another host (to start a worker) waits for its answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -179,9 +189,14 @@ impl Lattice {
     /// Places the children of workers of `host` that ask for a placement on this lattice
     /// (see [`WorkerOptions::spawn_placement`](crate::WorkerOptions)). A host joins one
     /// lattice at most; joining again keeps the first.
-    pub fn place_from(&self, host: &crate::host::Host) {
-        let placer = Arc::new(place::NatsPlacer::new(self.clone()));
+    ///
+    /// # Errors
+    ///
+    /// If it cannot listen to the hosts' heartbeats.
+    pub fn place_from(&self, host: &crate::host::Host) -> Result<(), LatticeError> {
+        let placer = Arc::new(place::NatsPlacer::new(self.clone()).map_err(LatticeError::Other)?);
         let _ = host.services().placer.set(placer);
+        Ok(())
     }
 
     fn prefix(&self) -> String {

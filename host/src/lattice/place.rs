@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -15,8 +16,8 @@ use crate::worker::{CloseReason, Component, Exit, Placement, Placer, RemoteEvent
 use wasm_workers_protocol::ErrorEvent;
 
 use super::hosts::{self, HostInfo};
-use super::wire::{self, Kind, Sequence, SpawnReply, SpawnRequest, WireLimits};
-use super::{Lattice, REQUEST_TIMEOUT};
+use super::wire::{self, Incoming, Kind, LinkError, SpawnReply, SpawnRequest, WireLimits};
+use super::{Lattice, HEARTBEAT, HOST_SILENCE, REQUEST_TIMEOUT};
 
 /// Places workers on the hosts of one lattice.
 pub(super) struct NatsPlacer {
@@ -25,22 +26,69 @@ pub(super) struct NatsPlacer {
     id: String,
     /// Components' hashes by file, computed once.
     hashes: Mutex<HashMap<std::path::PathBuf, String>>,
-    /// Placements made per host since its last advertisement was read: a burst of spawns
-    /// spreads over the hosts instead of all going to the one that looked freest.
-    placed: Mutex<HashMap<String, usize>>,
+    /// Each host's free slots as its last answer to this side said, with its count of workers
+    /// started then: newer than its advertisement until the advertisement counts as many. A
+    /// burst of spawns spreads over the hosts instead of piling on the one that looked freest.
+    answers: Mutex<HashMap<String, (u64, usize)>>,
     next_uid: AtomicU64,
+    /// The hosts' heartbeats and the workers placed on each, to give up those of a host that
+    /// falls silent.
+    watch: Arc<Mutex<Watch>>,
+}
+
+#[derive(Default)]
+struct Watch {
+    /// When each host was last heard.
+    last_seen: HashMap<String, Instant>,
+    /// Remote workers still running, with their host.
+    running: Vec<(String, RemoteEvents)>,
+}
+
+impl Watch {
+    /// Gives up the workers of hosts silent for longer than [`HOST_SILENCE`]; forgets those
+    /// that have ended.
+    fn check(&mut self, now: Instant) {
+        let last_seen = &self.last_seen;
+        self.running.retain(|(host, events)| {
+            if events.is_finished() {
+                return false;
+            }
+            let silent = last_seen.get(host).map_or(Duration::MAX, |seen| now.saturating_duration_since(*seen));
+            if silent > HOST_SILENCE {
+                events.failed(format!(
+                    "host `{host}` stopped answering (no heartbeat for {} ms): the worker is lost",
+                    silent.as_millis()
+                ));
+                return false;
+            }
+            true
+        });
+    }
 }
 
 impl NatsPlacer {
-    pub(super) fn new(lattice: Lattice) -> Self {
+    /// A placer on `lattice`; it listens to the hosts' heartbeats from now on.
+    ///
+    /// # Errors
+    ///
+    /// If it cannot subscribe to the heartbeats.
+    pub(super) fn new(lattice: Lattice) -> Result<Self, String> {
         let id = format!("{}-{}", hostname(), std::process::id());
-        NatsPlacer {
+        let watch = Arc::new(Mutex::new(Watch::default()));
+        let heartbeats = lattice
+            .block_on(lattice.0.client.subscribe(format!("{}.heartbeat.*", lattice.prefix())))
+            .map_err(|error| format!("cannot subscribe to the hosts' heartbeats: {error}"))?;
+        // Its own heartbeat too: the hosts running its workers give them up if it dies.
+        let beat = (lattice.0.client.clone(), format!("{}.heartbeat.{id}", lattice.prefix()));
+        lattice.spawn(watch_heartbeats(heartbeats, Arc::downgrade(&watch), beat));
+        Ok(NatsPlacer {
             lattice,
             id,
             hashes: Mutex::new(HashMap::new()),
-            placed: Mutex::new(HashMap::new()),
+            answers: Mutex::new(HashMap::new()),
             next_uid: AtomicU64::new(1),
-        }
+            watch,
+        })
     }
 
     /// The component's bytes and hash.
@@ -53,9 +101,14 @@ impl NatsPlacer {
     }
 
     /// The host for `placement`: of the live hosts that match and have room, the one with the
-    /// most free slots, counting this side's placements since.
+    /// most free slots (as the freshest of its advertisement and its last answer says); the
+    /// first by id among equals.
     fn choose(&self, placement: &Placement, live: Vec<HostInfo>) -> Result<String, String> {
-        let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+        let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let free = |host: &HostInfo| match answers.get(&host.id) {
+            Some(&(started, free)) if started > host.started => free,
+            _ => host.free(),
+        };
         let matching: Vec<&HostInfo> = live
             .iter()
             .filter(|host| match placement {
@@ -73,14 +126,11 @@ impl NatsPlacer {
         }
         let best = matching
             .iter()
-            .map(|host| (host.free().saturating_sub(placed.get(&host.id).copied().unwrap_or(0)), *host))
+            .map(|host| (free(host), *host))
             .filter(|(free, _)| *free > 0)
             .max_by(|(a, x), (b, y)| a.cmp(b).then_with(|| y.id.cmp(&x.id)));
         match best {
-            Some((_, host)) => {
-                *placed.entry(host.id.clone()).or_insert(0) += 1;
-                Ok(host.id.clone())
-            }
+            Some((_, host)) => Ok(host.id.clone()),
             None => Err(format!("no matching host has a free worker slot ({} match)", matching.len())),
         }
     }
@@ -134,49 +184,79 @@ impl Placer for NatsPlacer {
             .map_err(|error| format!("host `{host}`: {error}"))?;
             let reply: SpawnReply = serde_json::from_slice(&reply.payload)
                 .map_err(|error| format!("host `{host}` answered unreadably: {error}"))?;
+            self.answers.lock().unwrap_or_else(|p| p.into_inner()).insert(host.clone(), (reply.started, reply.free));
             match reply.error {
                 Some(error) => Err(format!("host `{host}` refused: {error}")),
                 None => Ok(out),
             }
         });
-        let out = match out {
-            Ok(out) => out,
-            Err(why) => {
-                let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(count) = placed.get_mut(&host) {
-                    *count = count.saturating_sub(1);
-                }
-                return Err(why);
-            }
-        };
-        lattice.spawn(receive_events(out, events, host.clone()));
+        let out = out?;
+        {
+            let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+            // It answered just now.
+            watch.last_seen.entry(host.clone()).or_insert_with(Instant::now);
+            watch.running.push((host.clone(), events.clone()));
+        }
+        let max_size = events.message_size();
+        lattice.spawn(receive_events(out, events, host.clone(), max_size));
         let link = Link { lattice: lattice.clone(), subject: format!("{prefix}.worker.{uid}"), seq: 0 };
         Ok((Box::new(link), host))
     }
 }
 
+/// Records the hosts' heartbeats, checks for silent hosts every half heartbeat, and sends
+/// this side's own heartbeat on `beat`'s subject, for as long as the placer lives.
+async fn watch_heartbeats(
+    mut heartbeats: async_nats::Subscriber,
+    watch: std::sync::Weak<Mutex<Watch>>,
+    beat: (async_nats::Client, String),
+) {
+    let mut check = tokio::time::interval(HEARTBEAT / 2);
+    let mut own = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            _ = own.tick() => {
+                if watch.strong_count() == 0 {
+                    return;
+                }
+                let _ = beat.0.publish(beat.1.clone(), bytes::Bytes::new()).await;
+            }
+            heartbeat = heartbeats.next() => {
+                let Some(heartbeat) = heartbeat else { return };
+                let Some(watch) = watch.upgrade() else { return };
+                if let Some(host) = heartbeat.subject.rsplit('.').next() {
+                    watch.lock().unwrap_or_else(|p| p.into_inner()).last_seen.insert(host.to_string(), Instant::now());
+                }
+            }
+            _ = check.tick() => {
+                let Some(watch) = watch.upgrade() else { return };
+                watch.lock().unwrap_or_else(|p| p.into_inner()).check(Instant::now());
+            }
+        }
+    }
+}
+
 /// Turns what arrives on a remote worker's `out` subject into its events here, until its end.
-async fn receive_events(mut out: async_nats::Subscriber, events: RemoteEvents, host: String) {
-    let mut sequence = Sequence::default();
+async fn receive_events(mut out: async_nats::Subscriber, events: RemoteEvents, host: String, max_size: usize) {
+    let mut incoming = Incoming::new(max_size);
     while let Some(message) = out.next().await {
-        let (seq, kind, message) = match wire::read(&message) {
-            Ok(read) => read,
-            Err(why) => {
+        let (kind, message) = match incoming.take(&message) {
+            Ok(Some(whole)) => whole,
+            Ok(None) => continue,
+            Err(LinkError::Lost(skipped)) => {
+                events.failed(format!("{skipped} messages from host `{host}` were lost in transit"));
+                return;
+            }
+            Err(LinkError::TooLarge) => {
+                events
+                    .failed(format!("host `{host}` sent a message larger than its parent accepts ({max_size} bytes)"));
+                return;
+            }
+            Err(LinkError::Broken(why)) => {
                 events.failed(format!("the link to host `{host}` broke: {why}"));
                 return;
             }
         };
-        match sequence.take(seq) {
-            Ok(0) => {}
-            Ok(skipped) => {
-                events.failed(format!("{skipped} messages from host `{host}` were lost in transit"));
-                return;
-            }
-            Err(why) => {
-                events.failed(format!("the link to host `{host}` broke: {why}"));
-                return;
-            }
-        }
         match kind {
             Kind::Message => events.message(message),
             Kind::Closed => {
@@ -234,18 +314,29 @@ impl RemoteWorker for Link {
         if !message.buffers.is_empty() {
             return Err((DropReason::LinkLost, message));
         }
-        let headers = wire::headers(self.seq + 1, Kind::Message, message.codec);
-        let subject = format!("{}.in", self.subject);
         let client = self.lattice.0.client.clone();
-        let payload = bytes::Bytes::from(message.data);
-        match self.lattice.block_on(client.publish_with_headers(subject, headers, payload)) {
+        let subject = format!("{}.in", self.subject);
+        let max_payload = client.server_info().max_payload;
+        let codec = message.codec;
+        let mut seq = self.seq;
+        let parts = wire::parts(&mut seq, Kind::Message, codec, message.data, max_payload);
+        let sent = self.lattice.block_on(async {
+            for (headers, payload) in parts {
+                client.publish_with_headers(subject.clone(), headers, payload).await?;
+            }
+            Ok::<(), async_nats::PublishError>(())
+        });
+        match sent {
             Ok(()) => {
-                self.seq += 1;
+                self.seq = seq;
                 Ok(())
             }
             Err(error) => {
+                // Some parts may have gone: the far side sees the next message's number skip
+                // ahead, and ends the link, as for any loss.
+                self.seq = seq;
                 tracing::debug!(%error, "publish failed");
-                Err((DropReason::LinkLost, Message::new(message.codec, Vec::new())))
+                Err((DropReason::LinkLost, Message::new(codec, Vec::new())))
             }
         }
     }

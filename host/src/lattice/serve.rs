@@ -18,8 +18,9 @@ use crate::worker::{CloseReason, WorkerEvent, WorkerHandle, WorkerOptions};
 
 use super::hosts::{self, HostInfo};
 use super::place::WireError;
-use super::wire::{self, Kind, Sequence, SpawnReply, SpawnRequest};
-use super::{Lattice, LatticeError, HEARTBEAT};
+use super::wire::{self, Incoming, Kind, LinkError, SpawnReply, SpawnRequest};
+use super::{Lattice, LatticeError, ADVERTISE_EVERY, HEARTBEAT, HOST_SILENCE};
+use std::time::Duration;
 
 /// How a host serves the lattice.
 #[derive(Clone, Debug)]
@@ -32,6 +33,8 @@ pub struct ServeOptions {
     pub max_workers: usize,
     /// Where it keeps the components it was sent, by hash.
     pub component_dir: PathBuf,
+    /// The only components it runs, by SHA-256 (hex); `None`: any it is sent.
+    pub allowed: Option<std::collections::HashSet<String>>,
 }
 
 /// What the serving tasks share.
@@ -43,6 +46,35 @@ struct Serving {
     started: AtomicU64,
     /// Set when the host leaves: every pump terminates its worker.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// When each placing side was last heard, and the workers each placed here: a worker
+    /// whose placing side falls silent is terminated, so that a parent that died leaves no
+    /// orphans holding this host's slots.
+    parents: std::sync::Mutex<Parents>,
+}
+
+#[derive(Default)]
+struct Parents {
+    last_seen: std::collections::HashMap<String, std::time::Instant>,
+    workers: Vec<(String, Arc<tokio::sync::Notify>)>,
+}
+
+impl Parents {
+    /// Tells the pumps of workers whose placing side is silent to end them.
+    fn check(&mut self, now: std::time::Instant) {
+        let last_seen = &self.last_seen;
+        self.workers.retain(|(from, orphaned)| {
+            if Arc::strong_count(orphaned) == 1 {
+                // Its pump has ended.
+                return false;
+            }
+            let silent = last_seen.get(from).map_or(Duration::MAX, |seen| now.saturating_duration_since(*seen));
+            if silent > HOST_SILENCE {
+                orphaned.notify_one();
+                return false;
+            }
+            true
+        });
+    }
 }
 
 /// Serves the lattice as host `options.id` until `stop` resolves; then terminates the
@@ -68,6 +100,7 @@ pub fn serve(
         running: AtomicUsize::new(0),
         started: AtomicU64::new(0),
         stopping: tokio::sync::watch::Sender::new(false),
+        parents: std::sync::Mutex::new(Parents::default()),
     });
     lattice.block_on(serve_until(serving, stop))
 }
@@ -87,25 +120,41 @@ async fn serve_until(serving: Arc<Serving>, stop: impl std::future::Future<Outpu
         .subscribe(format!("{}.host.{id}.spawn", lattice.prefix()))
         .await
         .map_err(|error| LatticeError::Other(format!("cannot subscribe: {error}")))?;
+    let mut heartbeats = client
+        .subscribe(format!("{}.heartbeat.*", lattice.prefix()))
+        .await
+        .map_err(|error| LatticeError::Other(format!("cannot subscribe: {error}")))?;
     hosts::advertise(&lattice.0.hosts, &serving.info()).await.map_err(LatticeError::Other)?;
     tracing::info!(host = %id, lattice = %lattice.name(), "joined the lattice");
     let mut workers = JoinSet::new();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut advertise = tokio::time::interval(ADVERTISE_EVERY);
+    let heartbeat_subject = format!("{}.heartbeat.{id}", lattice.prefix());
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => break,
             _ = heartbeat.tick() => {
+                let _ = client.publish(heartbeat_subject.clone(), bytes::Bytes::new()).await;
+                serving.parents.lock().unwrap_or_else(|p| p.into_inner()).check(std::time::Instant::now());
+            }
+            Some(beat) = heartbeats.next() => {
+                if let Some(from) = beat.subject.rsplit('.').next() {
+                    let mut parents = serving.parents.lock().unwrap_or_else(|p| p.into_inner());
+                    parents.last_seen.insert(from.to_string(), std::time::Instant::now());
+                }
+            }
+            _ = advertise.tick() => {
                 if let Err(error) = hosts::advertise(&lattice.0.hosts, &serving.info()).await {
-                    tracing::warn!(%error, "heartbeat");
+                    tracing::warn!(%error, "advertisement");
                 }
             }
             request = requests.next() => {
                 let Some(request) = request else { break };
                 let reply = request.reply.clone();
                 let answer = match serving.start(&request.payload, &mut workers).await {
-                    Ok(()) => SpawnReply { error: None, free: serving.free() },
-                    Err(error) => SpawnReply { error: Some(error), free: serving.free() },
+                    Ok(()) => SpawnReply { error: None, free: serving.free(), started: serving.started() },
+                    Err(error) => SpawnReply { error: Some(error), free: serving.free(), started: serving.started() },
                 };
                 if let Some(reply) = reply {
                     let body = serde_json::to_vec(&answer).unwrap_or_default();
@@ -126,7 +175,11 @@ async fn serve_until(serving: Arc<Serving>, stop: impl std::future::Future<Outpu
 
 impl Serving {
     fn info(&self) -> HostInfo {
+        let counts = self.host.message_counts();
         HostInfo {
+            posted: counts.posted,
+            delivered: counts.delivered,
+            dropped: counts.dropped.total(),
             id: self.options.id.clone(),
             cores: self.host.hardware_concurrency(),
             max_workers: self.options.max_workers,
@@ -134,6 +187,10 @@ impl Serving {
             started: self.started.load(Ordering::Acquire),
             labels: self.options.labels.clone(),
         }
+    }
+
+    fn started(&self) -> u64 {
+        self.started.load(Ordering::Acquire)
     }
 
     fn free(&self) -> usize {
@@ -144,6 +201,14 @@ impl Serving {
     async fn start(self: &Arc<Self>, payload: &[u8], workers: &mut JoinSet<()>) -> Result<(), String> {
         let request: SpawnRequest =
             serde_json::from_slice(payload).map_err(|error| format!("unreadable spawn request: {error}"))?;
+        if let Some(allowed) = &self.options.allowed {
+            if !allowed.contains(&request.component) {
+                return Err(format!(
+                    "component {} (`{}`) is not one this host runs (--allow-component)",
+                    request.component, request.location
+                ));
+            }
+        }
         if self.running.load(Ordering::Acquire) >= self.options.max_workers {
             return Err(format!("it runs its limit of {} workers", self.options.max_workers));
         }
@@ -167,9 +232,16 @@ impl Serving {
         self.running.fetch_add(1, Ordering::AcqRel);
         self.started.fetch_add(1, Ordering::AcqRel);
         tracing::info!(worker = %request.name, uid = %request.uid, from = %request.from, "started a worker for the lattice");
+        let orphaned = Arc::new(tokio::sync::Notify::new());
+        {
+            let mut parents = self.parents.lock().unwrap_or_else(|p| p.into_inner());
+            // It asked just now.
+            parents.last_seen.insert(request.from.clone(), std::time::Instant::now());
+            parents.workers.push((request.from.clone(), orphaned.clone()));
+        }
         let serving = self.clone();
         workers.spawn(async move {
-            pump(&serving, handle, input, terminate, &subject).await;
+            pump(&serving, handle, input, terminate, &subject, &orphaned).await;
             serving.running.fetch_sub(1, Ordering::AcqRel);
         });
         Ok(())
@@ -218,21 +290,28 @@ async fn pump(
     mut input: async_nats::Subscriber,
     mut terminate: async_nats::Subscriber,
     subject: &str,
+    orphaned: &tokio::sync::Notify,
 ) {
     let client = serving.lattice.0.client.clone();
     let ledger = serving.host.services().ledger.clone();
     let out = format!("{subject}.out");
     let mut stopping = serving.stopping.subscribe();
-    let mut in_sequence = Sequence::default();
+    let max_size = handle.limits().message_size.unwrap_or(crate::limits::DEFAULT_MESSAGE_SIZE);
+    let mut incoming = Incoming::new(max_size);
+    let max_payload = client.server_info().max_payload;
+    // Why the link from the parent broke, if it did: the worker is terminated, and its parent
+    // hears this instead of a plain close.
+    let mut failure: Option<String> = None;
     let mut out_seq = 0u64;
     let mut publish = |kind: Kind, message: Message| {
-        out_seq += 1;
-        let headers = wire::headers(out_seq, kind, message.codec);
+        let parts = wire::parts(&mut out_seq, kind, message.codec, message.data, max_payload);
         let client = client.clone();
         let out = out.clone();
         async move {
-            if let Err(error) = client.publish_with_headers(out, headers, message.data.into()).await {
-                tracing::warn!(%error, "cannot publish a worker's event");
+            for (headers, payload) in parts {
+                if let Err(error) = client.publish_with_headers(out.clone(), headers, payload).await {
+                    tracing::warn!(%error, "cannot publish a worker's event");
+                }
             }
         }
     };
@@ -240,6 +319,13 @@ async fn pump(
         tokio::select! {
             event = handle.recv() => match event {
                 Some(WorkerEvent::Message(message)) => publish(Kind::Message, message).await,
+                Some(WorkerEvent::Closed(_)) if failure.is_some() => {
+                    let message = failure.take().unwrap_or_default();
+                    let error = WireError { message, worker: handle.name().to_string(), location: String::new() };
+                    let body = serde_json::to_vec(&error).unwrap_or_default();
+                    publish(Kind::Error, Message::new(Codec::Json, body)).await;
+                    break;
+                }
                 Some(WorkerEvent::Closed(reason)) => {
                     let how = match reason {
                         CloseReason::Closed => "closed",
@@ -259,32 +345,39 @@ async fn pump(
             },
             message = input.next() => {
                 let Some(message) = message else { break };
-                let (seq, message) = match wire::read(&message) {
-                    Ok((seq, _, message)) => (seq, message),
-                    Err(why) => {
-                        tracing::warn!(%why, "unreadable message from a parent");
-                        continue;
-                    }
-                };
-                match in_sequence.take(seq) {
-                    Ok(0) => {}
-                    Ok(skipped) => {
+                let message = match incoming.take(&message) {
+                    Ok(Some((_, message))) => message,
+                    Ok(None) => continue,
+                    Err(LinkError::Lost(skipped)) => {
                         // Lost in transit: counted here, where they were due, and the link ends.
                         ledger.posted(skipped as usize);
                         ledger.dropped(DropReason::LinkLost, skipped as usize);
+                        failure = Some(format!("{skipped} messages from its parent were lost in transit"));
                         handle.terminate();
                         continue;
                     }
-                    Err(why) => {
-                        tracing::warn!(%why, "out-of-order message from a parent");
+                    Err(LinkError::TooLarge) => {
+                        ledger.posted(1);
+                        ledger.dropped(DropReason::TooLarge, 1);
+                        failure = Some(format!("its parent sent a message larger than it accepts ({max_size} bytes)"));
+                        handle.terminate();
                         continue;
                     }
-                }
+                    Err(LinkError::Broken(why)) => {
+                        failure = Some(format!("the link from its parent broke: {why}"));
+                        handle.terminate();
+                        continue;
+                    }
+                };
                 // Refused messages are counted dropped here, by their reason.
                 let _ = handle.post_message(message);
             }
             _ = terminate.next() => handle.terminate(),
             () = async { let _ = stopping.wait_for(|stop| *stop).await; } => handle.terminate(),
+            () = orphaned.notified() => {
+                failure = Some("its parent's side stopped answering".to_string());
+                handle.terminate();
+            }
         }
     }
     let _ = client.flush().await;

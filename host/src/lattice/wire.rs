@@ -19,6 +19,12 @@ pub(super) const SEQ: &str = "Ww-Seq";
 pub(super) const KIND: &str = "Ww-Kind";
 /// A message's codec (`json`, `postcard`, `raw`).
 pub(super) const CODEC: &str = "Ww-Codec";
+/// A part of a message larger than the server's payload limit: `i/n`, from 1. Its parts are
+/// consecutive on the subject, and it is delivered once the last has arrived.
+pub(super) const CHUNK: &str = "Ww-Chunk";
+
+/// Room left in each NATS message for the headers.
+const HEADER_ROOM: usize = 512;
 
 /// A request to start a worker on a host.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +48,9 @@ pub(super) struct SpawnReply {
     pub(super) error: Option<String>,
     /// The host's free worker slots after this one.
     pub(super) free: usize,
+    /// How many workers the host has started since it joined, this one included: says
+    /// whether this answer is newer than the host's last advertisement.
+    pub(super) started: u64,
 }
 
 /// [`Limits`] as they travel.
@@ -109,7 +118,7 @@ impl Kind {
 }
 
 /// The headers of the `seq`th message on a subject, of `kind`, with `codec`.
-pub(super) fn headers(seq: u64, kind: Kind, codec: Codec) -> HeaderMap {
+fn headers(seq: u64, kind: Kind, codec: Codec) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(SEQ, seq.to_string().as_str());
     headers.insert(KIND, kind.name());
@@ -117,8 +126,105 @@ pub(super) fn headers(seq: u64, kind: Kind, codec: Codec) -> HeaderMap {
     headers
 }
 
-/// What a received NATS message says: its sequence number, kind and the message itself.
-pub(super) fn read(message: &async_nats::Message) -> Result<(u64, Kind, Message), String> {
+/// The NATS messages that carry one message or event of `kind`: one, or if `data` does not
+/// fit in `max_payload` bytes, as many parts as it takes. Numbered from `*seq + 1`; `*seq` is
+/// left at the last number used.
+pub(super) fn parts(
+    seq: &mut u64,
+    kind: Kind,
+    codec: Codec,
+    data: Vec<u8>,
+    max_payload: usize,
+) -> Vec<(HeaderMap, bytes::Bytes)> {
+    let chunk = max_payload.saturating_sub(HEADER_ROOM).max(HEADER_ROOM);
+    let data = bytes::Bytes::from(data);
+    if data.len() <= chunk {
+        *seq += 1;
+        return vec![(headers(*seq, kind, codec), data)];
+    }
+    let count = data.len().div_ceil(chunk);
+    (0..count)
+        .map(|i| {
+            *seq += 1;
+            let mut headers = headers(*seq, kind, codec);
+            headers.insert(CHUNK, format!("{}/{count}", i + 1).as_str());
+            (headers, data.slice(i * chunk..((i + 1) * chunk).min(data.len())))
+        })
+        .collect()
+}
+
+/// Why a link ends.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum LinkError {
+    /// This many messages were skipped: lost in transit.
+    Lost(u64),
+    /// A message larger than the receiver accepts (its parts are dropped).
+    TooLarge,
+    /// Something arrived that cannot be read.
+    Broken(String),
+}
+
+/// One subject's incoming side: checks the numbers, puts parts together.
+#[derive(Debug)]
+pub(super) struct Incoming {
+    sequence: Sequence,
+    /// The parts so far of a message in parts: its kind, codec, count and bytes.
+    partial: Option<(Kind, Codec, u64, Vec<u8>)>,
+    /// The largest message it puts together.
+    max_size: usize,
+}
+
+impl Incoming {
+    pub(super) fn new(max_size: usize) -> Self {
+        Incoming { sequence: Sequence::default(), partial: None, max_size }
+    }
+
+    /// Takes one NATS message: the whole message or event it completes, if it completes one.
+    pub(super) fn take(&mut self, message: &async_nats::Message) -> Result<Option<(Kind, Message)>, LinkError> {
+        let (seq, kind, codec) = read_headers(message).map_err(LinkError::Broken)?;
+        match self.sequence.take(seq).map_err(LinkError::Broken)? {
+            0 => {}
+            skipped => return Err(LinkError::Lost(skipped)),
+        }
+        let chunk =
+            message.headers.as_ref().and_then(|headers| headers.get(CHUNK)).map(|value| value.as_str().to_string());
+        let Some(chunk) = chunk else {
+            if self.partial.is_some() {
+                return Err(LinkError::Broken("a message arrived in the middle of another's parts".to_string()));
+            }
+            return Ok(Some((kind, Message::new(codec, message.payload.to_vec()))));
+        };
+        let (index, count) = chunk
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.parse::<u64>().ok()?, n.parse::<u64>().ok()?)))
+            .filter(|&(i, n)| i >= 1 && i <= n)
+            .ok_or_else(|| LinkError::Broken(format!("a part numbered `{chunk}`")))?;
+        if index == 1 {
+            if self.partial.is_some() {
+                return Err(LinkError::Broken("a message began in the middle of another's parts".to_string()));
+            }
+            self.partial = Some((kind, codec, count, Vec::new()));
+        }
+        let Some((_, _, expected, bytes)) = &mut self.partial else {
+            return Err(LinkError::Broken(format!("part {index} of {count} without its first")));
+        };
+        if *expected != count {
+            return Err(LinkError::Broken(format!("part {index} of {count} in a message of {expected}")));
+        }
+        if bytes.len() + message.payload.len() > self.max_size {
+            return Err(LinkError::TooLarge);
+        }
+        bytes.extend_from_slice(&message.payload);
+        if index < count {
+            return Ok(None);
+        }
+        let (kind, codec, _, bytes) = self.partial.take().expect("checked above");
+        Ok(Some((kind, Message::new(codec, bytes))))
+    }
+}
+
+/// A received NATS message's sequence number, kind and codec.
+fn read_headers(message: &async_nats::Message) -> Result<(u64, Kind, Codec), String> {
     let headers = message.headers.as_ref().ok_or("a message without headers")?;
     let seq = headers
         .get(SEQ)
@@ -136,19 +242,19 @@ pub(super) fn read(message: &async_nats::Message) -> Result<(u64, Kind, Message)
         Some("raw") => Codec::Raw,
         Some(other) => return Err(format!("a message of unknown codec `{other}`")),
     };
-    Ok((seq, kind, Message::new(codec, message.payload.to_vec())))
+    Ok((seq, kind, codec))
 }
 
 /// Checks sequence numbers on one subject.
 #[derive(Debug, Default)]
-pub(super) struct Sequence {
+struct Sequence {
     last: u64,
 }
 
 impl Sequence {
     /// Takes `seq`: how many messages were skipped before it (0 if none). A number at or
     /// below the last (a duplicate) is an error.
-    pub(super) fn take(&mut self, seq: u64) -> Result<u64, String> {
+    fn take(&mut self, seq: u64) -> Result<u64, String> {
         if seq <= self.last {
             return Err(format!("message {seq} arrived after {}", self.last));
         }
@@ -170,6 +276,61 @@ mod tests {
         assert_eq!(sequence.take(5), Ok(2));
         assert!(sequence.take(5).is_err());
         assert!(sequence.take(3).is_err());
+    }
+
+    fn nats_message(headers: HeaderMap, payload: bytes::Bytes) -> async_nats::Message {
+        async_nats::Message {
+            subject: "s".into(),
+            reply: None,
+            length: payload.len(),
+            payload,
+            headers: Some(headers),
+            status: None,
+            description: None,
+        }
+    }
+
+    #[test]
+    fn a_message_larger_than_the_payload_limit_travels_in_parts_and_arrives_whole() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let mut seq = 0;
+        let pieces = parts(&mut seq, Kind::Message, Codec::Raw, data.clone(), 2048);
+        assert_eq!(pieces.len(), 7, "1,536 bytes a part");
+        assert_eq!(seq, 7);
+        let mut incoming = Incoming::new(1 << 20);
+        let mut whole = None;
+        for (i, (headers, payload)) in pieces.into_iter().enumerate() {
+            let taken = incoming.take(&nats_message(headers, payload)).unwrap();
+            assert_eq!(taken.is_some(), i == 6, "only the last part completes it");
+            whole = taken;
+        }
+        let (kind, message) = whole.unwrap();
+        assert_eq!(kind, Kind::Message);
+        assert_eq!(message.data, data);
+        // And a small one after it, in one piece.
+        let (headers, payload) = parts(&mut seq, Kind::Closed, Codec::Raw, b"closed".to_vec(), 2048).remove(0);
+        assert_eq!(incoming.take(&nats_message(headers, payload)).unwrap().unwrap().1.data, b"closed");
+    }
+
+    #[test]
+    fn a_skipped_number_is_a_loss_and_an_oversized_message_is_refused() {
+        let mut seq = 0;
+        let mut all = parts(&mut seq, Kind::Message, Codec::Json, b"1".to_vec(), 2048);
+        all.extend(parts(&mut seq, Kind::Message, Codec::Json, b"2".to_vec(), 2048));
+        all.extend(parts(&mut seq, Kind::Message, Codec::Json, b"3".to_vec(), 2048));
+        let mut incoming = Incoming::new(1 << 20);
+        let (headers, payload) = all.remove(0);
+        assert!(incoming.take(&nats_message(headers, payload)).unwrap().is_some());
+        let (headers, payload) = all.remove(1);
+        assert_eq!(incoming.take(&nats_message(headers, payload)).unwrap_err(), LinkError::Lost(1));
+
+        let mut seq = 0;
+        let mut incoming = Incoming::new(3000);
+        let mut results = parts(&mut seq, Kind::Message, Codec::Raw, vec![0; 5000], 2048)
+            .into_iter()
+            .map(|(headers, payload)| incoming.take(&nats_message(headers, payload)));
+        assert!(results.next().unwrap().unwrap().is_none());
+        assert_eq!(results.next().unwrap().unwrap_err(), LinkError::TooLarge);
     }
 
     #[test]

@@ -64,6 +64,8 @@ struct EventsInner {
     /// The proxy's own queue, interrupted when the remote worker has ended.
     proxy: Arc<WorkerQueue>,
     ended: Mutex<Option<Exit>>,
+    /// Set by the first end.
+    finished: std::sync::atomic::AtomicBool,
     stats: Arc<WorkerStats>,
     services: Arc<Services>,
 }
@@ -83,7 +85,7 @@ impl RemoteEvents {
     pub(crate) fn ended(&self, exit: Exit) {
         let inner = &self.0;
         let mut ended = inner.ended.lock().unwrap_or_else(|p| p.into_inner());
-        if ended.is_none() {
+        if !inner.finished.swap(true, std::sync::atomic::Ordering::AcqRel) {
             *ended = Some(exit);
             drop(ended);
             inner.proxy.interrupt();
@@ -94,6 +96,16 @@ impl RemoteEvents {
     pub(crate) fn failed(&self, message: String) {
         let error = ErrorEvent { message, worker: self.0.stats.name.clone(), location: self.0.stats.location.clone() };
         self.ended(Exit::Failed(error));
+    }
+
+    /// The largest message its parent accepts.
+    pub(crate) fn message_size(&self) -> usize {
+        messaging::Deliver::message_size(&self.0.to_parent)
+    }
+
+    /// Whether the remote worker has ended (or been given up).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.0.finished.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn take_exit(&self) -> Option<Exit> {
@@ -130,6 +142,7 @@ pub(crate) fn spawn_remote(
         to_parent: FromChild { queue: parent.queue.clone(), child: parent.child },
         proxy: queue.clone(),
         ended: Mutex::new(None),
+        finished: std::sync::atomic::AtomicBool::new(false),
         stats: stats.clone(),
         services: services.clone(),
     }));
