@@ -145,3 +145,60 @@ pub fn restore_cpus(cpus: Cpus) {
         assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &cpus.0), 0, "restored");
     }
 }
+
+/// A NATS server (with JetStream) of the benchmark's own, on a port the kernel chose; stopped
+/// when dropped. Needs `nats-server` on the PATH or in /usr/sbin.
+pub struct NatsServer {
+    child: std::process::Child,
+    /// Its address.
+    pub url: String,
+    dir: std::path::PathBuf,
+}
+
+impl NatsServer {
+    /// Starts one and waits until it listens.
+    ///
+    /// # Panics
+    ///
+    /// If `nats-server` cannot be started or does not say where it listens within 30 s.
+    pub fn start() -> NatsServer {
+        use std::io::BufRead;
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|path| path.exists())
+            .unwrap_or_else(|| "nats-server".into());
+        let dir = std::env::temp_dir().join(format!("wasm-workers-bench-nats-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut child = std::process::Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {} (install nats-server): {error}", binary.display()));
+        let log = child.stderr.take().expect("piped");
+        let (port_tx, port) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(log).lines().map_while(Result::ok) {
+                if let Some(at) = line.split("Listening for client connections on ").nth(1) {
+                    let _ = port_tx.send(at.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok()));
+                }
+            }
+        });
+        let port = port
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .ok()
+            .flatten()
+            .expect("the NATS server says where it listens");
+        NatsServer { child, url: format!("nats://127.0.0.1:{port}"), dir }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

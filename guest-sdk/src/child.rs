@@ -30,6 +30,27 @@ impl<W: Worker> Child<W> {
         Ok(Child { id, handle, _worker: std::marker::PhantomData })
     }
 
+    /// [`spawn`](Self::spawn), with the child placed on a host of the lattice the host has
+    /// joined, as `placement` says; on this host if it has joined none. The child's events
+    /// are the same as a local child's; its messages cross hosts by copy (ports and buffers do
+    /// not cross yet).
+    ///
+    /// # Errors
+    ///
+    /// As for [`spawn`](Self::spawn), and if no host of the lattice matches or has room.
+    pub fn spawn_placed(location: &str, name: Option<&str>, placement: &Placement) -> Result<Self, String> {
+        let options = types::WorkerOptions { name: name.map(str::to_string) };
+        let placement = match placement {
+            Placement::Any => types::Placement::Any,
+            Placement::Host(id) => types::Placement::Host(id.clone()),
+            Placement::Labels(labels) => types::Placement::Labels(labels.clone()),
+        };
+        let handle = Rc::new(scope::Worker::spawn_placed(location, &options, &placement)?);
+        let id = handle.id();
+        CHILDREN.with_borrow_mut(|children| children.insert(id, Entry::new::<W>(Keep::Child(handle.clone()))));
+        Ok(Child { id, handle, _worker: std::marker::PhantomData })
+    }
+
     /// The id this child's events carry ([`Source::Child`]).
     pub fn id(&self) -> u32 {
         self.id
@@ -128,4 +149,15 @@ impl<W> fmt::Debug for Child<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Child").field("id", &self.id).finish()
     }
+}
+
+/// Where on a lattice of hosts a child runs ([`Child::spawn_placed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Any host of the lattice with a free worker slot (the one with the most).
+    Any,
+    /// The host with this id.
+    Host(String),
+    /// A host whose labels include all of these (key, value).
+    Labels(Vec<(String, String)>),
 }

@@ -390,3 +390,91 @@ fn a_worker_whose_placing_side_dies_is_ended_and_its_slot_freed() {
     run.wait().unwrap();
     wait_for(|| running_on(&server, "orphan") == [("far".to_string(), 0)], "the orphaned core is ended");
 }
+
+/// Host `id` as it last advertised itself, read through the library.
+fn host_info(server: &Server, lattice: &str, id: &str) -> Option<wasm_workers::lattice::HostInfo> {
+    let options =
+        wasm_workers::lattice::LatticeOptions { url: server.url.clone(), name: lattice.into(), ..Default::default() };
+    let lattice = wasm_workers::lattice::Lattice::connect(&options).unwrap();
+    lattice.hosts().unwrap().into_iter().find(|host| host.id == id)
+}
+
+#[test]
+fn a_slow_remote_receiver_makes_the_sender_see_queue_full_and_its_host_drops_nothing() {
+    let server = Server::start("slow");
+    let dir = temp_dir("lattice-slow");
+    let host = LatticeHost::start(&server, "slow", "far", &dir.join("far"));
+    wait_for_hosts(&server, "slow", &["far"], &[&host]);
+    let manifest = dir.join("flood.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "entry = \"flood\"\n\n[workers.flood]\ncomponent = {:?}\nplace-spawns = \"any\"\nlimits = {{ queued-messages = 64 }}\n",
+            guest_build::guest("flood")
+        ),
+    )
+    .unwrap();
+    let job = r#"{"location": "sink.wasm", "n": 20000, "message": {"work": 3000}}"#;
+    let manifest = manifest.display().to_string();
+    let output = wasm_workers(&["run", &manifest, "--nats", &server.url, "--lattice", "slow"], &format!("{job}\n"));
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    let (sent, full) = (report["sent"].as_u64().unwrap(), report["full"].as_u64().unwrap());
+    assert_eq!(sent + full, 20000, "{report}");
+    assert!(full > 0, "the sender was told the receiver is behind: {report}");
+    // Everything the sender was allowed to send, the far host could queue: the window held.
+    // Read once the host has advertised the sink's end (its ledger is final then).
+    let mut info = None;
+    wait_for(
+        || {
+            info = host_info(&server, "slow", "far");
+            info.as_ref().is_some_and(|info| info.started == 1 && info.running == 0)
+        },
+        "the far host advertises the sink's end",
+    );
+    let info = info.unwrap();
+    assert_eq!(info.queue_full, 0, "{info:?}");
+    assert_eq!(info.posted, info.delivered + info.dropped, "{info:?}");
+}
+
+#[test]
+fn a_guest_places_its_children_by_host_or_labels_and_unplaced_ones_stay_here() {
+    let server = Server::start("labels");
+    let dir = temp_dir("lattice-labels");
+    let east = LatticeHost::start_with(&server, "labels", "a", &dir.join("a"), &["--label", "zone=east"]);
+    let west = LatticeHost::start_with(&server, "labels", "b", &dir.join("b"), &["--label", "zone=west"]);
+    wait_for_hosts(&server, "labels", &["a", "b"], &[&east, &west]);
+    // The supervisor's own manifest places nothing: the guest says where each child goes.
+    let manifest = dir.join("supervisor.toml");
+    std::fs::write(
+        &manifest,
+        format!("entry = \"supervisor\"\n\n[workers.supervisor]\ncomponent = {:?}\n", guest_build::guest("supervisor")),
+    )
+    .unwrap();
+    let echo = |name: &str, placement: &str| {
+        format!(r#"{{"location": "echo.wasm", "name": "{name}", "messages": ["close"]{placement}}}"#)
+    };
+    let spec = format!(
+        r#"{{"spawn": [{}, {}, {}, {}]}}"#,
+        echo("west", r#", "placement": {"labels": {"zone": "west"}}"#),
+        echo("on-a", r#", "placement": {"host": "a"}"#),
+        echo("local", ""),
+        echo("nowhere", r#", "placement": {"labels": {"zone": "north"}}"#),
+    );
+    let manifest = manifest.display().to_string();
+    let output =
+        wasm_workers(&["run", &manifest, "--nats", &server.url, "--lattice", "labels", "--stats"], &(spec + "\n"));
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stats = |name: &str| stderr.lines().find(|line| line.starts_with(name)).unwrap_or_default().to_string();
+    assert!(stats("west ").contains(" b "), "{stderr}");
+    assert!(stats("on-a ").contains(" a "), "{stderr}");
+    assert!(stats("local ").contains("(here)"), "{stderr}");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(r#""spawn-error""#) && stdout.contains("no host of the lattice has the labels"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches(r#""closed":true"#).count(), 3, "{stdout}");
+}

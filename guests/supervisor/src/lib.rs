@@ -3,14 +3,15 @@
 //! Sent `{"spawn": [{"location": L, "name": N, "messages": [M, ...]}, ...]}`, it spawns each
 //! child, posts it its messages, and posts to its own parent one report per child event:
 //! `{"child": i, "message": M}`, `{"child": i, "error": E}`, `{"child": i, "message-error": R}`,
-//! `{"child": i, "closed": true}`, or `{"child": i, "spawn-error": E}`. Sent `{"terminate": i}`,
+//! `{"child": i, "closed": true}`, or `{"child": i, "spawn-error": E}`. A spec may say where on
+//! the lattice the child runs: `"placement": "any"`, `{"host": ID}` or `{"labels": {K: V}}`. Sent `{"terminate": i}`,
 //! it terminates child `i` and reports `{"child": i, "terminated": true}`.
 
 use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wasm_workers_guest::{export_worker, post, Child, ErrorEvent, MessageError, Source, Worker};
+use wasm_workers_guest::{export_worker, post, Child, ErrorEvent, MessageError, Placement, Source, Worker};
 
 #[derive(Deserialize)]
 struct Spec {
@@ -18,6 +19,27 @@ struct Spec {
     name: Option<String>,
     #[serde(default)]
     messages: Vec<Value>,
+    /// Where on the lattice: `"any"`, `{"host": ID}` or `{"labels": {K: V}}`.
+    placement: Option<PlacementSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PlacementSpec {
+    Any(String),
+    Host { host: String },
+    Labels { labels: std::collections::BTreeMap<String, String> },
+}
+
+impl PlacementSpec {
+    fn placement(&self) -> Result<Placement, String> {
+        match self {
+            PlacementSpec::Any(word) if word == "any" => Ok(Placement::Any),
+            PlacementSpec::Any(word) => Err(format!("unknown placement `{word}`")),
+            PlacementSpec::Host { host } => Ok(Placement::Host(host.clone())),
+            PlacementSpec::Labels { labels } => Ok(Placement::Labels(labels.clone().into_iter().collect())),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -46,7 +68,13 @@ impl Worker for Supervisor {
                 for spec in specs {
                     let i = self.asked;
                     self.asked += 1;
-                    match Child::spawn(&spec.location, spec.name.as_deref()) {
+                    let spawned = match &spec.placement {
+                        Some(placement) => placement.placement().and_then(|placement| {
+                            Child::spawn_placed(&spec.location, spec.name.as_deref(), &placement)
+                        }),
+                        None => Child::spawn(&spec.location, spec.name.as_deref()),
+                    };
+                    match spawned {
                         Ok(child) => {
                             let child = child
                                 .on_message(move |_: &mut Self, m: Value| post(&json!({ "child": i, "message": m })))

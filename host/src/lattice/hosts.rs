@@ -32,6 +32,9 @@ pub struct HostInfo {
     /// See [`posted`](Self::posted).
     #[serde(default)]
     pub dropped: u64,
+    /// Of [`dropped`](Self::dropped), those refused because a queue was full.
+    #[serde(default)]
+    pub queue_full: u64,
 }
 
 impl HostInfo {
@@ -54,18 +57,33 @@ pub(super) async fn withdraw(hosts: &kv::Store, id: &str) {
 }
 
 /// The live hosts, by id.
+///
+/// The keys are read from the bucket's stream as its subjects, not with the client's key
+/// listing: that listing waits for a pending count that a concurrent write can make it never
+/// reach (each heartbeat replaces a message it was counting), and then hangs.
 pub(super) async fn live(hosts: &kv::Store) -> Result<Vec<HostInfo>, String> {
-    let mut keys = match hosts.keys().await {
-        Ok(keys) => keys,
-        Err(error) => return Err(format!("cannot list the lattice's hosts: {error}")),
-    };
-    let mut ids = Vec::new();
-    while let Some(key) = keys.next().await {
-        ids.push(key.map_err(|error| format!("cannot list the lattice's hosts: {error}"))?);
-    }
+    let prefix = format!("$KV.{}.", hosts.name);
+    let listed = tokio::time::timeout(super::REQUEST_TIMEOUT, async {
+        let mut subjects = hosts
+            .stream
+            .info_with_subjects(format!("{prefix}>"))
+            .await
+            .map_err(|error| format!("cannot list the lattice's hosts: {error}"))?;
+        let mut ids = Vec::new();
+        while let Some(entry) = subjects.next().await {
+            let (subject, _) = entry.map_err(|error| format!("cannot list the lattice's hosts: {error}"))?;
+            if let Some(id) = subject.strip_prefix(&prefix) {
+                ids.push(id.to_string());
+            }
+        }
+        Ok::<_, String>(ids)
+    })
+    .await
+    .map_err(|_| "cannot list the lattice's hosts: no answer in time".to_string())??;
     let mut found = Vec::new();
-    for id in ids {
-        // An entry may expire between the listing and the read: it is simply gone.
+    for id in listed {
+        // An entry may expire between the listing and the read (or be a departed host's
+        // purge marker): it is simply gone.
         if let Ok(Some(value)) = hosts.get(&id).await {
             if let Ok(info) = serde_json::from_slice::<HostInfo>(&value) {
                 found.push(info);

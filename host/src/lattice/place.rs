@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -18,6 +18,9 @@ use wasm_workers_protocol::ErrorEvent;
 use super::hosts::{self, HostInfo};
 use super::wire::{self, Incoming, Kind, LinkError, SpawnReply, SpawnRequest, WireLimits};
 use super::{Lattice, HEARTBEAT, HOST_SILENCE, REQUEST_TIMEOUT};
+
+/// How often a sender waiting for credits checks whether its worker has ended.
+const CREDIT_POLL: Duration = Duration::from_millis(50);
 
 /// Places workers on the hosts of one lattice.
 pub(super) struct NatsPlacer {
@@ -169,9 +172,14 @@ impl Placer for NatsPlacer {
                     .await
                     .map_err(|error| format!("cannot upload the component: {error}"))?;
             }
-            // Subscribed before the worker can start, so that none of its events is missed.
+            // Subscribed before the worker can start, so that none of its events (nor of its
+            // host's credits) is missed.
             let out = client
                 .subscribe(format!("{prefix}.worker.{uid}.out"))
+                .await
+                .map_err(|error| format!("cannot subscribe: {error}"))?;
+            let credit = client
+                .subscribe(format!("{prefix}.worker.{uid}.credit"))
                 .await
                 .map_err(|error| format!("cannot subscribe: {error}"))?;
             let body = serde_json::to_vec(&request).map_err(|error| error.to_string())?;
@@ -187,10 +195,12 @@ impl Placer for NatsPlacer {
             self.answers.lock().unwrap_or_else(|p| p.into_inner()).insert(host.clone(), (reply.started, reply.free));
             match reply.error {
                 Some(error) => Err(format!("host `{host}` refused: {error}")),
-                None => Ok(out),
+                None => Ok((out, credit, reply.window)),
             }
         });
-        let out = out?;
+        let (out, credit, window) = out?;
+        let credits = Arc::new(Credits { available: Mutex::new(window), changed: Condvar::new() });
+        lattice.spawn(receive_credits(credit, Arc::downgrade(&credits)));
         {
             let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
             // It answered just now.
@@ -198,8 +208,9 @@ impl Placer for NatsPlacer {
             watch.running.push((host.clone(), events.clone()));
         }
         let max_size = events.message_size();
-        lattice.spawn(receive_events(out, events, host.clone(), max_size));
-        let link = Link { lattice: lattice.clone(), subject: format!("{prefix}.worker.{uid}"), seq: 0 };
+        lattice.spawn(receive_events(out, events.clone(), host.clone(), max_size));
+        let link =
+            Link { lattice: lattice.clone(), subject: format!("{prefix}.worker.{uid}"), seq: 0, credits, events };
         Ok((Box::new(link), host))
     }
 }
@@ -302,6 +313,29 @@ struct Link {
     /// `P.worker.<uid>`.
     subject: String,
     seq: u64,
+    credits: Arc<Credits>,
+    /// Its events, to stop waiting for credits once it has ended.
+    events: RemoteEvents,
+}
+
+/// How many more messages a link may send before its host says it has taken more: the window
+/// the host gave, plus what it credited back since. A sender with none waits, and its proxy's
+/// queue fills, so that the parent's posts are refused as `queue-full`, as a local child's.
+struct Credits {
+    available: Mutex<u64>,
+    changed: Condvar,
+}
+
+/// Adds the host's credits to `credits` as they arrive.
+async fn receive_credits(mut credit: async_nats::Subscriber, credits: std::sync::Weak<Credits>) {
+    while let Some(message) = credit.next().await {
+        let Some(credits) = credits.upgrade() else { return };
+        let Some(count) = std::str::from_utf8(&message.payload).ok().and_then(|text| text.parse::<u64>().ok()) else {
+            continue;
+        };
+        *credits.available.lock().unwrap_or_else(|p| p.into_inner()) += count;
+        credits.changed.notify_all();
+    }
 }
 
 impl RemoteWorker for Link {
@@ -313,6 +347,18 @@ impl RemoteWorker for Link {
         // Buffers cross by copy: their bytes follow the message's (not supported yet either).
         if !message.buffers.is_empty() {
             return Err((DropReason::LinkLost, message));
+        }
+        // A credit per message: wait for one, unless the worker has ended meanwhile.
+        {
+            let mut available = self.credits.available.lock().unwrap_or_else(|p| p.into_inner());
+            while *available == 0 {
+                if self.events.is_finished() {
+                    return Err((DropReason::ReceiverGone, message));
+                }
+                available =
+                    self.credits.changed.wait_timeout(available, CREDIT_POLL).unwrap_or_else(|p| p.into_inner()).0;
+            }
+            *available -= 1;
         }
         let client = self.lattice.0.client.clone();
         let subject = format!("{}.in", self.subject);

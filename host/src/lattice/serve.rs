@@ -153,8 +153,10 @@ async fn serve_until(serving: Arc<Serving>, stop: impl std::future::Future<Outpu
                 let Some(request) = request else { break };
                 let reply = request.reply.clone();
                 let answer = match serving.start(&request.payload, &mut workers).await {
-                    Ok(()) => SpawnReply { error: None, free: serving.free(), started: serving.started() },
-                    Err(error) => SpawnReply { error: Some(error), free: serving.free(), started: serving.started() },
+                    Ok(window) => SpawnReply { error: None, free: serving.free(), started: serving.started(), window },
+                    Err(error) => {
+                        SpawnReply { error: Some(error), free: serving.free(), started: serving.started(), window: 0 }
+                    }
                 };
                 if let Some(reply) = reply {
                     let body = serde_json::to_vec(&answer).unwrap_or_default();
@@ -180,6 +182,7 @@ impl Serving {
             posted: counts.posted,
             delivered: counts.delivered,
             dropped: counts.dropped.total(),
+            queue_full: counts.dropped.queue_full,
             id: self.options.id.clone(),
             cores: self.host.hardware_concurrency(),
             max_workers: self.options.max_workers,
@@ -197,8 +200,9 @@ impl Serving {
         self.options.max_workers.saturating_sub(self.running.load(Ordering::Acquire))
     }
 
-    /// Starts the worker `payload` asks for; its pump goes into `workers`.
-    async fn start(self: &Arc<Self>, payload: &[u8], workers: &mut JoinSet<()>) -> Result<(), String> {
+    /// Starts the worker `payload` asks for; its pump goes into `workers`. Returns the window
+    /// its parent may send ahead.
+    async fn start(self: &Arc<Self>, payload: &[u8], workers: &mut JoinSet<()>) -> Result<u64, String> {
         let request: SpawnRequest =
             serde_json::from_slice(payload).map_err(|error| format!("unreadable spawn request: {error}"))?;
         if let Some(allowed) = &self.options.allowed {
@@ -232,6 +236,7 @@ impl Serving {
         self.running.fetch_add(1, Ordering::AcqRel);
         self.started.fetch_add(1, Ordering::AcqRel);
         tracing::info!(worker = %request.name, uid = %request.uid, from = %request.from, "started a worker for the lattice");
+        let window = window(&handle);
         let orphaned = Arc::new(tokio::sync::Notify::new());
         {
             let mut parents = self.parents.lock().unwrap_or_else(|p| p.into_inner());
@@ -241,10 +246,10 @@ impl Serving {
         }
         let serving = self.clone();
         workers.spawn(async move {
-            pump(&serving, handle, input, terminate, &subject, &orphaned).await;
+            pump(&serving, handle, input, terminate, &subject, &orphaned, window).await;
             serving.running.fetch_sub(1, Ordering::AcqRel);
         });
-        Ok(())
+        Ok(window)
     }
 
     /// The component with SHA-256 `hash`, from this host's directory or else the lattice's
@@ -275,12 +280,41 @@ impl Serving {
     }
 }
 
+/// The most messages a parent may have on their way to one remote worker before it hears
+/// that they were taken.
+const MAX_WINDOW: u64 = 4096;
+
+/// The window of a worker: what its queue holds, at most [`MAX_WINDOW`] (a subscription's
+/// buffer holds 65,536 messages before the client drops them: a window keeps far below it).
+fn window(handle: &WorkerHandle) -> u64 {
+    let queued = handle.limits().queued_messages.unwrap_or(crate::limits::DEFAULT_QUEUED_MESSAGES) as u64;
+    queued.clamp(1, MAX_WINDOW)
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut file, bytes)?;
     file.persist(path).map_err(|error| error.error)?;
     Ok(())
+}
+
+/// Posts the `pending` messages to the worker in order until its queue is full; returns how
+/// many it took. Refusals other than a full queue are counted dropped, by their reason.
+fn offer(handle: &WorkerHandle, pending: &mut std::collections::VecDeque<Message>) -> u64 {
+    let mut taken = 0;
+    while let Some(message) = pending.pop_front() {
+        match handle.try_post_message(message) {
+            Ok(()) => taken += 1,
+            Err(refused) if refused.reason == DropReason::QueueFull => {
+                pending.push_front(refused.message);
+                break;
+            }
+            // Counted dropped by the post; it still frees its place in the window.
+            Err(_) => taken += 1,
+        }
+    }
+    taken
 }
 
 /// Carries one worker's traffic: the parent's messages in, its events out, until it ends.
@@ -291,10 +325,17 @@ async fn pump(
     mut terminate: async_nats::Subscriber,
     subject: &str,
     orphaned: &tokio::sync::Notify,
+    window: u64,
 ) {
     let client = serving.lattice.0.client.clone();
     let ledger = serving.host.services().ledger.clone();
     let out = format!("{subject}.out");
+    let credit = format!("{subject}.credit");
+    let room = handle.room();
+    // Messages that arrived while the worker's queue was full, in order: at most a window.
+    let mut pending: std::collections::VecDeque<Message> = std::collections::VecDeque::new();
+    // Messages taken into the worker's queue and not yet credited back.
+    let mut accepted = 0u64;
     let mut stopping = serving.stopping.subscribe();
     let max_size = handle.limits().message_size.unwrap_or(crate::limits::DEFAULT_MESSAGE_SIZE);
     let mut incoming = Incoming::new(max_size);
@@ -369,8 +410,25 @@ async fn pump(
                         continue;
                     }
                 };
-                // Refused messages are counted dropped here, by their reason.
-                let _ = handle.post_message(message);
+                if pending.len() as u64 >= window {
+                    // Beyond the window: the sender broke the protocol. Refused as full.
+                    ledger.posted(1);
+                    ledger.dropped(DropReason::QueueFull, 1);
+                    continue;
+                }
+                pending.push_back(message);
+                accepted += offer(&handle, &mut pending);
+                if accepted > 0 && (accepted >= window / 4 || pending.is_empty()) {
+                    let _ = client.publish(credit.clone(), accepted.to_string().into()).await;
+                    accepted = 0;
+                }
+            }
+            () = room.wait(pending.front().map_or(0, |m| m.data.len())), if !pending.is_empty() => {
+                accepted += offer(&handle, &mut pending);
+                if accepted > 0 {
+                    let _ = client.publish(credit.clone(), accepted.to_string().into()).await;
+                    accepted = 0;
+                }
             }
             _ = terminate.next() => handle.terminate(),
             () = async { let _ = stopping.wait_for(|stop| *stop).await; } => handle.terminate(),
@@ -380,5 +438,9 @@ async fn pump(
             }
         }
     }
+    // What waited for room when the worker ended was sent to it: counted here, as it would
+    // have been had it been posted, and dropped.
+    ledger.posted(pending.len());
+    ledger.dropped(DropReason::ReceiverGone, pending.len());
     let _ = client.flush().await;
 }

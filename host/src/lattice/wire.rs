@@ -51,6 +51,9 @@ pub(super) struct SpawnReply {
     /// How many workers the host has started since it joined, this one included: says
     /// whether this answer is newer than the host's last advertisement.
     pub(super) started: u64,
+    /// How many messages the parent may send ahead of the host's credits (on the worker's
+    /// `credit` subject, each a count of messages taken into the worker's queue).
+    pub(super) window: u64,
 }
 
 /// [`Limits`] as they travel.

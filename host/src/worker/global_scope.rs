@@ -16,7 +16,7 @@ use crate::event_loop::{discard, ChildWorker, Control, FromChild};
 use crate::limits::Limits;
 use crate::messaging::{self, MessagePort};
 
-use super::options::WorkerOptions;
+use super::options::{Placement, WorkerOptions};
 use super::parent::ParentLink;
 use super::remote::spawn_remote;
 use super::shared_workers::Starter;
@@ -120,11 +120,14 @@ impl ScopeHost for WorkerState {
     }
 }
 
-impl HostWorker for WorkerState {
-    fn spawn(
+impl WorkerState {
+    /// Spawns a child: on a lattice host if `placement` says so and this host has joined a
+    /// lattice, here otherwise.
+    fn spawn_child(
         &mut self,
         location: String,
         options: types::WorkerOptions,
+        placement: Option<Placement>,
     ) -> wasmtime::Result<Result<Resource<ChildWorker>, String>> {
         let component = match self.load(&location) {
             Ok(component) => component,
@@ -137,7 +140,7 @@ impl HostWorker for WorkerState {
         };
         let id = self.next_child;
         self.next_child += 1;
-        let placer = self.spawn_placement.as_ref().and_then(|placement| Some((placement, self.services.placer.get()?)));
+        let placer = placement.as_ref().and_then(|placement| Some((placement, self.services.placer.get()?)));
         if let Some((placement, placer)) = placer {
             // Placed on another host: the same limits travel with it; no capabilities do.
             let name = options.name.unwrap_or_default();
@@ -164,6 +167,31 @@ impl HostWorker for WorkerState {
         }
         self.children.insert(id, (control.clone(), charge));
         Ok(Ok(self.table.push(ChildWorker { id, sender, control })?))
+    }
+}
+
+impl HostWorker for WorkerState {
+    fn spawn(
+        &mut self,
+        location: String,
+        options: types::WorkerOptions,
+    ) -> wasmtime::Result<Result<Resource<ChildWorker>, String>> {
+        let placement = self.spawn_placement.clone();
+        self.spawn_child(location, options, placement)
+    }
+
+    fn spawn_placed(
+        &mut self,
+        location: String,
+        options: types::WorkerOptions,
+        placement: types::Placement,
+    ) -> wasmtime::Result<Result<Resource<ChildWorker>, String>> {
+        let placement = match placement {
+            types::Placement::Any => Placement::Any,
+            types::Placement::Host(id) => Placement::Host(id),
+            types::Placement::Labels(labels) => Placement::Labels(labels.into_iter().collect()),
+        };
+        self.spawn_child(location, options, Some(placement))
     }
 
     fn id(&mut self, worker: Resource<ChildWorker>) -> wasmtime::Result<u32> {

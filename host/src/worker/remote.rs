@@ -66,6 +66,8 @@ struct EventsInner {
     ended: Mutex<Option<Exit>>,
     /// Set by the first end.
     finished: std::sync::atomic::AtomicBool,
+    /// The proxy's control: once its parent has terminated it, nothing more is sent.
+    control: Arc<Control>,
     stats: Arc<WorkerStats>,
     services: Arc<Services>,
 }
@@ -103,9 +105,10 @@ impl RemoteEvents {
         messaging::Deliver::message_size(&self.0.to_parent)
     }
 
-    /// Whether the remote worker has ended (or been given up).
+    /// Whether the remote worker has ended (or been given up), or its parent has terminated
+    /// it: a sender waiting to send to it stops waiting.
     pub(crate) fn is_finished(&self) -> bool {
-        self.0.finished.load(std::sync::atomic::Ordering::Acquire)
+        self.0.finished.load(std::sync::atomic::Ordering::Acquire) || self.0.control.is_terminated()
     }
 
     fn take_exit(&self) -> Option<Exit> {
@@ -143,6 +146,7 @@ pub(crate) fn spawn_remote(
         proxy: queue.clone(),
         ended: Mutex::new(None),
         finished: std::sync::atomic::AtomicBool::new(false),
+        control: control.clone(),
         stats: stats.clone(),
         services: services.clone(),
     }));
@@ -161,7 +165,7 @@ pub(crate) fn spawn_remote(
     let job_control = control.clone();
     let job = Box::new(move || {
         let services = job_services;
-        let exit = forward(&queue, remote, &events, &services);
+        let exit = forward(&queue, &job_control, remote, &events, &services);
         drop(running);
         stats.ended_elsewhere(match &exit {
             Exit::Closed(CloseReason::Closed) => "closed".to_string(),
@@ -184,13 +188,24 @@ pub(crate) fn spawn_remote(
 
 /// The proxy's loop: forwards the parent's messages until the remote worker ends or the
 /// parent terminates it.
-fn forward(queue: &WorkerQueue, mut remote: Box<dyn RemoteWorker>, events: &RemoteEvents, services: &Services) -> Exit {
+fn forward(
+    queue: &WorkerQueue,
+    control: &Control,
+    mut remote: Box<dyn RemoteWorker>,
+    events: &RemoteEvents,
+    services: &Services,
+) -> Exit {
     let mut batch = std::collections::VecDeque::new();
     loop {
         match queue.next(&mut batch) {
             Next::Tasks => {
                 for task in batch.drain(..) {
                     if let LoopTask::Message { mut message, .. } = task {
+                        if control.is_terminated() {
+                            // Terminated: what was queued is discarded, as a local child's is.
+                            message.settle(&services.ledger, Some(DropReason::Discarded));
+                            continue;
+                        }
                         // Handed to the link, it is delivered as far as this host counts: the
                         // host on the far side counts it again, posted there and settled there.
                         let counted = std::mem::take(&mut message.counted);

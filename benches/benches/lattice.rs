@@ -1,0 +1,124 @@
+//! Workers across hosts on NATS, beside the raw `async-nats` floor on the same loopback server:
+//! the round trip between a worker and its child on another host against a raw request-reply,
+//! and the delegation fan-out with its cores on two other hosts against the same fan-out in one
+//! host. The hosts are `Host`s of this process, each with its own connection (a lattice host
+//! in another process takes the same way through the server). Needs `nats-server` (Debian's
+//! package; `scripts/test.sh` installs it). Run with `RUST_BACKTRACE=1` as set here.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use futures::StreamExt;
+use serde_json::json;
+use wasm_workers::lattice::{serve, Lattice, LatticeOptions, ServeOptions};
+use wasm_workers::{Host, Message, Placement, WorkerOptions};
+use wasm_workers_benches::{answer, load, NatsServer};
+
+const N: u64 = 5_000_000;
+const PRIMES_BELOW_N: u64 = 348_513;
+
+/// A serving host on its own thread, until `stop` is sent.
+fn serving_host(url: &str, id: &str) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = LatticeOptions { url: url.to_string(), name: "bench".into(), ..Default::default() };
+    let id = id.to_string();
+    std::thread::spawn(move || {
+        let host = Host::new().expect("the engine starts");
+        let lattice = Lattice::connect(&options).expect("the lattice is reachable");
+        let dir = std::env::temp_dir().join(format!("wasm-workers-bench-{id}-{}", std::process::id()));
+        let serve_options =
+            ServeOptions { id, labels: Default::default(), max_workers: 64, component_dir: dir, allowed: None };
+        serve(&host, &lattice, serve_options, async {
+            let _ = stopped.await;
+        })
+        .expect("the host serves");
+    });
+    stop
+}
+
+fn lattice(c: &mut Criterion) {
+    let server = NatsServer::start();
+    let stops = [serving_host(&server.url, "b"), serving_host(&server.url, "c")];
+    let options = LatticeOptions { url: server.url.clone(), name: "bench".into(), ..Default::default() };
+    let lattice = Lattice::connect(&options).expect("the lattice is reachable");
+    let start = Instant::now();
+    while lattice.hosts().map_or(0, |hosts| hosts.len()) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the serving hosts did not join");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let host = Host::new().expect("the engine starts");
+    lattice.place_from(&host).expect("the placer starts");
+
+    let mut group = c.benchmark_group("lattice-round-trip");
+    // The pingpong worker here, its bounce child on another host: `iters` round trips.
+    let pingpong = load(&host, "pingpong");
+    let _bounce = load(&host, "bounce");
+    let placed = WorkerOptions { spawn_placement: Some(Placement::Any), ..WorkerOptions::named("pingpong") };
+    let mut player = host.spawn(&pingpong, placed).unwrap();
+    player.post_message(Message::json(&1u64).unwrap()).unwrap();
+    answer(&mut player);
+    group.bench_function("wasm/worker-remote-worker", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            player.post_message(Message::json(&iters).unwrap()).unwrap();
+            answer(&mut player);
+            start.elapsed()
+        })
+    });
+    player.terminate();
+    // The floor: a request and its reply between two connections on the same server.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (requester, responder) = runtime.block_on(async {
+        let requester = async_nats::connect(&server.url).await.unwrap();
+        let responder = async_nats::connect(&server.url).await.unwrap();
+        (requester, responder)
+    });
+    runtime.block_on(async {
+        let mut requests = responder.subscribe("bench.echo").await.unwrap();
+        responder.flush().await.unwrap();
+        let responder = responder.clone();
+        tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                if let Some(reply) = request.reply {
+                    let _ = responder.publish(reply, request.payload).await;
+                }
+            }
+        });
+    });
+    group.bench_function("raw/request-reply", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    requester.request("bench.echo", "1".into()).await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("lattice-fanout");
+    group.sample_size(10);
+    let delegation = load(&host, "delegation");
+    let _core = load(&host, "core");
+    for (label, placement) in [("wasm/2-other-hosts", Some(Placement::Any)), ("wasm/this-host", None)] {
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let options =
+                    WorkerOptions { spawn_placement: placement.clone(), ..WorkerOptions::named("delegation") };
+                let mut worker = host.spawn(&delegation, options).unwrap();
+                worker.post_message(Message::json(&json!({ "n": N, "k": 4 })).unwrap()).unwrap();
+                let total: u64 = answer(&mut worker).decode_json().unwrap();
+                assert_eq!(total, PRIMES_BELOW_N);
+            })
+        });
+    }
+    group.finish();
+    for stop in stops {
+        let _ = stop.send(());
+    }
+}
+
+criterion_group!(benches, lattice);
+criterion_main!(benches);
