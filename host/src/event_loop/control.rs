@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::task::{WorkerQueue, WorkerSender};
+use crate::messaging::Deliver;
 
 /// The state a worker shares with those who may terminate it.
 pub(crate) struct Control {
@@ -82,4 +83,17 @@ pub struct ChildWorker {
     pub(crate) id: u32,
     pub(crate) sender: WorkerSender,
     pub(crate) control: Arc<Control>,
+    /// For a child on another host: where its messages go, straight from the parent's thread
+    /// (its `sender` then only keeps the proxy alive).
+    pub(crate) direct: Option<Arc<dyn Deliver>>,
+}
+
+impl ChildWorker {
+    /// Where a message to this child goes.
+    pub(crate) fn to(&self) -> &dyn Deliver {
+        match &self.direct {
+            Some(direct) => &**direct,
+            None => &self.sender,
+        }
+    }
 }

@@ -378,11 +378,6 @@ impl<T> TaskSender<T> {
         self.queue.push(task)
     }
 
-    /// The largest message the worker accepts.
-    pub(crate) fn message_size(&self) -> usize {
-        self.queue.message_size()
-    }
-
     /// The queue this sender posts to.
     pub(crate) fn queue(&self) -> &Arc<TaskQueue<T>> {
         &self.queue

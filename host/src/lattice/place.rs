@@ -3,24 +3,21 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::accounting::DropReason;
+use crate::accounting::{DropReason, Ledger};
 use crate::limits::Limits;
-use crate::messaging::Message;
+use crate::messaging::{Deliver, Message};
 use crate::worker::{CloseReason, Component, Exit, Placement, Placer, RemoteEvents, RemoteWorker};
 use wasm_workers_protocol::ErrorEvent;
 
 use super::hosts::{self, HostInfo};
 use super::wire::{self, Incoming, Kind, LinkError, SpawnReply, SpawnRequest, WireLimits};
 use super::{Lattice, HEARTBEAT, HOST_SILENCE, REQUEST_TIMEOUT};
-
-/// How often a sender waiting for credits checks whether its worker has ended.
-const CREDIT_POLL: Duration = Duration::from_millis(50);
 
 /// Places workers on the hosts of one lattice.
 pub(super) struct NatsPlacer {
@@ -147,7 +144,7 @@ impl Placer for NatsPlacer {
         name: &str,
         limits: Limits,
         events: RemoteEvents,
-    ) -> Result<(Box<dyn RemoteWorker>, String), String> {
+    ) -> Result<(Arc<dyn RemoteWorker>, String), String> {
         let (bytes, hash) = self.component(component)?;
         let lattice = &self.lattice;
         let live = lattice.block_on(hosts::live(&lattice.0.hosts))?;
@@ -199,7 +196,7 @@ impl Placer for NatsPlacer {
             }
         });
         let (out, credit, window) = out?;
-        let credits = Arc::new(Credits { available: Mutex::new(window), changed: Condvar::new() });
+        let credits = Arc::new(Credits { available: Mutex::new(window) });
         lattice.spawn(receive_credits(credit, Arc::downgrade(&credits)));
         {
             let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,9 +206,17 @@ impl Placer for NatsPlacer {
         }
         let max_size = events.message_size();
         lattice.spawn(receive_events(out, events.clone(), host.clone(), max_size));
-        let link =
-            Link { lattice: lattice.clone(), subject: format!("{prefix}.worker.{uid}"), seq: 0, credits, events };
-        Ok((Box::new(link), host))
+        let subject = format!("{prefix}.worker.{uid}");
+        let link = Link {
+            lattice: lattice.clone(),
+            subject_in: format!("{subject}.in"),
+            subject,
+            seq: Mutex::new(0),
+            message_size: limits.message_size.unwrap_or(crate::limits::DEFAULT_MESSAGE_SIZE),
+            credits,
+            events,
+        };
+        Ok((Arc::new(link), host))
     }
 }
 
@@ -312,18 +317,22 @@ struct Link {
     lattice: Lattice,
     /// `P.worker.<uid>`.
     subject: String,
-    seq: u64,
+    /// `P.worker.<uid>.in`.
+    subject_in: String,
+    /// The last number used on `in`.
+    seq: Mutex<u64>,
+    /// The largest message the worker accepts.
+    message_size: usize,
     credits: Arc<Credits>,
-    /// Its events, to stop waiting for credits once it has ended.
+    /// Its events: whether it has ended, and its counters here.
     events: RemoteEvents,
 }
 
 /// How many more messages a link may send before its host says it has taken more: the window
-/// the host gave, plus what it credited back since. A sender with none waits, and its proxy's
-/// queue fills, so that the parent's posts are refused as `queue-full`, as a local child's.
+/// the host gave, plus what it credited back since. With none, the parent's posts are refused
+/// as `queue-full`, as a local child's full queue refuses them.
 struct Credits {
     available: Mutex<u64>,
-    changed: Condvar,
 }
 
 /// Adds the host's credits to `credits` as they arrive.
@@ -334,60 +343,74 @@ async fn receive_credits(mut credit: async_nats::Subscriber, credits: std::sync:
             continue;
         };
         *credits.available.lock().unwrap_or_else(|p| p.into_inner()) += count;
-        credits.changed.notify_all();
     }
 }
 
-impl RemoteWorker for Link {
-    fn send(&mut self, message: Message) -> Result<(), (DropReason, Message)> {
-        if !message.ports.is_empty() {
-            // Ports do not cross hosts yet: refused as if the receiver could not take it.
+impl Deliver for Link {
+    /// Publishes `message` from the caller's thread, in order, if the host has credited room
+    /// for it; refused `queue-full` otherwise, as a local child's full queue refuses. Settled
+    /// delivered in `ledger` once handed to the link: the far host counts it again, posted
+    /// and settled there.
+    fn deliver(&self, mut message: Message, ledger: Option<&Ledger>) -> Result<(), (DropReason, Message)> {
+        if !message.ports.is_empty() || !message.buffers.is_empty() {
+            // Ports and buffers do not cross hosts yet.
             return Err((DropReason::LinkLost, message));
         }
-        // Buffers cross by copy: their bytes follow the message's (not supported yet either).
-        if !message.buffers.is_empty() {
-            return Err((DropReason::LinkLost, message));
+        if self.events.is_finished() {
+            return Err((DropReason::ReceiverGone, message));
         }
-        // A credit per message: wait for one, unless the worker has ended meanwhile.
+        if message.data.len() > self.message_size {
+            return Err((DropReason::TooLarge, message));
+        }
         {
             let mut available = self.credits.available.lock().unwrap_or_else(|p| p.into_inner());
-            while *available == 0 {
-                if self.events.is_finished() {
-                    return Err((DropReason::ReceiverGone, message));
-                }
-                available =
-                    self.credits.changed.wait_timeout(available, CREDIT_POLL).unwrap_or_else(|p| p.into_inner()).0;
+            if *available == 0 {
+                return Err((DropReason::QueueFull, message));
             }
             *available -= 1;
         }
-        let client = self.lattice.0.client.clone();
-        let subject = format!("{}.in", self.subject);
+        let counted = std::mem::take(&mut message.counted);
+        let len = message.data.len();
+        let client = &self.lattice.0.client;
         let max_payload = client.server_info().max_payload;
         let codec = message.codec;
-        let mut seq = self.seq;
-        let parts = wire::parts(&mut seq, Kind::Message, codec, message.data, max_payload);
+        // The lock orders the publishes of all the threads that post to this worker.
+        let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        let parts = wire::parts(&mut seq, Kind::Message, codec, std::mem::take(&mut message.data), max_payload);
         let sent = self.lattice.block_on(async {
             for (headers, payload) in parts {
-                client.publish_with_headers(subject.clone(), headers, payload).await?;
+                client.publish_with_headers(self.subject_in.clone(), headers, payload).await?;
             }
             Ok::<(), async_nats::PublishError>(())
         });
+        drop(seq);
         match sent {
             Ok(()) => {
-                self.seq = seq;
+                self.events.sent(len);
+                if counted {
+                    if let Some(ledger) = ledger {
+                        ledger.delivered(1);
+                    }
+                }
                 Ok(())
             }
             Err(error) => {
                 // Some parts may have gone: the far side sees the next message's number skip
                 // ahead, and ends the link, as for any loss.
-                self.seq = seq;
                 tracing::debug!(%error, "publish failed");
-                Err((DropReason::LinkLost, Message::new(codec, Vec::new())))
+                message.counted = counted;
+                Err((DropReason::LinkLost, message))
             }
         }
     }
 
-    fn terminate(&mut self) {
+    fn message_size(&self) -> usize {
+        self.message_size
+    }
+}
+
+impl RemoteWorker for Link {
+    fn terminate(&self) {
         let client = self.lattice.0.client.clone();
         let subject = format!("{}.terminate", self.subject);
         let _ = self.lattice.block_on(async move {

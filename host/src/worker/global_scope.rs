@@ -145,13 +145,14 @@ impl WorkerState {
             // Placed on another host: the same limits travel with it; no capabilities do.
             let name = options.name.unwrap_or_default();
             let parent = FromChild { queue: self.queue.clone(), child: id };
-            let (sender, control) =
-                match spawn_remote(&self.services, &**placer, &component, placement, &name, self.limits, parent) {
-                    Ok(spawned) => spawned,
-                    Err(why) => return Ok(Err(format!("cannot start `{location}` on the lattice: {why}"))),
-                };
-            self.children.insert(id, (control.clone(), charge));
-            return Ok(Ok(self.table.push(ChildWorker { id, sender, control })?));
+            let child = match spawn_remote(&self.services, &**placer, &component, placement, &name, self.limits, parent)
+            {
+                Ok(spawned) => spawned,
+                Err(why) => return Ok(Err(format!("cannot start `{location}` on the lattice: {why}"))),
+            };
+            self.children.insert(id, (child.control.clone(), charge));
+            let child = ChildWorker { id, sender: child.sender, control: child.control, direct: Some(child.to) };
+            return Ok(Ok(self.table.push(child)?));
         }
         let parent = ParentLink::Worker(FromChild { queue: self.queue.clone(), child: id });
         // A child gets no capabilities and no channels (only what its parent sends it), and
@@ -166,7 +167,7 @@ impl WorkerState {
             self.prune_at = (self.children.len() * 2).max(MIN_PRUNE);
         }
         self.children.insert(id, (control.clone(), charge));
-        Ok(Ok(self.table.push(ChildWorker { id, sender, control })?))
+        Ok(Ok(self.table.push(ChildWorker { id, sender, control, direct: None })?))
     }
 }
 
@@ -203,14 +204,14 @@ impl HostWorker for WorkerState {
         worker: Resource<ChildWorker>,
         message: types::Message,
     ) -> wasmtime::Result<Result<(), types::PostError>> {
-        let max_size = |this: &Self| Ok(this.table.get(&worker)?.sender.message_size());
+        let max_size = |this: &Self| Ok(this.table.get(&worker)?.to().message_size());
         let message = match self.lift_message(message, max_size)? {
             Ok(message) => message,
             Err(error) => return Ok(Err(error)),
         };
         let child = self.table.get(&worker)?;
         // A child that has ended discards the message, as a closed event loop does.
-        Ok(messaging::post(&child.sender, message, &self.services.ledger).map_or_else(post_error, Ok))
+        Ok(messaging::post(child.to(), message, &self.services.ledger).map_or_else(post_error, Ok))
     }
 
     fn terminate(&mut self, worker: Resource<ChildWorker>) -> wasmtime::Result<()> {

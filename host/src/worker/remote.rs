@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use crate::accounting::DropReason;
 use crate::event_loop::{self, Control, FromChild, LoopTask, Next, WorkerQueue, WorkerSender};
 use crate::limits::Limits;
-use crate::messaging::{self, Message};
+use crate::messaging::{self, Deliver, Message};
 use crate::stats::WorkerStats;
 use wasm_workers_protocol::ErrorEvent;
 
@@ -42,17 +42,16 @@ pub(crate) trait Placer: Send + Sync {
         name: &str,
         limits: Limits,
         events: RemoteEvents,
-    ) -> Result<(Box<dyn RemoteWorker>, String), String>;
+    ) -> Result<(Arc<dyn RemoteWorker>, String), String>;
 }
 
-/// A worker on another host, as its proxy here sends to it.
-pub(crate) trait RemoteWorker: Send {
-    /// Sends `message` to the worker; messages sent by one proxy arrive in the order sent.
-    /// Returns it back, with why, if it cannot be sent.
-    fn send(&mut self, message: Message) -> Result<(), (DropReason, Message)>;
-
+/// A worker on another host, as its parent here sends to it: a receiver behind the delivery
+/// seam (messages one thread delivers arrive in that order; one refused for want of room
+/// there comes back `queue-full`, as from a local child's queue), and its termination.
+/// A delivered message is settled here, as handed to the link.
+pub(crate) trait RemoteWorker: Deliver {
     /// Terminates the worker (its parent here no longer waits for it).
-    fn terminate(&mut self);
+    fn terminate(&self);
 }
 
 /// Where a remote worker's events go: to its parent here, as the events of a child.
@@ -73,6 +72,11 @@ struct EventsInner {
 }
 
 impl RemoteEvents {
+    /// A message of `len` bytes was sent to the remote worker.
+    pub(crate) fn sent(&self, len: usize) {
+        self.0.stats.received(1, len);
+    }
+
     /// The remote worker posted `message` to its parent.
     pub(crate) fn message(&self, message: Message) {
         let inner = &self.0;
@@ -117,7 +121,8 @@ impl RemoteEvents {
 }
 
 /// Starts `component` on a lattice host through `placer`, as a child of the worker whose
-/// link is `parent`. Returns the sender and control the parent keeps, as for a local child.
+/// link is `parent`. Returns what the parent keeps: a sender and a control, as for a local
+/// child, and where its messages go.
 ///
 /// # Errors
 ///
@@ -130,7 +135,7 @@ pub(crate) fn spawn_remote(
     name: &str,
     limits: Limits,
     parent: FromChild,
-) -> Result<(WorkerSender, Arc<Control>), String> {
+) -> Result<RemoteChild, String> {
     let (queue, sender) = WorkerQueue::new(
         Some(parent.queue.clone()),
         services.quiescence.clone(),
@@ -161,6 +166,7 @@ pub(crate) fn spawn_remote(
     };
     stats.set_host(&host);
     tracing::debug!(worker = name, host = %host, "placed on the lattice");
+    let direct: Arc<dyn Deliver> = remote.clone();
     let job_services = services.clone();
     let job_control = control.clone();
     let job = Box::new(move || {
@@ -183,15 +189,25 @@ pub(crate) fn spawn_remote(
     if let Err(error) = services.threads.run(thread, job) {
         return Err(format!("cannot start its proxy thread: {error}"));
     }
-    Ok((sender, control))
+    Ok(RemoteChild { sender, control, to: direct })
 }
 
-/// The proxy's loop: forwards the parent's messages until the remote worker ends or the
-/// parent terminates it.
+/// A child started on another host, as [`spawn_remote`] hands it to its parent.
+pub(crate) struct RemoteChild {
+    /// Keeps the proxy alive, as a local child's sender keeps it alive.
+    pub(crate) sender: WorkerSender,
+    pub(crate) control: Arc<Control>,
+    /// Where the parent's messages to it go.
+    pub(crate) to: Arc<dyn Deliver>,
+}
+
+/// The proxy's loop: waits until the remote worker ends or the parent terminates it. The
+/// parent's messages go to the remote worker from the parent's own thread; one that reached
+/// the proxy's queue even so is forwarded from here.
 fn forward(
     queue: &WorkerQueue,
     control: &Control,
-    mut remote: Box<dyn RemoteWorker>,
+    remote: Arc<dyn RemoteWorker>,
     events: &RemoteEvents,
     services: &Services,
 ) -> Exit {
@@ -206,18 +222,7 @@ fn forward(
                             message.settle(&services.ledger, Some(DropReason::Discarded));
                             continue;
                         }
-                        // Handed to the link, it is delivered as far as this host counts: the
-                        // host on the far side counts it again, posted there and settled there.
-                        let counted = std::mem::take(&mut message.counted);
-                        events.0.stats.received(1, message.data.len());
-                        match remote.send(message) {
-                            Ok(()) if counted => services.ledger.delivered(1),
-                            Ok(()) => {}
-                            Err((reason, mut back)) => {
-                                back.counted = counted;
-                                back.settle(&services.ledger, Some(reason));
-                            }
-                        }
+                        let _ = messaging::post(&*remote, message, &services.ledger);
                     }
                 }
             }
