@@ -85,6 +85,14 @@ fn lattice(c: &mut Criterion) {
             }
         });
     });
+    // The responder's interest reaches the server asynchronously: wait until it answers.
+    runtime.block_on(async {
+        let start = Instant::now();
+        while requester.request("bench.echo", "1".into()).await.is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "the responder never answered");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
     group.bench_function("raw/request-reply", |b| {
         b.iter_custom(|iters| {
             runtime.block_on(async {

@@ -478,3 +478,34 @@ fn a_guest_places_its_children_by_host_or_labels_and_unplaced_ones_stay_here() {
     );
     assert_eq!(stdout.matches(r#""closed":true"#).count(), 3, "{stdout}");
 }
+
+#[test]
+fn a_guests_task_pool_spreads_its_workers_over_the_lattice() {
+    let server = Server::start("pool");
+    let dir = temp_dir("lattice-pool");
+    let a = LatticeHost::start(&server, "pool", "a", &dir.join("a"));
+    let b = LatticeHost::start(&server, "pool", "b", &dir.join("b"));
+    wait_for_hosts(&server, "pool", &["a", "b"], &[&a, &b]);
+    let manifest = dir.join("pool.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "entry = \"pool\"\n\n[workers.pool]\ncomponent = {:?}\nplace-spawns = \"any\"\n",
+            guest_build::guest("delegation-pool")
+        ),
+    )
+    .unwrap();
+    let manifest = manifest.display().to_string();
+    let output = wasm_workers(
+        &["run", &manifest, "--nats", &server.url, "--lattice", "pool", "--stats", "--hardware-concurrency", "4"],
+        "{\"n\": 1000000, \"chunk\": 25000}\n",
+    );
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(text(&output.stdout).trim(), "78498");
+    let pool_workers: Vec<&str> = stderr.lines().filter(|line| line.contains("primes_task.wasm")).collect();
+    assert_eq!(pool_workers.len(), 4, "{stderr}");
+    for host in [" a ", " b "] {
+        assert!(pool_workers.iter().any(|line| line.contains(host)), "no pool worker on{host}:\n{stderr}");
+    }
+}
