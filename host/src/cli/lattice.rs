@@ -65,7 +65,13 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 pub fn host(args: HostArgs) -> anyhow::Result<ExitCode> {
     let host = args.engine.host(None, None)?;
     let lattice = args.lattice.connect()?;
-    let id = args.id.clone().unwrap_or_else(|| format!("{}-{}", machine_name(), std::process::id()));
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| wasm_workers::lattice::subject_token(&format!("{}-{}", machine_name(), std::process::id())));
+    if !wasm_workers::lattice::valid_id(&id) {
+        anyhow::bail!("invalid host id `{id}`: use letters, digits, `-` and `_` (at most 64)");
+    }
     let cores = host.hardware_concurrency() as u64;
     let max_workers = args.max_workers.unwrap_or(4 * cores) as usize;
     let component_dir = super::default_cache_dir().unwrap_or_else(std::env::temp_dir).join("lattice-components");

@@ -100,6 +100,17 @@ pub enum LatticeError {
     Other(String),
 }
 
+/// `text` as one token of a subject: `.`, `*`, `>` and white space (which would split it or
+/// make it a wildcard) become `-`.
+pub fn subject_token(text: &str) -> String {
+    text.chars().map(|c| if c == '.' || c == '*' || c == '>' || c.is_whitespace() { '-' } else { c }).collect()
+}
+
+/// Whether `id` is a valid host id: letters, digits, `-` and `_`, at most 64.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// A connection to a lattice, with the runtime its I/O runs on. Cheap to clone.
 #[derive(Clone)]
 pub struct Lattice(Arc<Inner>);

@@ -19,6 +19,9 @@ use super::hosts::{self, HostInfo};
 use super::wire::{self, Incoming, Kind, LinkError, SpawnReply, SpawnRequest, WireLimits};
 use super::{Lattice, HEARTBEAT, HOST_SILENCE, REQUEST_TIMEOUT};
 
+/// The longest a post (or a terminate) waits for the server to take it.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Places workers on the hosts of one lattice.
 pub(super) struct NatsPlacer {
     lattice: Lattice,
@@ -73,7 +76,7 @@ impl NatsPlacer {
     ///
     /// If it cannot subscribe to the heartbeats.
     pub(super) fn new(lattice: Lattice) -> Result<Self, String> {
-        let id = format!("{}-{}", hostname(), std::process::id());
+        let id = super::subject_token(&format!("{}-{}", hostname(), std::process::id()));
         let watch = Arc::new(Mutex::new(Watch::default()));
         let heartbeats = lattice
             .block_on(lattice.0.client.subscribe(format!("{}.heartbeat.*", lattice.prefix())))
@@ -197,7 +200,6 @@ impl Placer for NatsPlacer {
         });
         let (out, credit, window) = out?;
         let credits = Arc::new(Credits { available: Mutex::new(window) });
-        lattice.spawn(receive_credits(credit, Arc::downgrade(&credits)));
         {
             let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
             // It answered just now.
@@ -205,14 +207,18 @@ impl Placer for NatsPlacer {
             watch.running.push((host.clone(), events.clone()));
         }
         let max_size = events.message_size();
-        lattice.spawn(receive_events(out, events.clone(), host.clone(), max_size));
+        lattice.spawn(receive_events(out, credit, Arc::downgrade(&credits), events.clone(), host.clone(), max_size));
         let subject = format!("{prefix}.worker.{uid}");
         let link = Link {
             lattice: lattice.clone(),
             subject_in: format!("{subject}.in"),
             subject,
             seq: Mutex::new(0),
-            message_size: limits.message_size.unwrap_or(crate::limits::DEFAULT_MESSAGE_SIZE),
+            // What the far queue can ever hold: a larger message is refused here, as too large.
+            message_size: limits
+                .message_size
+                .unwrap_or(crate::limits::DEFAULT_MESSAGE_SIZE)
+                .min(limits.queued_bytes.unwrap_or(crate::limits::DEFAULT_QUEUED_BYTES)),
             credits,
             events,
         };
@@ -252,10 +258,40 @@ async fn watch_heartbeats(
     }
 }
 
-/// Turns what arrives on a remote worker's `out` subject into its events here, until its end.
-async fn receive_events(mut out: async_nats::Subscriber, events: RemoteEvents, host: String, max_size: usize) {
+/// Turns what arrives on a remote worker's `out` subject into its events here, and its host's
+/// credits into `credits`, until its end (or until it is given up here: checked every
+/// heartbeat, so that the subscriptions of a worker whose host died do not stay).
+async fn receive_events(
+    mut out: async_nats::Subscriber,
+    mut credit: async_nats::Subscriber,
+    credits: std::sync::Weak<Credits>,
+    events: RemoteEvents,
+    host: String,
+    max_size: usize,
+) {
     let mut incoming = Incoming::new(max_size);
-    while let Some(message) = out.next().await {
+    let mut check = tokio::time::interval(HEARTBEAT);
+    loop {
+        let message = tokio::select! {
+            message = out.next() => match message {
+                Some(message) => message,
+                None => return,
+            },
+            Some(message) = credit.next() => {
+                let count = std::str::from_utf8(&message.payload).ok().and_then(|text| text.parse::<u64>().ok());
+                if let (Some(count), Some(credits)) = (count, credits.upgrade()) {
+                    let mut available = credits.available.lock().unwrap_or_else(|p| p.into_inner());
+                    *available = available.saturating_add(count);
+                }
+                continue;
+            }
+            _ = check.tick() => {
+                if events.is_finished() {
+                    return;
+                }
+                continue;
+            }
+        };
         let (kind, message) = match incoming.take(&message) {
             Ok(Some(whole)) => whole,
             Ok(None) => continue,
@@ -335,17 +371,6 @@ struct Credits {
     available: Mutex<u64>,
 }
 
-/// Adds the host's credits to `credits` as they arrive.
-async fn receive_credits(mut credit: async_nats::Subscriber, credits: std::sync::Weak<Credits>) {
-    while let Some(message) = credit.next().await {
-        let Some(credits) = credits.upgrade() else { return };
-        let Some(count) = std::str::from_utf8(&message.payload).ok().and_then(|text| text.parse::<u64>().ok()) else {
-            continue;
-        };
-        *credits.available.lock().unwrap_or_else(|p| p.into_inner()) += count;
-    }
-}
-
 impl Deliver for Link {
     /// Publishes `message` from the caller's thread, in order, if the host has credited room
     /// for it; refused `queue-full` otherwise, as a local child's full queue refuses. Settled
@@ -377,12 +402,21 @@ impl Deliver for Link {
         // The lock orders the publishes of all the threads that post to this worker.
         let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
         let parts = wire::parts(&mut seq, Kind::Message, codec, std::mem::take(&mut message.data), max_payload);
+        // Bounded: a post never waits long for a server that is away (it is lost then).
+        // (The timeout is made inside the runtime, whose clock it needs.)
         let sent = self.lattice.block_on(async {
-            for (headers, payload) in parts {
-                client.publish_with_headers(self.subject_in.clone(), headers, payload).await?;
-            }
-            Ok::<(), async_nats::PublishError>(())
+            let publish = async {
+                for (headers, payload) in parts {
+                    client
+                        .publish_with_headers(self.subject_in.clone(), headers, payload)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok::<(), String>(())
+            };
+            tokio::time::timeout(PUBLISH_TIMEOUT, publish).await
         });
+        let sent = sent.unwrap_or_else(|_| Err("the server took no more".to_string()));
         drop(seq);
         match sent {
             Ok(()) => {
@@ -413,11 +447,12 @@ impl RemoteWorker for Link {
     fn terminate(&self) {
         let client = self.lattice.0.client.clone();
         let subject = format!("{}.terminate", self.subject);
-        let _ = self.lattice.block_on(async move {
-            client.publish(subject, bytes::Bytes::new()).await?;
-            client.flush().await.map_err(|error| {
-                async_nats::PublishError::with_source(async_nats::client::PublishErrorKind::Send, error)
-            })
+        self.lattice.block_on(async move {
+            let stop = async {
+                let _ = client.publish(subject, bytes::Bytes::new()).await;
+                let _ = client.flush().await;
+            };
+            let _ = tokio::time::timeout(PUBLISH_TIMEOUT, stop).await;
         });
     }
 }

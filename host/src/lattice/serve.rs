@@ -59,8 +59,10 @@ struct Parents {
 }
 
 impl Parents {
-    /// Tells the pumps of workers whose placing side is silent to end them.
+    /// Tells the pumps of workers whose placing side is silent to end them, and forgets
+    /// sides silent for a minute (a stream of made-up ids cannot grow the map for long).
     fn check(&mut self, now: std::time::Instant) {
+        self.last_seen.retain(|_, seen| now.saturating_duration_since(*seen) < Duration::from_secs(60));
         let last_seen = &self.last_seen;
         self.workers.retain(|(from, orphaned)| {
             if Arc::strong_count(orphaned) == 1 {
@@ -120,30 +122,21 @@ async fn serve_until(serving: Arc<Serving>, stop: impl std::future::Future<Outpu
         .subscribe(format!("{}.host.{id}.spawn", lattice.prefix()))
         .await
         .map_err(|error| LatticeError::Other(format!("cannot subscribe: {error}")))?;
-    let mut heartbeats = client
+    let heartbeats = client
         .subscribe(format!("{}.heartbeat.*", lattice.prefix()))
         .await
         .map_err(|error| LatticeError::Other(format!("cannot subscribe: {error}")))?;
     hosts::advertise(&lattice.0.hosts, &serving.info()).await.map_err(LatticeError::Other)?;
     tracing::info!(host = %id, lattice = %lattice.name(), "joined the lattice");
     let mut workers = JoinSet::new();
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    // Heartbeats, and the watch on placing sides, run beside the loop, so that a spawn that
+    // takes long (fetching and compiling a component) never makes this host look dead.
+    let beating = tokio::spawn(heartbeat(serving.clone(), heartbeats, format!("{}.heartbeat.{id}", lattice.prefix())));
     let mut advertise = tokio::time::interval(ADVERTISE_EVERY);
-    let heartbeat_subject = format!("{}.heartbeat.{id}", lattice.prefix());
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => break,
-            _ = heartbeat.tick() => {
-                let _ = client.publish(heartbeat_subject.clone(), bytes::Bytes::new()).await;
-                serving.parents.lock().unwrap_or_else(|p| p.into_inner()).check(std::time::Instant::now());
-            }
-            Some(beat) = heartbeats.next() => {
-                if let Some(from) = beat.subject.rsplit('.').next() {
-                    let mut parents = serving.parents.lock().unwrap_or_else(|p| p.into_inner());
-                    parents.last_seen.insert(from.to_string(), std::time::Instant::now());
-                }
-            }
             _ = advertise.tick() => {
                 if let Err(error) = hosts::advertise(&lattice.0.hosts, &serving.info()).await {
                     tracing::warn!(%error, "advertisement");
@@ -169,10 +162,33 @@ async fn serve_until(serving: Arc<Serving>, stop: impl std::future::Future<Outpu
     // Leaving: every worker is terminated; each pump publishes its end before it returns.
     serving.stopping.send_replace(true);
     while workers.join_next().await.is_some() {}
+    beating.abort();
     hosts::withdraw(&lattice.0.hosts, &id).await;
     let _ = client.flush().await;
     tracing::info!(host = %id, "left the lattice");
     Ok(())
+}
+
+/// Says every [`HEARTBEAT`] that this host is alive, records the placing sides' heartbeats,
+/// and ends the workers of those gone silent.
+async fn heartbeat(serving: Arc<Serving>, mut heartbeats: async_nats::Subscriber, subject: String) {
+    let client = serving.lattice.0.client.clone();
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let _ = client.publish(subject.clone(), bytes::Bytes::new()).await;
+                serving.parents.lock().unwrap_or_else(|p| p.into_inner()).check(std::time::Instant::now());
+            }
+            beat = heartbeats.next() => {
+                let Some(beat) = beat else { return };
+                if let Some(from) = beat.subject.strip_prefix(&format!("{}.heartbeat.", serving.lattice.prefix())) {
+                    let mut parents = serving.parents.lock().unwrap_or_else(|p| p.into_inner());
+                    parents.last_seen.insert(from.to_string(), std::time::Instant::now());
+                }
+            }
+        }
+    }
 }
 
 impl Serving {
@@ -269,8 +285,16 @@ impl Serving {
             .get(hash)
             .await
             .map_err(|error| format!("component {hash} is not in the lattice's bucket: {error}"))?;
+        let max = self.host.services().max_component_size;
         let mut bytes = Vec::new();
-        object.read_to_end(&mut bytes).await.map_err(|error| format!("cannot read component {hash}: {error}"))?;
+        (&mut object)
+            .take(max + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|error| format!("cannot read component {hash}: {error}"))?;
+        if bytes.len() as u64 > max {
+            return Err(format!("component {hash} is larger than this host loads ({max} bytes)"));
+        }
         let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         if actual != hash {
             return Err(format!("component {hash} does not match its hash (its bytes hash to {actual})"));
@@ -300,19 +324,35 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Posts the `pending` messages to the worker in order until its queue is full; returns how
-/// many it took. Refusals other than a full queue are counted dropped, by their reason.
-fn offer(handle: &WorkerHandle, pending: &mut std::collections::VecDeque<Message>) -> u64 {
+/// many left `pending` (each frees its place in the window). Refusals other than a full queue
+/// are counted dropped, by their reason; so is a message larger than the queue's byte limit,
+/// which can never fit.
+fn offer(
+    handle: &WorkerHandle,
+    pending: &mut std::collections::VecDeque<Message>,
+    pending_bytes: &mut usize,
+    ledger: &crate::accounting::Ledger,
+) -> u64 {
+    let max_bytes = handle.limits().queued_bytes.unwrap_or(crate::limits::DEFAULT_QUEUED_BYTES);
     let mut taken = 0;
     while let Some(message) = pending.pop_front() {
+        let len = message.data.len();
         match handle.try_post_message(message) {
-            Ok(()) => taken += 1,
-            Err(refused) if refused.reason == DropReason::QueueFull => {
+            Err(refused) if refused.reason == DropReason::QueueFull && len <= max_bytes => {
                 pending.push_front(refused.message);
                 break;
             }
-            // Counted dropped by the post; it still frees its place in the window.
-            Err(_) => taken += 1,
+            Err(refused) if refused.reason == DropReason::QueueFull => {
+                // Larger than the queue's byte limit: it never fits.
+                drop(refused);
+                ledger.posted(1);
+                ledger.dropped(DropReason::TooLarge, 1);
+            }
+            // Taken, or refused and counted dropped by the post.
+            Ok(()) | Err(_) => {}
         }
+        *pending_bytes -= len;
+        taken += 1;
     }
     taken
 }
@@ -337,6 +377,12 @@ async fn pump(
     // Messages taken into the worker's queue and not yet credited back.
     let mut accepted = 0u64;
     let mut stopping = serving.stopping.subscribe();
+    // Whether the worker was told to end (by its parent, by this host leaving, or because its
+    // parent's side fell silent): each is acted on once.
+    let mut ending = false;
+    // The bytes held in `pending`, at most what the worker's queue holds.
+    let max_pending_bytes = handle.limits().queued_bytes.unwrap_or(crate::limits::DEFAULT_QUEUED_BYTES);
+    let mut pending_bytes = 0usize;
     let max_size = handle.limits().message_size.unwrap_or(crate::limits::DEFAULT_MESSAGE_SIZE);
     let mut incoming = Incoming::new(max_size);
     let max_payload = client.server_info().max_payload;
@@ -390,9 +436,11 @@ async fn pump(
                     Ok(Some((_, message))) => message,
                     Ok(None) => continue,
                     Err(LinkError::Lost(skipped)) => {
-                        // Lost in transit: counted here, where they were due, and the link ends.
-                        ledger.posted(skipped as usize);
-                        ledger.dropped(DropReason::LinkLost, skipped as usize);
+                        // Lost in transit: counted here, where they were due (by the NATS
+                        // messages missing, a part of a large message counting as one), with
+                        // the one that showed the gap, and the link ends.
+                        ledger.posted(skipped as usize + 1);
+                        ledger.dropped(DropReason::LinkLost, skipped as usize + 1);
                         failure = Some(format!("{skipped} messages from its parent were lost in transit"));
                         handle.terminate();
                         continue;
@@ -410,29 +458,37 @@ async fn pump(
                         continue;
                     }
                 };
-                if pending.len() as u64 >= window {
+                if pending.len() as u64 >= window || pending_bytes + message.data.len() > max_pending_bytes {
                     // Beyond the window: the sender broke the protocol. Refused as full.
                     ledger.posted(1);
                     ledger.dropped(DropReason::QueueFull, 1);
                     continue;
                 }
+                pending_bytes += message.data.len();
                 pending.push_back(message);
-                accepted += offer(&handle, &mut pending);
+                accepted += offer(&handle, &mut pending, &mut pending_bytes, &ledger);
                 if accepted > 0 && (accepted >= window / 4 || pending.is_empty()) {
                     let _ = client.publish(credit.clone(), accepted.to_string().into()).await;
                     accepted = 0;
                 }
             }
             () = room.wait(pending.front().map_or(0, |m| m.data.len())), if !pending.is_empty() => {
-                accepted += offer(&handle, &mut pending);
+                accepted += offer(&handle, &mut pending, &mut pending_bytes, &ledger);
                 if accepted > 0 {
                     let _ = client.publish(credit.clone(), accepted.to_string().into()).await;
                     accepted = 0;
                 }
             }
-            _ = terminate.next() => handle.terminate(),
-            () = async { let _ = stopping.wait_for(|stop| *stop).await; } => handle.terminate(),
-            () = orphaned.notified() => {
+            _ = terminate.next(), if !ending => {
+                ending = true;
+                handle.terminate();
+            }
+            () = async { let _ = stopping.wait_for(|stop| *stop).await; }, if !ending => {
+                ending = true;
+                handle.terminate();
+            }
+            () = orphaned.notified(), if !ending => {
+                ending = true;
                 failure = Some("its parent's side stopped answering".to_string());
                 handle.terminate();
             }

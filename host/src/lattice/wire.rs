@@ -175,11 +175,13 @@ pub(super) struct Incoming {
     partial: Option<(Kind, Codec, u64, Vec<u8>)>,
     /// The largest message it puts together.
     max_size: usize,
+    /// The rest of a message refused as too large is skipped, to its last part.
+    skipping: bool,
 }
 
 impl Incoming {
     pub(super) fn new(max_size: usize) -> Self {
-        Incoming { sequence: Sequence::default(), partial: None, max_size }
+        Incoming { sequence: Sequence::default(), partial: None, max_size, skipping: false }
     }
 
     /// Takes one NATS message: the whole message or event it completes, if it completes one.
@@ -202,6 +204,12 @@ impl Incoming {
             .and_then(|(i, n)| Some((i.parse::<u64>().ok()?, n.parse::<u64>().ok()?)))
             .filter(|&(i, n)| i >= 1 && i <= n)
             .ok_or_else(|| LinkError::Broken(format!("a part numbered `{chunk}`")))?;
+        if self.skipping && index > 1 {
+            // The rest of a message already refused as too large (once).
+            self.skipping = index < count;
+            return Ok(None);
+        }
+        self.skipping = false;
         if index == 1 {
             if self.partial.is_some() {
                 return Err(LinkError::Broken("a message began in the middle of another's parts".to_string()));
@@ -215,6 +223,8 @@ impl Incoming {
             return Err(LinkError::Broken(format!("part {index} of {count} in a message of {expected}")));
         }
         if bytes.len() + message.payload.len() > self.max_size {
+            self.partial = None;
+            self.skipping = index < count;
             return Err(LinkError::TooLarge);
         }
         bytes.extend_from_slice(&message.payload);
@@ -334,6 +344,12 @@ mod tests {
             .map(|(headers, payload)| incoming.take(&nats_message(headers, payload)));
         assert!(results.next().unwrap().unwrap().is_none());
         assert_eq!(results.next().unwrap().unwrap_err(), LinkError::TooLarge);
+        // Refused once: its other parts are skipped, and the next message arrives whole.
+        let rest: Vec<_> = results.collect();
+        assert_eq!(rest.len(), 2);
+        assert!(rest.into_iter().all(|result| result.unwrap().is_none()));
+        let (headers, payload) = parts(&mut seq, Kind::Message, Codec::Raw, b"next".to_vec(), 2048).remove(0);
+        assert_eq!(incoming.take(&nats_message(headers, payload)).unwrap().unwrap().1.data, b"next");
     }
 
     #[test]

@@ -167,6 +167,7 @@ pub(crate) fn spawn_remote(
     stats.set_host(&host);
     tracing::debug!(worker = name, host = %host, "placed on the lattice");
     let direct: Arc<dyn Deliver> = remote.clone();
+    let (queue_guard, direct_terminate) = (queue.clone(), remote.clone());
     let job_services = services.clone();
     let job_control = control.clone();
     let job = Box::new(move || {
@@ -187,6 +188,11 @@ pub(crate) fn spawn_remote(
     });
     let thread = format!("proxy {name}").replace('\0', "\u{FFFD}");
     if let Err(error) = services.threads.run(thread, job) {
+        // The job never ran: undo what it would have, and stop the worker placed already.
+        // (The job, dropped with its keepalive, released that already.)
+        direct_terminate.terminate();
+        queue_guard.close();
+        queue_guard.finish();
         return Err(format!("cannot start its proxy thread: {error}"));
     }
     Ok(RemoteChild { sender, control, to: direct })
@@ -228,6 +234,12 @@ fn forward(
             }
             Next::Interrupted | Next::Idle => {
                 return match events.take_exit() {
+                    // Given up here (its link broke, or its host fell silent): if it still
+                    // runs there, it is told to stop, so that it does not hold a slot.
+                    Some(exit @ Exit::Failed(_)) => {
+                        remote.terminate();
+                        exit
+                    }
                     Some(exit) => exit,
                     None => {
                         remote.terminate();
