@@ -64,10 +64,13 @@ impl Drop for Server {
     }
 }
 
-/// A `wasm-workers host` process, its stderr in a file; killed when dropped, unless stopped.
+/// A `wasm-workers host` process; killed when dropped, unless stopped. Its stderr is read as
+/// it comes: the line saying it joined the lattice is the event its start waits for.
 struct LatticeHost {
     child: Option<Child>,
-    stderr: PathBuf,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    joined: std::sync::mpsc::Receiver<()>,
 }
 
 impl LatticeHost {
@@ -77,22 +80,39 @@ impl LatticeHost {
 
     fn start_with(server: &Server, lattice: &str, id: &str, cache: &Path, extra: &[&str]) -> LatticeHost {
         std::fs::create_dir_all(cache).unwrap();
-        let stderr = cache.with_extension("stderr");
-        let child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-workers"))
             .args(["host", "--nats", &server.url, "--lattice", lattice, "--id", id, "--max-workers", "4"])
             .args(extra)
             .env("WASM_WORKERS_CACHE_DIR", cache)
+            // The host logs "joined the lattice" once it has advertised itself.
+            .env("RUST_LOG", "wasm_workers::lattice=info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the binary runs");
-        LatticeHost { child: Some(child), stderr }
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (joined_tx, joined) = std::sync::mpsc::channel();
+        let kept = log.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("joined the lattice") {
+                    let _ = joined_tx.send(());
+                }
+                let mut log = kept.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        LatticeHost { child: Some(child), log, reader: Some(reader), joined }
     }
 
     /// What it wrote to stderr so far.
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        self.log.lock().unwrap().clone()
     }
 
     /// Stops it with SIGTERM; returns whether it exited cleanly, and what it wrote to stderr.
@@ -101,6 +121,8 @@ impl LatticeHost {
         let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let status = child.wait().unwrap();
+        // Its stderr is closed now: the reader has read all of it once it ends.
+        self.reader.take().unwrap().join().unwrap();
         (status.success(), self.log())
     }
 }
@@ -118,34 +140,23 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Waits until `condition` holds, failing after [`READY_TIMEOUT`] with `what` and
-/// `context()`. For processes coming up, which announce it to no one: checked with a growing
-/// pause between tries.
-fn wait_for_with(mut condition: impl FnMut() -> bool, what: &str, context: impl Fn() -> String) {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    while !condition() {
-        assert!(start.elapsed() < READY_TIMEOUT, "{what}: not within {READY_TIMEOUT:?}\n{}", context());
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
-}
-
-fn wait_for(condition: impl FnMut() -> bool, what: &str) {
-    wait_for_with(condition, what, String::new);
-}
-
-/// Waits until the lattice lists exactly `ids`; on timeout, shows what the hosts wrote.
+/// Waits until each of `hosts` has joined the lattice (an event: the line it logs then), and
+/// checks that the lattice lists exactly `ids`; on failure, shows what the hosts wrote.
 fn wait_for_hosts(server: &Server, lattice: &str, ids: &[&str], hosts: &[&LatticeHost]) {
-    wait_for_with(
-        || live_hosts(server, lattice) == ids,
-        &format!("hosts {ids:?} on the lattice"),
-        || {
-            let listed = live_hosts(server, lattice);
-            let logs: Vec<String> = hosts.iter().map(|host| host.log()).collect();
-            format!("listed: {listed:?}\nhosts' stderr:\n{}", logs.join("\n---\n"))
-        },
-    );
+    let logs = || hosts.iter().map(|host| host.log()).collect::<Vec<_>>().join("\n---\n");
+    for host in hosts {
+        if host.joined.recv_timeout(READY_TIMEOUT).is_err() {
+            panic!("a host did not join within {READY_TIMEOUT:?}; hosts' stderr:\n{}", logs());
+        }
+    }
+    assert_eq!(live_hosts(server, lattice), ids, "hosts' stderr:\n{}", logs());
+}
+
+/// A connection to `lattice`, to read its hosts' advertisements.
+fn watch(server: &Server, lattice: &str) -> wasm_workers::lattice::Lattice {
+    let options =
+        wasm_workers::lattice::LatticeOptions { url: server.url.clone(), name: lattice.into(), ..Default::default() };
+    wasm_workers::lattice::Lattice::connect(&options).unwrap()
 }
 
 /// The ids `wasm-workers hosts` lists.
@@ -250,17 +261,9 @@ fn supervisor_on_lattice(dir: &Path) -> String {
     manifest.display().to_string()
 }
 
-/// The ids and running counts `wasm-workers hosts` lists.
-fn running_on(server: &Server, lattice: &str) -> Vec<(String, usize)> {
-    let output = wasm_workers(&["hosts", "--nats", &server.url, "--lattice", lattice], "");
-    text(&output.stdout)
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            Some((fields.first()?.to_string(), fields.get(3)?.parse().ok()?))
-        })
-        .collect()
+/// The hosts' ids and running counts, as they last advertised them.
+fn running_on(lattice: &wasm_workers::lattice::Lattice) -> Vec<(String, usize)> {
+    lattice.hosts().unwrap().into_iter().map(|host| (host.id, host.running)).collect()
 }
 
 #[test]
@@ -294,14 +297,13 @@ fn a_host_killed_during_a_fan_out_fails_its_workers_within_three_seconds_and_the
         }
     });
     let mut on_h2 = 0;
-    wait_for(
-        || {
-            let running = running_on(&server, "kill");
-            on_h2 = running.iter().find(|(id, _)| id == "h2").map_or(0, |(_, n)| *n);
-            running.iter().map(|(_, n)| n).sum::<usize>() == 6 && on_h2 > 0
-        },
-        "the six cores run, some on h2",
-    );
+    let lattice = watch(&server, "kill");
+    // Counters no event announces: waited for as the suite waits for counters.
+    support::wait_until(|| {
+        let running = running_on(&lattice);
+        on_h2 = running.iter().find(|(id, _)| id == "h2").map_or(0, |(_, n)| *n);
+        running.iter().map(|(_, n)| n).sum::<usize>() == 6 && on_h2 > 0
+    });
     // SIGKILL: h2 says nothing more, to anyone.
     let killed_at = Instant::now();
     let mut h2 = hosts.remove(1).child.take().unwrap();
@@ -385,18 +387,12 @@ fn a_worker_whose_placing_side_dies_is_ended_and_its_slot_freed() {
         use std::io::Write;
         writeln!(run.stdin.take().unwrap(), "{spec}").unwrap();
     }
-    wait_for(|| running_on(&server, "orphan") == [("far".to_string(), 1)], "the core runs on the host");
+    let lattice = watch(&server, "orphan");
+    support::wait_until(|| running_on(&lattice) == [("far".to_string(), 1)]);
     run.kill().unwrap();
     run.wait().unwrap();
-    wait_for(|| running_on(&server, "orphan") == [("far".to_string(), 0)], "the orphaned core is ended");
-}
-
-/// Host `id` as it last advertised itself, read through the library.
-fn host_info(server: &Server, lattice: &str, id: &str) -> Option<wasm_workers::lattice::HostInfo> {
-    let options =
-        wasm_workers::lattice::LatticeOptions { url: server.url.clone(), name: lattice.into(), ..Default::default() };
-    let lattice = wasm_workers::lattice::Lattice::connect(&options).unwrap();
-    lattice.hosts().unwrap().into_iter().find(|host| host.id == id)
+    // The orphaned core is ended, and its slot free again.
+    support::wait_until(|| running_on(&lattice) == [("far".to_string(), 0)]);
 }
 
 #[test]
@@ -425,14 +421,12 @@ fn a_slow_remote_receiver_makes_the_sender_see_queue_full_and_its_host_drops_not
     assert!(full > 0, "the sender was told the receiver is behind: {report}");
     // Everything the sender was allowed to send, the far host could queue: the window held.
     // Read once the host has advertised the sink's end (its ledger is final then).
+    let lattice = watch(&server, "slow");
     let mut info = None;
-    wait_for(
-        || {
-            info = host_info(&server, "slow", "far");
-            info.as_ref().is_some_and(|info| info.started == 1 && info.running == 0)
-        },
-        "the far host advertises the sink's end",
-    );
+    support::wait_until(|| {
+        info = lattice.hosts().unwrap().into_iter().find(|host| host.id == "far");
+        info.as_ref().is_some_and(|info| info.started == 1 && info.running == 0)
+    });
     let info = info.unwrap();
     assert_eq!(info.queue_full, 0, "{info:?}");
     assert_eq!(info.posted, info.delivered + info.dropped, "{info:?}");

@@ -27,7 +27,7 @@ pub(super) struct NatsPlacer {
     lattice: Lattice,
     /// This side's id on the lattice, for the hosts' records.
     id: String,
-    /// Components' hashes by file, computed once.
+    /// Components' hashes by file: each is read, hashed and put in the bucket once.
     hashes: Mutex<HashMap<std::path::PathBuf, String>>,
     /// Each host's free slots as its last answer to this side said, with its count of workers
     /// started then: newer than its advertisement until the advertisement counts as many. A
@@ -94,13 +94,29 @@ impl NatsPlacer {
         })
     }
 
-    /// The component's bytes and hash.
-    fn component(&self, component: &Component) -> Result<(Vec<u8>, String), String> {
+    /// The component's hash, its bytes in the lattice's bucket. The first placement of a file
+    /// reads, hashes and (unless the bucket has it) uploads it; later ones only look it up.
+    fn upload(&self, component: &Component) -> Result<String, String> {
         let path = component.key();
-        let bytes = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        // Held while uploading: two first placements of one file upload it once.
         let mut hashes = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
-        let hash = hashes.entry(path.to_path_buf()).or_insert_with(|| hex(&Sha256::digest(&bytes))).clone();
-        Ok((bytes, hash))
+        if let Some(hash) = hashes.get(path) {
+            return Ok(hash.clone());
+        }
+        let bytes = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let hash = hex(&Sha256::digest(&bytes));
+        let components = &self.lattice.0.components;
+        self.lattice.block_on(async {
+            if components.info(&hash).await.is_err() {
+                components
+                    .put(hash.as_str(), &mut bytes.as_slice())
+                    .await
+                    .map_err(|error| format!("cannot upload the component: {error}"))?;
+            }
+            Ok::<(), String>(())
+        })?;
+        hashes.insert(path.to_path_buf(), hash.clone());
+        Ok(hash)
     }
 
     /// The host for `placement`: of the live hosts that match and have room, the one with the
@@ -148,7 +164,7 @@ impl Placer for NatsPlacer {
         limits: Limits,
         events: RemoteEvents,
     ) -> Result<(Arc<dyn RemoteWorker>, String), String> {
-        let (bytes, hash) = self.component(component)?;
+        let hash = self.upload(component)?;
         let lattice = &self.lattice;
         let live = lattice.block_on(hosts::live(&lattice.0.hosts))?;
         let host = self.choose(placement, live)?;
@@ -163,15 +179,7 @@ impl Placer for NatsPlacer {
             from: self.id.clone(),
         };
         let client = lattice.0.client.clone();
-        let components = lattice.0.components.clone();
         let out = lattice.block_on(async {
-            // The component, unless the bucket has it already.
-            if components.info(&hash).await.is_err() {
-                components
-                    .put(hash.as_str(), &mut bytes.as_slice())
-                    .await
-                    .map_err(|error| format!("cannot upload the component: {error}"))?;
-            }
             // Subscribed before the worker can start, so that none of its events (nor of its
             // host's credits) is missed.
             let out = client
