@@ -32,8 +32,9 @@ impl<W: Worker> Child<W> {
 
     /// [`spawn`](Self::spawn), with the child placed on a host of the lattice the host has
     /// joined, as `placement` says; on this host if it has joined none. The child's events
-    /// are the same as a local child's; its messages cross hosts by copy (ports and buffers do
-    /// not cross yet).
+    /// are the same as a local child's. Its messages cross hosts by copy: a buffer sent to it
+    /// is gone from here and arrives there as a new one; a port sent to it stays linked to
+    /// its entangled end here, and messages on it keep their order.
     ///
     /// # Errors
     ///

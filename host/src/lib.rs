@@ -71,7 +71,7 @@ pub use host::{
 };
 pub use limits::{Limits, DEADLINE_TICK, DEFAULT_MESSAGE_SIZE, DEFAULT_QUEUED_BYTES, DEFAULT_QUEUED_MESSAGES};
 pub use location::DEFAULT_MAX_COMPONENT_SIZE;
-pub use messaging::{channel, Codec, DecodeError, Message, MessagePort, PortEvent, PortPostError};
+pub use messaging::{channel, Codec, DecodeError, Message, MessagePort, PortEvent, PortPostError, PortRoom};
 pub use stats::WorkerReport;
 pub use wasm_workers_protocol::ErrorEvent;
 pub use worker::{

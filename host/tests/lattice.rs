@@ -503,3 +503,90 @@ fn a_guests_task_pool_spreads_its_workers_over_the_lattice() {
         assert!(pool_workers.iter().any(|line| line.contains(host)), "no pool worker on{host}:\n{stderr}");
     }
 }
+
+#[test]
+fn a_port_moved_to_a_worker_on_another_host_keeps_its_100000_messages_in_order() {
+    let server = Server::start("move");
+    let dir = temp_dir("lattice-move");
+    let one = LatticeHost::start(&server, "move", "one", &dir.join("one"));
+    let two = LatticeHost::start(&server, "move", "two", &dir.join("two"));
+    wait_for_hosts(&server, "move", &["one", "two"], &[&one, &two]);
+    let manifest = dir.join("mover.toml");
+    std::fs::write(
+        &manifest,
+        format!("entry = \"mover\"\n\n[workers.mover]\ncomponent = {:?}\n", guest_build::guest("port-mover")),
+    )
+    .unwrap();
+    // The port's first holder is on host `one`, its second on host `two`; the numbers are
+    // posted here, before, during and after the move.
+    let n = 100_000u64;
+    let job = format!(r#"{{"n": {n}, "first": "one", "second": "two"}}"#);
+    let manifest = manifest.display().to_string();
+    let output =
+        wasm_workers(&["run", &manifest, "--nats", &server.url, "--lattice", "move", "--stats"], &(job + "\n"));
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}\nhost one:\n{}\nhost two:\n{}", one.log(), two.log());
+    let report: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    let (first, second) = (&report["first"], &report["second"]);
+    assert_eq!(first["in-order"], true, "{report}");
+    assert_eq!(second["in-order"], true, "{report}");
+    assert_eq!(first["count"].as_u64().unwrap() + second["count"].as_u64().unwrap(), n, "{report}");
+    let next = first["last"].as_u64().map_or(0, |last| last + 1);
+    assert_eq!(second["first"].as_u64(), Some(next), "the second holder goes on where the first stopped: {report}");
+    assert_eq!(second["last"].as_u64(), Some(n - 1), "{report}");
+    let stats = |name: &str| stderr.lines().find(|line| line.starts_with(name)).unwrap_or_default().to_string();
+    assert!(stats("first ").contains(" one "), "{stderr}");
+    assert!(stats("second ").contains(" two "), "{stderr}");
+    assert!(stderr.contains(" 0 in flight"), "{stderr}");
+}
+
+#[test]
+fn ports_and_buffers_cross_to_a_worker_on_another_host_and_back() {
+    use wasm_workers::{Buffer, Host, Message, PortEvent, WorkerEvent, WorkerOptions};
+    let server = Server::start("transfer");
+    let dir = temp_dir("lattice-transfer");
+    let far = LatticeHost::start(&server, "transfer", "far", &dir.join("far"));
+    wait_for_hosts(&server, "transfer", &["far"], &[&far]);
+    let host = Host::new().unwrap();
+    watch(&server, "transfer").place_from(&host).unwrap();
+    let relay = host.load(guest_build::guest("relay")).unwrap();
+    // The relay here passes the port and the buffer to its child, placed on `far`, which
+    // echoes what arrives on the port and answers the buffer with its head, sending it back.
+    let options = WorkerOptions { spawn_placement: Some(wasm_workers::Placement::Any), ..WorkerOptions::named("near") };
+    let mut worker = host.spawn(&relay, options).unwrap();
+    let (mut here, there) = wasm_workers::channel();
+    let buffer = Buffer::from_vec(b"crossing hosts by copy".to_vec());
+    let message = Message::json(&serde_json::json!({ "forward": 1 })).unwrap().with_port(there).with_buffer(buffer);
+    worker.post_message(message).unwrap();
+    match worker.recv_blocking() {
+        Some(WorkerEvent::Message(mut message)) => {
+            let answer: serde_json::Value = message.decode_json().unwrap();
+            assert_eq!(answer["len"], 22, "{answer}");
+            assert_eq!(answer["buffer-head"], serde_json::json!(b"crossing hosts b".to_vec()), "{answer}");
+            let back = message.buffers.pop().expect("the buffer came back");
+            assert_eq!(&back.as_slice()[..3], b"\xABro", "written on the far host, copied back");
+        }
+        other => panic!("expected the buffer's answer, got {other:?}\nhost far:\n{}", far.log()),
+    }
+    for i in 0..100 {
+        here.post_message(Message::json(&i).unwrap()).unwrap();
+    }
+    for i in 0..100 {
+        match here.recv_blocking() {
+            Some(PortEvent::Message(message)) => assert_eq!(message.decode_json::<i32>().unwrap(), i),
+            other => panic!("expected echo {i}, got {other:?}\nhost far:\n{}", far.log()),
+        }
+    }
+    // Closing this end closes the far one: the child says so, through the relay here.
+    here.close();
+    match worker.recv_blocking() {
+        Some(WorkerEvent::Message(message)) => {
+            let answer: serde_json::Value = message.decode_json().unwrap();
+            assert!(answer.get("port-closed").is_some(), "{answer}");
+        }
+        other => panic!("expected the port's close, got {other:?}"),
+    }
+    worker.terminate();
+    let placed: Vec<_> = host.stats().into_iter().filter_map(|report| report.host).collect();
+    assert_eq!(placed, ["far"], "the child ran on the far host");
+}

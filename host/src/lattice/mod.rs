@@ -17,19 +17,26 @@
 //! - `P.worker.<uid>.terminate`: the parent terminates it.
 //! - `P.heartbeat.<id>`: host `<id>` is alive, every [`HEARTBEAT`]; the placing side gives up
 //!   the workers it placed on a host silent for [`HOST_SILENCE`].
+//! - `P.port.<link>.{a,b}` and `P.port.<link>.{a,b}.credit`: a port whose two ends are on two
+//!   hosts: the messages from the side that sent it (`a`) and the side that received it
+//!   (`b`), and the room each side grants the other ([`transfer`]).
 //!
 //! Buckets: `wasm-workers-<lattice>-hosts` (key-value, one entry per live host) and
 //! `wasm-workers-<lattice>-components` (objects, one per component, named by its hash).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use async_nats::jetstream::{self, kv, object_store, stream};
 
 mod hosts;
 mod place;
 mod serve;
+mod transfer;
 mod wire;
 
 pub use hosts::HostInfo;
@@ -122,6 +129,9 @@ struct Inner {
     components: object_store::ObjectStore,
     name: String,
     url: String,
+    /// When each host and placing side was last heard on its heartbeat subject, from the
+    /// first time a link across hosts asked ([`Lattice::last_heard`]).
+    heard: std::sync::OnceLock<Arc<Mutex<HashMap<String, Instant>>>>,
 }
 
 impl Lattice {
@@ -175,7 +185,15 @@ impl Lattice {
                 .map_err(|cause| LatticeError::JetStream { url: url.clone(), cause })?;
             Ok::<_, LatticeError>((client, hosts, components))
         })?;
-        Ok(Lattice(Arc::new(Inner { runtime, client, hosts, components, name: options.name.clone(), url })))
+        Ok(Lattice(Arc::new(Inner {
+            runtime,
+            client,
+            hosts,
+            components,
+            name: options.name.clone(),
+            url,
+            heard: std::sync::OnceLock::new(),
+        })))
     }
 
     /// The lattice's name.
@@ -208,6 +226,27 @@ impl Lattice {
         let placer = Arc::new(place::NatsPlacer::new(self.clone()).map_err(LatticeError::Other)?);
         let _ = host.services().placer.set(placer);
         Ok(())
+    }
+
+    /// When host or placing side `id` was last heard on its heartbeat subject, if it has been
+    /// since this side first asked about anyone (it listens from then on).
+    fn last_heard(&self, id: &str) -> Option<Instant> {
+        let heard = self.0.heard.get_or_init(|| {
+            let heard = Arc::new(Mutex::new(HashMap::new()));
+            let (client, subject, record) =
+                (self.0.client.clone(), format!("{}.heartbeat.*", self.prefix()), Arc::downgrade(&heard));
+            self.spawn(async move {
+                let Ok(mut heartbeats) = client.subscribe(subject).await else { return };
+                while let Some(heartbeat) = heartbeats.next().await {
+                    let Some(record) = record.upgrade() else { return };
+                    if let Some(id) = heartbeat.subject.rsplit('.').next() {
+                        record.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), Instant::now());
+                    }
+                }
+            });
+            heard
+        });
+        heard.lock().unwrap_or_else(|p| p.into_inner()).get(id).copied()
     }
 
     fn prefix(&self) -> String {

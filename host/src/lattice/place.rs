@@ -11,11 +11,12 @@ use sha2::{Digest, Sha256};
 
 use crate::accounting::{DropReason, Ledger};
 use crate::limits::Limits;
-use crate::messaging::{Deliver, Message};
+use crate::messaging::{Codec, Deliver, Message};
 use crate::worker::{CloseReason, Component, Exit, Placement, Placer, RemoteEvents, RemoteWorker};
 use wasm_workers_protocol::ErrorEvent;
 
 use super::hosts::{self, HostInfo};
+use super::transfer::{self, Far};
 use super::wire::{self, Incoming, Kind, LinkError, SpawnReply, SpawnRequest, WireLimits};
 use super::{Lattice, HEARTBEAT, HOST_SILENCE, REQUEST_TIMEOUT};
 
@@ -215,7 +216,8 @@ impl Placer for NatsPlacer {
             watch.running.push((host.clone(), events.clone()));
         }
         let max_size = events.message_size();
-        lattice.spawn(receive_events(out, credit, Arc::downgrade(&credits), events.clone(), host.clone(), max_size));
+        let far = Far { lattice: lattice.clone(), id: host.clone(), ledger: events.ledger().clone() };
+        lattice.spawn(receive_events(out, credit, Arc::downgrade(&credits), events.clone(), far, max_size));
         let subject = format!("{prefix}.worker.{uid}");
         let link = Link {
             lattice: lattice.clone(),
@@ -229,6 +231,7 @@ impl Placer for NatsPlacer {
                 .min(limits.queued_bytes.unwrap_or(crate::limits::DEFAULT_QUEUED_BYTES)),
             credits,
             events,
+            host: host.clone(),
         };
         Ok((Arc::new(link), host))
     }
@@ -274,9 +277,10 @@ async fn receive_events(
     mut credit: async_nats::Subscriber,
     credits: std::sync::Weak<Credits>,
     events: RemoteEvents,
-    host: String,
+    far: Far,
     max_size: usize,
 ) {
+    let host = far.id.clone();
     let mut incoming = Incoming::new(max_size);
     let mut check = tokio::time::interval(HEARTBEAT);
     loop {
@@ -300,7 +304,7 @@ async fn receive_events(
                 continue;
             }
         };
-        let (kind, message) = match incoming.take(&message) {
+        let (kind, envelope) = match incoming.take(&message) {
             Ok(Some(whole)) => whole,
             Ok(None) => continue,
             Err(LinkError::Lost(skipped)) => {
@@ -318,9 +322,15 @@ async fn receive_events(
             }
         };
         match kind {
-            Kind::Message => events.message(message),
+            Kind::Message => match transfer::decode(&far, envelope).await {
+                Ok(message) => events.message(message),
+                Err(why) => {
+                    events.failed(format!("a message from host `{host}` could not be taken: {why}"));
+                    return;
+                }
+            },
             Kind::Closed => {
-                let reason = match message.data.as_slice() {
+                let reason = match envelope.payload.as_slice() {
                     b"idle" => CloseReason::Idle,
                     b"terminated" => CloseReason::Terminated,
                     _ => CloseReason::Closed,
@@ -329,7 +339,7 @@ async fn receive_events(
                 return;
             }
             Kind::Error => {
-                let error: ErrorEvent = match serde_json::from_slice::<WireError>(&message.data) {
+                let error: ErrorEvent = match serde_json::from_slice::<WireError>(&envelope.payload) {
                     Ok(error) => ErrorEvent {
                         message: format!("{} (on host `{host}`)", error.message),
                         worker: error.worker,
@@ -370,6 +380,8 @@ struct Link {
     credits: Arc<Credits>,
     /// Its events: whether it has ended, and its counters here.
     events: RemoteEvents,
+    /// The id of its host.
+    host: String,
 }
 
 /// How many more messages a link may send before its host says it has taken more: the window
@@ -385,10 +397,6 @@ impl Deliver for Link {
     /// delivered in `ledger` once handed to the link: the far host counts it again, posted
     /// and settled there.
     fn deliver(&self, mut message: Message, ledger: Option<&Ledger>) -> Result<(), (DropReason, Message)> {
-        if !message.ports.is_empty() || !message.buffers.is_empty() {
-            // Ports and buffers do not cross hosts yet.
-            return Err((DropReason::LinkLost, message));
-        }
         if self.events.is_finished() {
             return Err((DropReason::ReceiverGone, message));
         }
@@ -406,15 +414,18 @@ impl Deliver for Link {
         let len = message.data.len();
         let client = &self.lattice.0.client;
         let max_payload = client.server_info().max_payload;
-        let codec = message.codec;
+        let far = Far { lattice: self.lattice.clone(), id: self.host.clone(), ledger: self.events.ledger().clone() };
         // The lock orders the publishes of all the threads that post to this worker.
         let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
-        let parts = wire::parts(&mut seq, Kind::Message, codec, std::mem::take(&mut message.data), max_payload);
         // Bounded: a post never waits long for a server that is away (it is lost then).
         // (The timeout is made inside the runtime, whose clock it needs.)
         let sent = self.lattice.block_on(async {
             let publish = async {
-                for (headers, payload) in parts {
+                // Its ports are linked, its buffers copied: the message is gone from here.
+                let envelope =
+                    transfer::encode(&far, std::mem::replace(&mut message, Message::new(Codec::Raw, Vec::new())))
+                        .await?;
+                for (headers, payload) in wire::parts(&mut seq, Kind::Message, envelope, max_payload) {
                     client
                         .publish_with_headers(self.subject_in.clone(), headers, payload)
                         .await

@@ -18,7 +18,8 @@ use crate::worker::{CloseReason, WorkerEvent, WorkerHandle, WorkerOptions};
 
 use super::hosts::{self, HostInfo};
 use super::place::WireError;
-use super::wire::{self, Incoming, Kind, LinkError, SpawnReply, SpawnRequest};
+use super::transfer::{self, Far};
+use super::wire::{self, Envelope, Incoming, Kind, LinkError, SpawnReply, SpawnRequest};
 use super::{Lattice, LatticeError, ADVERTISE_EVERY, HEARTBEAT, HOST_SILENCE};
 use std::time::Duration;
 
@@ -262,7 +263,12 @@ impl Serving {
         }
         let serving = self.clone();
         workers.spawn(async move {
-            pump(&serving, handle, input, terminate, &subject, &orphaned, window).await;
+            let far = Far {
+                lattice: serving.lattice.clone(),
+                id: request.from,
+                ledger: serving.host.services().ledger.clone(),
+            };
+            pump(&serving, handle, input, terminate, &subject, &orphaned, window, far).await;
             serving.running.fetch_sub(1, Ordering::AcqRel);
         });
         Ok(window)
@@ -358,6 +364,8 @@ fn offer(
 }
 
 /// Carries one worker's traffic: the parent's messages in, its events out, until it ends.
+/// `far` is its parent's side.
+#[allow(clippy::too_many_arguments, reason = "one worker's subjects and state, taken apart once")]
 async fn pump(
     serving: &Serving,
     mut handle: WorkerHandle,
@@ -366,6 +374,7 @@ async fn pump(
     subject: &str,
     orphaned: &tokio::sync::Notify,
     window: u64,
+    far: Far,
 ) {
     let client = serving.lattice.0.client.clone();
     let ledger = serving.host.services().ledger.clone();
@@ -390,8 +399,8 @@ async fn pump(
     // hears this instead of a plain close.
     let mut failure: Option<String> = None;
     let mut out_seq = 0u64;
-    let mut publish = |kind: Kind, message: Message| {
-        let parts = wire::parts(&mut out_seq, kind, message.codec, message.data, max_payload);
+    let publish = |out_seq: &mut u64, kind: Kind, envelope: Envelope| {
+        let parts = wire::parts(out_seq, kind, envelope, max_payload);
         let client = client.clone();
         let out = out.clone();
         async move {
@@ -405,12 +414,20 @@ async fn pump(
     loop {
         tokio::select! {
             event = handle.recv() => match event {
-                Some(WorkerEvent::Message(message)) => publish(Kind::Message, message).await,
+                Some(WorkerEvent::Message(message)) => match transfer::encode(&far, message).await {
+                    Ok(envelope) => publish(&mut out_seq, Kind::Message, envelope).await,
+                    Err(why) => {
+                        // Delivered to this side's handle already: lost on the way, counted.
+                        tracing::warn!(%why, "a worker's message could not be sent to its parent");
+                        ledger.posted(1);
+                        ledger.dropped(DropReason::LinkLost, 1);
+                    }
+                },
                 Some(WorkerEvent::Closed(_)) if failure.is_some() => {
                     let message = failure.take().unwrap_or_default();
                     let error = WireError { message, worker: handle.name().to_string(), location: String::new() };
                     let body = serde_json::to_vec(&error).unwrap_or_default();
-                    publish(Kind::Error, Message::new(Codec::Json, body)).await;
+                    publish(&mut out_seq, Kind::Error, Envelope::plain(Codec::Json, body)).await;
                     break;
                 }
                 Some(WorkerEvent::Closed(reason)) => {
@@ -419,21 +436,21 @@ async fn pump(
                         CloseReason::Idle => "idle",
                         CloseReason::Terminated => "terminated",
                     };
-                    publish(Kind::Closed, Message::new(Codec::Raw, how.as_bytes().to_vec())).await;
+                    publish(&mut out_seq, Kind::Closed, Envelope::plain(Codec::Raw, how.as_bytes().to_vec())).await;
                     break;
                 }
                 Some(WorkerEvent::Error(error)) => {
                     let error = WireError { message: error.message, worker: error.worker, location: error.location };
                     let body = serde_json::to_vec(&error).unwrap_or_default();
-                    publish(Kind::Error, Message::new(Codec::Json, body)).await;
+                    publish(&mut out_seq, Kind::Error, Envelope::plain(Codec::Json, body)).await;
                     break;
                 }
                 None => break,
             },
             message = input.next() => {
                 let Some(message) = message else { break };
-                let message = match incoming.take(&message) {
-                    Ok(Some((_, message))) => message,
+                let envelope = match incoming.take(&message) {
+                    Ok(Some((_, envelope))) => envelope,
                     Ok(None) => continue,
                     Err(LinkError::Lost(skipped)) => {
                         // Lost in transit: counted here, where they were due (by the NATS
@@ -454,6 +471,16 @@ async fn pump(
                     }
                     Err(LinkError::Broken(why)) => {
                         failure = Some(format!("the link from its parent broke: {why}"));
+                        handle.terminate();
+                        continue;
+                    }
+                };
+                let message = match transfer::decode(&far, envelope).await {
+                    Ok(message) => message,
+                    Err(why) => {
+                        ledger.posted(1);
+                        ledger.dropped(DropReason::LinkLost, 1);
+                        failure = Some(format!("a message from its parent could not be taken: {why}"));
                         handle.terminate();
                         continue;
                     }

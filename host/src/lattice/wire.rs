@@ -11,7 +11,7 @@ use async_nats::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::Limits;
-use crate::messaging::{Codec, Message};
+use crate::messaging::Codec;
 
 /// The sequence number header.
 pub(super) const SEQ: &str = "Ww-Seq";
@@ -22,6 +22,14 @@ pub(super) const CODEC: &str = "Ww-Codec";
 /// A part of a message larger than the server's payload limit: `i/n`, from 1. Its parts are
 /// consecutive on the subject, and it is delivered once the last has arrived.
 pub(super) const CHUNK: &str = "Ww-Chunk";
+/// The ports a message transfers, as the ids of their links (comma-separated): see
+/// [`transfer`](super::transfer).
+pub(super) const PORTS: &str = "Ww-Ports";
+/// The lengths of the buffers a message carries (comma-separated): their bytes follow the
+/// message's data in the payload, in order.
+pub(super) const BUFFERS: &str = "Ww-Buffers";
+/// The most ports, and the most buffers, one message may carry across hosts.
+pub(super) const MAX_TRANSFERS: usize = 1024;
 
 /// Room left in each NATS message for the headers.
 const HEADER_ROOM: usize = 512;
@@ -120,36 +128,71 @@ impl Kind {
     }
 }
 
-/// The headers of the `seq`th message on a subject, of `kind`, with `codec`.
-fn headers(seq: u64, kind: Kind, codec: Codec) -> HeaderMap {
+/// The headers of the `seq`th message on a subject, of `kind`, with `codec`, and `extra`.
+fn headers(seq: u64, kind: Kind, codec: Codec, extra: &[(&'static str, String)]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(SEQ, seq.to_string().as_str());
     headers.insert(KIND, kind.name());
     headers.insert(CODEC, codec.name());
+    for (name, value) in extra {
+        headers.insert(*name, value.as_str());
+    }
     headers
 }
 
-/// The NATS messages that carry one message or event of `kind`: one, or if `data` does not
-/// fit in `max_payload` bytes, as many parts as it takes. Numbered from `*seq + 1`; `*seq` is
-/// left at the last number used.
+/// A message as it travels: its codec, its payload (its data, then the bytes of the buffers
+/// it carries), and the headers that say what else it transfers.
+#[derive(Debug)]
+pub(super) struct Envelope {
+    pub(super) codec: Codec,
+    pub(super) payload: Vec<u8>,
+    /// The links of the ports it transfers.
+    pub(super) ports: Vec<String>,
+    /// The lengths of the buffers at the end of `payload`.
+    pub(super) buffers: Vec<usize>,
+}
+
+impl Envelope {
+    /// A message that transfers nothing.
+    pub(super) fn plain(codec: Codec, payload: Vec<u8>) -> Self {
+        Envelope { codec, payload, ports: Vec::new(), buffers: Vec::new() }
+    }
+
+    fn extra(&self) -> Vec<(&'static str, String)> {
+        let mut extra = Vec::new();
+        if !self.ports.is_empty() {
+            extra.push((PORTS, self.ports.join(",")));
+        }
+        if !self.buffers.is_empty() {
+            extra.push((BUFFERS, self.buffers.iter().map(usize::to_string).collect::<Vec<_>>().join(",")));
+        }
+        extra
+    }
+}
+
+/// The NATS messages that carry one message or event of `kind`: one, or if its payload does
+/// not fit in `max_payload` bytes, as many parts as it takes. Numbered from `*seq + 1`; `*seq`
+/// is left at the last number used.
 pub(super) fn parts(
     seq: &mut u64,
     kind: Kind,
-    codec: Codec,
-    data: Vec<u8>,
+    envelope: Envelope,
     max_payload: usize,
 ) -> Vec<(HeaderMap, bytes::Bytes)> {
     let chunk = max_payload.saturating_sub(HEADER_ROOM).max(HEADER_ROOM);
-    let data = bytes::Bytes::from(data);
+    let extra = envelope.extra();
+    let codec = envelope.codec;
+    let data = bytes::Bytes::from(envelope.payload);
     if data.len() <= chunk {
         *seq += 1;
-        return vec![(headers(*seq, kind, codec), data)];
+        return vec![(headers(*seq, kind, codec, &extra), data)];
     }
     let count = data.len().div_ceil(chunk);
     (0..count)
         .map(|i| {
             *seq += 1;
-            let mut headers = headers(*seq, kind, codec);
+            // What it transfers is said once, on its first part.
+            let mut headers = headers(*seq, kind, codec, if i == 0 { &extra } else { &[] });
             headers.insert(CHUNK, format!("{}/{count}", i + 1).as_str());
             (headers, data.slice(i * chunk..((i + 1) * chunk).min(data.len())))
         })
@@ -171,8 +214,8 @@ pub(super) enum LinkError {
 #[derive(Debug)]
 pub(super) struct Incoming {
     sequence: Sequence,
-    /// The parts so far of a message in parts: its kind, codec, count and bytes.
-    partial: Option<(Kind, Codec, u64, Vec<u8>)>,
+    /// The parts so far of a message in parts: its kind, count, and what the first part said.
+    partial: Option<(Kind, u64, Envelope)>,
     /// The largest message it puts together.
     max_size: usize,
     /// The rest of a message refused as too large is skipped, to its last part.
@@ -185,7 +228,7 @@ impl Incoming {
     }
 
     /// Takes one NATS message: the whole message or event it completes, if it completes one.
-    pub(super) fn take(&mut self, message: &async_nats::Message) -> Result<Option<(Kind, Message)>, LinkError> {
+    pub(super) fn take(&mut self, message: &async_nats::Message) -> Result<Option<(Kind, Envelope)>, LinkError> {
         let (seq, kind, codec) = read_headers(message).map_err(LinkError::Broken)?;
         match self.sequence.take(seq).map_err(LinkError::Broken)? {
             0 => {}
@@ -197,7 +240,11 @@ impl Incoming {
             if self.partial.is_some() {
                 return Err(LinkError::Broken("a message arrived in the middle of another's parts".to_string()));
             }
-            return Ok(Some((kind, Message::new(codec, message.payload.to_vec()))));
+            if message.payload.len() > self.max_size {
+                return Err(LinkError::TooLarge);
+            }
+            let envelope = transfers(message, codec, message.payload.to_vec()).map_err(LinkError::Broken)?;
+            return Ok(Some((kind, envelope)));
         };
         let (index, count) = chunk
             .split_once('/')
@@ -214,9 +261,10 @@ impl Incoming {
             if self.partial.is_some() {
                 return Err(LinkError::Broken("a message began in the middle of another's parts".to_string()));
             }
-            self.partial = Some((kind, codec, count, Vec::new()));
+            let envelope = transfers(message, codec, Vec::new()).map_err(LinkError::Broken)?;
+            self.partial = Some((kind, count, envelope));
         }
-        let Some((_, _, expected, bytes)) = &mut self.partial else {
+        let Some((_, expected, Envelope { payload: bytes, .. })) = &mut self.partial else {
             return Err(LinkError::Broken(format!("part {index} of {count} without its first")));
         };
         if *expected != count {
@@ -231,8 +279,48 @@ impl Incoming {
         if index < count {
             return Ok(None);
         }
-        let (kind, codec, _, bytes) = self.partial.take().expect("checked above");
-        Ok(Some((kind, Message::new(codec, bytes))))
+        let (kind, _, envelope) = self.partial.take().expect("checked above");
+        check_buffers(&envelope).map_err(LinkError::Broken)?;
+        Ok(Some((kind, envelope)))
+    }
+}
+
+/// The envelope of a message whose first (or only) part is `message`: what it transfers, as
+/// its headers say, with `payload`.
+fn transfers(message: &async_nats::Message, codec: Codec, payload: Vec<u8>) -> Result<Envelope, String> {
+    let header = |name: &str| {
+        message.headers.as_ref().and_then(|headers| headers.get(name)).map(|value| value.as_str().to_string())
+    };
+    let ports: Vec<String> = match header(PORTS) {
+        Some(list) => list.split(',').map(str::to_string).collect(),
+        None => Vec::new(),
+    };
+    if ports.len() > MAX_TRANSFERS || !ports.iter().all(|port| super::valid_id(port)) {
+        return Err(format!("a message transferring {} ports, or a port named unreadably", ports.len()));
+    }
+    let buffers: Vec<usize> = match header(BUFFERS) {
+        Some(list) => list
+            .split(',')
+            .map(|len| len.parse::<usize>().map_err(|_| format!("a buffer of length `{len}`")))
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    if buffers.len() > MAX_TRANSFERS {
+        return Err(format!("a message carrying {} buffers", buffers.len()));
+    }
+    let envelope = Envelope { codec, payload, ports, buffers };
+    if message.headers.as_ref().and_then(|headers| headers.get(CHUNK)).is_none() {
+        check_buffers(&envelope)?;
+    }
+    Ok(envelope)
+}
+
+/// Checks that the buffers an envelope says it carries fit in its payload.
+fn check_buffers(envelope: &Envelope) -> Result<(), String> {
+    let total = envelope.buffers.iter().try_fold(0usize, |sum, len| sum.checked_add(*len));
+    match total {
+        Some(total) if total <= envelope.payload.len() => Ok(()),
+        _ => Err("a message whose buffers are longer than it".to_string()),
     }
 }
 
@@ -307,7 +395,7 @@ mod tests {
     fn a_message_larger_than_the_payload_limit_travels_in_parts_and_arrives_whole() {
         let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let mut seq = 0;
-        let pieces = parts(&mut seq, Kind::Message, Codec::Raw, data.clone(), 2048);
+        let pieces = parts(&mut seq, Kind::Message, Envelope::plain(Codec::Raw, data.clone()), 2048);
         assert_eq!(pieces.len(), 7, "1,536 bytes a part");
         assert_eq!(seq, 7);
         let mut incoming = Incoming::new(1 << 20);
@@ -319,18 +407,20 @@ mod tests {
         }
         let (kind, message) = whole.unwrap();
         assert_eq!(kind, Kind::Message);
-        assert_eq!(message.data, data);
+        assert_eq!(message.payload, data);
         // And a small one after it, in one piece.
-        let (headers, payload) = parts(&mut seq, Kind::Closed, Codec::Raw, b"closed".to_vec(), 2048).remove(0);
-        assert_eq!(incoming.take(&nats_message(headers, payload)).unwrap().unwrap().1.data, b"closed");
+        let (headers, payload) =
+            parts(&mut seq, Kind::Closed, Envelope::plain(Codec::Raw, b"closed".to_vec()), 2048).remove(0);
+        assert_eq!(incoming.take(&nats_message(headers, payload)).unwrap().unwrap().1.payload, b"closed");
     }
 
     #[test]
     fn a_skipped_number_is_a_loss_and_an_oversized_message_is_refused() {
         let mut seq = 0;
-        let mut all = parts(&mut seq, Kind::Message, Codec::Json, b"1".to_vec(), 2048);
-        all.extend(parts(&mut seq, Kind::Message, Codec::Json, b"2".to_vec(), 2048));
-        all.extend(parts(&mut seq, Kind::Message, Codec::Json, b"3".to_vec(), 2048));
+        let json = |text: &[u8]| Envelope::plain(Codec::Json, text.to_vec());
+        let mut all = parts(&mut seq, Kind::Message, json(b"1"), 2048);
+        all.extend(parts(&mut seq, Kind::Message, json(b"2"), 2048));
+        all.extend(parts(&mut seq, Kind::Message, json(b"3"), 2048));
         let mut incoming = Incoming::new(1 << 20);
         let (headers, payload) = all.remove(0);
         assert!(incoming.take(&nats_message(headers, payload)).unwrap().is_some());
@@ -339,7 +429,7 @@ mod tests {
 
         let mut seq = 0;
         let mut incoming = Incoming::new(3000);
-        let mut results = parts(&mut seq, Kind::Message, Codec::Raw, vec![0; 5000], 2048)
+        let mut results = parts(&mut seq, Kind::Message, Envelope::plain(Codec::Raw, vec![0; 5000]), 2048)
             .into_iter()
             .map(|(headers, payload)| incoming.take(&nats_message(headers, payload)));
         assert!(results.next().unwrap().unwrap().is_none());
@@ -348,8 +438,9 @@ mod tests {
         let rest: Vec<_> = results.collect();
         assert_eq!(rest.len(), 2);
         assert!(rest.into_iter().all(|result| result.unwrap().is_none()));
-        let (headers, payload) = parts(&mut seq, Kind::Message, Codec::Raw, b"next".to_vec(), 2048).remove(0);
-        assert_eq!(incoming.take(&nats_message(headers, payload)).unwrap().unwrap().1.data, b"next");
+        let (headers, payload) =
+            parts(&mut seq, Kind::Message, Envelope::plain(Codec::Raw, b"next".to_vec()), 2048).remove(0);
+        assert_eq!(incoming.take(&nats_message(headers, payload)).unwrap().unwrap().1.payload, b"next");
     }
 
     #[test]

@@ -13,5 +13,5 @@ mod port_end;
 pub(crate) use delivery::{post, Deliver};
 pub(crate) use message::check_json;
 pub use message::{Codec, DecodeError, Message};
-pub use port::{channel, MessagePort, PortEvent, PortPostError};
+pub use port::{channel, MessagePort, PortEvent, PortPostError, PortRoom};
 pub(crate) use port_end::{PortCore, PortHolder, Ready};

@@ -78,7 +78,7 @@ impl MessagePort {
         if let Some(ledger) = &ledger {
             message.count_posted(ledger);
         }
-        let (reason, message) = match self.core.post(message, ledger.as_ref()) {
+        let (reason, message) = match self.core.post(message, ledger.as_ref(), true) {
             Ok(()) => return Ok(()),
             Err(refused) => refused,
         };
@@ -89,10 +89,53 @@ impl MessagePort {
         }
     }
 
+    /// [`post_message`](Self::post_message) for a caller that waits for room rather than
+    /// lose a message (see [`room`](Self::room)): a message refused because the entangled
+    /// port's queue is full comes back as if it had never been posted (not counted posted,
+    /// nor dropped), to be posted again. Other refusals are counted as `post_message` counts
+    /// them.
+    ///
+    /// # Errors
+    ///
+    /// As for [`post_message`](Self::post_message).
+    pub fn try_post_message(&self, mut message: Message) -> Result<(), PortPostError> {
+        message.detach_ports();
+        let ledger = self.core.lock().ledger.clone();
+        if let Some(ledger) = &ledger {
+            message.count_posted(ledger);
+        }
+        match self.core.post(message, ledger.as_ref(), false) {
+            Ok(()) | Err((_, None)) => Ok(()),
+            Err((reason, Some(message))) => Err(PortPostError { reason, message }),
+        }
+    }
+
+    /// A way to wait until the entangled port's queue has room again, after a post was
+    /// refused with [`DropReason::QueueFull`].
+    pub fn room(&self) -> PortRoom {
+        let peer = self.core.lock().peer.clone();
+        let notify = peer.as_ref().map(|peer| peer.lock().room.get_or_insert_with(Default::default).clone());
+        PortRoom { peer, notify }
+    }
+
     /// Posts a message a worker posted (counted as posted in `ledger`): settled as dropped
     /// if refused, and why returned.
     pub(crate) fn post_counted(&self, message: Message, ledger: &Ledger) -> Result<(), DropReason> {
-        self.core.post(message, Some(ledger)).map_err(|(refusal, _)| refusal)
+        self.core.post(message, Some(ledger), true).map_err(|(refusal, _)| refusal)
+    }
+
+    /// Counts the messages posted on this port, and the ones that reach it, in `ledger`
+    /// (a port the host program made, when its messages are the host's own to account for:
+    /// a port's relay across hosts).
+    pub(crate) fn count_in(&self, ledger: &Ledger) {
+        let peer = {
+            let mut state = self.core.lock();
+            state.ledger.get_or_insert_with(|| ledger.clone());
+            state.peer.clone()
+        };
+        if let Some(peer) = peer {
+            peer.lock().ledger.get_or_insert_with(|| ledger.clone());
+        }
     }
 
     /// The next event on this port; `None` after [`PortEvent::Closed`] or once this port is
@@ -110,6 +153,7 @@ impl MessagePort {
             let mut state = self.core.lock();
             state.host_unread.0 = state.host_unread.0.saturating_sub(1);
             state.host_unread.1 = state.host_unread.1.saturating_sub(message.data.len());
+            state.notify_room();
             if let Some(ledger) = &state.ledger {
                 message.settle(ledger, None);
             }
@@ -218,6 +262,42 @@ impl MessagePort {
     }
 }
 
+/// A way to wait for room in the queue of a port's entangled end, for a sender that would
+/// rather wait than have its posts refused as "queue full" (see [`MessagePort::room`]).
+pub struct PortRoom {
+    peer: Option<Arc<PortCore>>,
+    notify: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl PortRoom {
+    /// Resolves once a message of `len` bytes would find room in the entangled port's queue,
+    /// or that port has closed (a post then fails for that). Another sender may take the room
+    /// first: a post after it can still be refused as full, and the caller waits again. A
+    /// message larger than the queue's byte limit never fits: resolving says only that the
+    /// queue is empty.
+    pub async fn wait(&self, len: usize) {
+        let (Some(peer), Some(notify)) = (&self.peer, &self.notify) else { return };
+        loop {
+            // A notice between the check and the wait is kept for the wait: none is missed.
+            if peer.lock().has_room(len) {
+                return;
+            }
+            notify.notified().await;
+        }
+    }
+
+    /// Whether a message of `len` bytes would find room in the entangled port's queue now.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.peer.as_ref().is_none_or(|peer| peer.lock().has_room(len))
+    }
+}
+
+impl fmt::Debug for PortRoom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortRoom").finish_non_exhaustive()
+    }
+}
+
 impl Drop for MessagePort {
     fn drop(&mut self) {
         // Messages the host program did not read are dropped with the port.
@@ -262,6 +342,30 @@ mod tests {
         assert_eq!(refused.reason, DropReason::QueueFull);
         assert!(matches!(two.recv_blocking(), Some(PortEvent::Message(_))));
         one.post_message(message()).unwrap();
+    }
+
+    #[test]
+    fn a_post_refused_for_want_of_room_comes_back_uncounted_and_the_room_is_announced() {
+        let ledger = Ledger::default();
+        let (one, mut two) = channel();
+        one.count_in(&ledger);
+        two.core.lock().limits = QueueLimits { messages: 1, bytes: usize::MAX, message_size: usize::MAX };
+        one.try_post_message(message()).unwrap();
+        let refused = one.try_post_message(message()).unwrap_err();
+        assert_eq!(refused.reason, DropReason::QueueFull);
+        let counts = ledger.counts();
+        assert_eq!((counts.posted, counts.dropped.total()), (1, 0), "the refused one was never posted");
+        let room = one.room();
+        assert!(!room.has_room(1));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        // Read on another thread: the waiter here is told.
+        let reader = std::thread::spawn(move || {
+            assert!(matches!(two.recv_blocking(), Some(PortEvent::Message(_))));
+            two
+        });
+        runtime.block_on(room.wait(1));
+        let _two = reader.join().unwrap();
+        one.try_post_message(refused.message).unwrap();
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub(super) struct PortState {
     /// Messages (and their bytes) handed to the host program's channel and not read yet:
     /// they count against the queue limits as if still queued.
     pub(super) host_unread: (usize, usize),
+    /// Told when this end's queue has room again (a message left it, or the end closed), for
+    /// a sender waiting for room ([`PortRoom`](super::PortRoom)); made by the first such sender.
+    pub(super) room: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// What a port needs of the worker that holds it: a way to be scheduled on the worker's event
@@ -88,6 +91,22 @@ pub(super) enum Owner {
 }
 
 impl PortState {
+    /// Tells a sender waiting for room, if there is one, that some may have come.
+    pub(super) fn notify_room(&self) {
+        if let Some(room) = &self.room {
+            room.notify_one();
+        }
+    }
+
+    /// Whether a message of `len` bytes would be taken into this end's queue now; also true
+    /// if the end is closed (a post then fails for that), and if its queue is empty (a message
+    /// larger than the byte limit never fits: waiting longer would not help).
+    pub(super) fn has_room(&self, len: usize) -> bool {
+        let (unread, unread_bytes) = self.host_unread;
+        let (messages, bytes) = (self.queue.len() + unread, self.queued_bytes + unread_bytes);
+        self.closed || messages == 0 || self.limits.check(messages, bytes, len).is_none()
+    }
+
     pub(super) fn release_keepalive(&mut self) {
         if std::mem::take(&mut self.counted) {
             if let Owner::Worker { holder, .. } = &self.owner {
@@ -125,6 +144,7 @@ impl PortCore {
                 queued_bytes: 0,
                 container: None,
                 host_unread: (0, 0),
+                room: None,
             }),
         }
     }
@@ -136,12 +156,14 @@ impl PortCore {
     }
 
     /// Posts `message` from this end to the entangled one. If it is refused, it is settled
-    /// as dropped, and returned unless the entangled port was closed (the chapter then
-    /// discards it without an error).
+    /// as dropped (unless `count_full` is false and the entangled end's queue is full: it is
+    /// then taken back as never posted), and returned unless the entangled port was closed
+    /// (the chapter then discards it without an error).
     pub(super) fn post(
         &self,
         mut message: Message,
         ledger: Option<&Ledger>,
+        count_full: bool,
     ) -> Result<(), (DropReason, Option<Message>)> {
         let peer = {
             let state = self.lock();
@@ -162,7 +184,11 @@ impl PortCore {
         };
         let (refusal, mut message) = refused;
         if let Some(ledger) = ledger {
-            message.settle(ledger, Some(refusal));
+            if refusal == DropReason::QueueFull && !count_full {
+                message.uncount_posted(ledger);
+            } else {
+                message.settle(ledger, Some(refusal));
+            }
         }
         Err((refusal, (refusal != DropReason::PortClosed).then_some(message)))
     }
@@ -240,6 +266,7 @@ impl PortCore {
         if state.started {
             if let Some(message) = state.queue.pop_front() {
                 state.queued_bytes = state.queued_bytes.saturating_sub(message.data.len());
+                state.notify_room();
                 for port in &message.ports {
                     port.core.lock().container = None;
                 }
@@ -281,6 +308,7 @@ impl PortCore {
             }
             state.closed = true;
             state.queued_bytes = 0;
+            state.notify_room();
             let dropped = std::mem::take(&mut state.queue);
             state.release_keepalive();
             // Ends the host program's event stream, if it was listening.

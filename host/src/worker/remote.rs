@@ -104,6 +104,11 @@ impl RemoteEvents {
         self.ended(Exit::Failed(error));
     }
 
+    /// The ledger of this host, where the remote worker's messages are counted here.
+    pub(crate) fn ledger(&self) -> &crate::accounting::Ledger {
+        &self.0.services.ledger
+    }
+
     /// The largest message its parent accepts.
     pub(crate) fn message_size(&self) -> usize {
         messaging::Deliver::message_size(&self.0.to_parent)
