@@ -88,6 +88,16 @@ pub enum SpawnError {
         /// Which limit, and its value.
         limit: String,
     },
+    /// It was to run on another host of the lattice, and could not be placed there.
+    #[error("cannot start worker `{worker}` ({location}) on the lattice: {cause}")]
+    Placement {
+        /// The worker's name.
+        worker: String,
+        /// Its component's location.
+        location: String,
+        /// Why: no host matches or has room, the host refused, the lattice is unreachable.
+        cause: String,
+    },
 }
 
 /// The host could not be created: the engine cannot run on this machine, or the compile

@@ -75,6 +75,6 @@ pub use messaging::{channel, Codec, DecodeError, Message, MessagePort, PortEvent
 pub use stats::WorkerReport;
 pub use wasm_workers_protocol::ErrorEvent;
 pub use worker::{
-    Capabilities, CloseReason, Component, ConnectError, Placement, PostError, Preopen, QueueRoom, WorkerEvent,
+    Capabilities, CloseReason, Component, ConnectError, Origin, Placement, PostError, Preopen, QueueRoom, WorkerEvent,
     WorkerHandle, WorkerOptions, DEFAULT_CACHE_MAX_SIZE, KEPT_REPORTS, PERFMAP_ENV,
 };

@@ -590,3 +590,118 @@ fn ports_and_buffers_cross_to_a_worker_on_another_host_and_back() {
     let placed: Vec<_> = host.stats().into_iter().filter_map(|report| report.host).collect();
     assert_eq!(placed, ["far"], "the child ran on the far host");
 }
+
+#[test]
+fn a_manifests_entry_runs_on_the_host_it_names_and_places_its_own_children() {
+    let server = Server::start("entry");
+    let dir = temp_dir("lattice-entry");
+    let one = LatticeHost::start(&server, "entry", "one", &dir.join("one"));
+    let two = LatticeHost::start(&server, "entry", "two", &dir.join("two"));
+    wait_for_hosts(&server, "entry", &["one", "two"], &[&one, &two]);
+    // The entry runs on `one`; stdin and stdout stay here. From there it places its first
+    // counter on `two` and keeps its second on `one`, and moves a port between them.
+    let manifest = dir.join("mover.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "entry = \"mover\"\n\n[workers.mover]\ncomponent = {:?}\nhost = \"one\"\n",
+            guest_build::guest("port-mover")
+        ),
+    )
+    .unwrap();
+    let manifest = manifest.display().to_string();
+    let job = r#"{"n": 20000, "first": "two"}"#;
+    let output =
+        wasm_workers(&["run", &manifest, "--nats", &server.url, "--lattice", "entry", "--stats"], &format!("{job}\n"));
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}\nhost one:\n{}\nhost two:\n{}", one.log(), two.log());
+    let report: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    let counted = report["first"]["count"].as_u64().unwrap() + report["second"]["count"].as_u64().unwrap();
+    assert_eq!(counted, 20000, "{report}");
+    assert_eq!(report["second"]["in-order"], true, "{report}");
+    let stats = |name: &str| stderr.lines().find(|line| line.starts_with(name)).unwrap_or_default().to_string();
+    assert!(stats("mover ").contains(" one "), "{stderr}");
+    // The lattice placed the mover on `one`, and from there its first counter on `two` (found
+    // at the mover's origin, here, beside the mover's component); its second is its own, on
+    // `one`.
+    let lattice = watch(&server, "entry");
+    support::wait_until(|| {
+        let started: Vec<(String, u64)> = lattice.hosts().unwrap().into_iter().map(|h| (h.id, h.started)).collect();
+        started == [("one".to_string(), 1), ("two".to_string(), 1)]
+    });
+    // Without a lattice, the same manifest runs here.
+    let output = wasm_workers(&["run", &manifest, "--stats"], &format!("{job}\n"));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).lines().any(|line| line.starts_with("mover ") && line.contains("(here)")));
+}
+
+#[test]
+fn a_worker_the_host_program_places_gets_its_channels_linked_and_its_room_from_its_host() {
+    use wasm_workers::{Host, Limits, Message, Placement, PortEvent, WorkerEvent, WorkerOptions};
+    let server = Server::start("root");
+    let dir = temp_dir("lattice-root");
+    let far = LatticeHost::start(&server, "root", "far", &dir.join("far"));
+    wait_for_hosts(&server, "root", &["far"], &[&far]);
+    let host = Host::new().unwrap();
+    watch(&server, "root").place_from(&host).unwrap();
+    let bridge = host.load(guest_build::guest("port-bridge")).unwrap();
+    let (mut here, there) = wasm_workers::channel();
+    let options = WorkerOptions {
+        placement: Some(Placement::Host("far".into())),
+        channels: vec![("peer".into(), there)],
+        limits: Limits { queued_messages: Some(8), ..Limits::default() },
+        ..WorkerOptions::named("bridge")
+    };
+    let mut worker = host.spawn(&bridge, options).unwrap();
+    assert_eq!(worker.host().as_deref(), Some("far"));
+    // Its parent's messages go out on its channel; what arrives on the channel comes back.
+    worker.post_message(Message::json(&"to the port").unwrap()).unwrap();
+    match here.recv_blocking() {
+        Some(PortEvent::Message(message)) => assert_eq!(message.decode_json::<String>().unwrap(), "to the port"),
+        other => panic!("expected the bridged message, got {other:?}\nhost far:\n{}", far.log()),
+    }
+    here.post_message(Message::json(&"to the parent").unwrap()).unwrap();
+    match worker.recv_blocking() {
+        Some(WorkerEvent::Message(message)) => assert_eq!(message.decode_json::<String>().unwrap(), "to the parent"),
+        other => panic!("expected the bridged message, got {other:?}"),
+    }
+    // Its queue's limit holds across: past its window, posts are refused as full, and its
+    // room comes back from its host.
+    let mut refused = 0;
+    for i in 0..64 {
+        if let Err(error) = worker.try_post_message(Message::json(&i).unwrap()) {
+            assert_eq!(error.reason, wasm_workers::DropReason::QueueFull);
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "a window of 8 took 64 posts at once");
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(worker.room().wait(1));
+    worker.try_post_message(Message::json(&"after the wait").unwrap()).unwrap();
+    // Closing the port here closes the worker's, and the bridge closes.
+    here.close();
+    loop {
+        match worker.recv_blocking() {
+            Some(WorkerEvent::Message(_)) => {}
+            Some(WorkerEvent::Closed(_)) => break,
+            other => panic!("expected the bridge to close, got {other:?}\nhost far:\n{}", far.log()),
+        }
+    }
+}
+
+#[test]
+fn a_worker_placed_on_another_host_is_granted_nothing_of_this_one() {
+    let dir = temp_dir("lattice-grants");
+    let manifest = dir.join("granted.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "entry = \"echo\"\n\n[workers.echo]\ncomponent = {:?}\nhost = \"far\"\nenv = {{ SECRET = \"1\" }}\n",
+            guest_build::guest("echo")
+        ),
+    )
+    .unwrap();
+    let output = wasm_workers(&["run", &manifest.display().to_string()], "");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("granted nothing of this one"), "{}", text(&output.stderr));
+}

@@ -78,6 +78,8 @@ pub fn host(args: HostArgs) -> anyhow::Result<ExitCode> {
     let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
     let allowed = if args.allow_components.is_empty() { None } else { Some(allowed(&args.allow_components)?) };
     let options = ServeOptions { id: id.clone(), labels, max_workers, component_dir, allowed };
+    // The workers placed here may place their own children on the lattice (`spawn-placed`).
+    lattice.place_from(&host)?;
     eprintln!("wasm-workers: host `{id}` serving lattice `{}` ({max_workers} worker slots)", lattice.name());
     let stop = async {
         use tokio::signal::unix::{signal, SignalKind};

@@ -85,7 +85,23 @@ pub struct ChildWorker {
     pub(crate) control: Arc<Control>,
     /// For a child on another host: where its messages go, straight from the parent's thread
     /// (its `sender` then only keeps the proxy alive).
-    pub(crate) direct: Option<Arc<dyn Deliver>>,
+    pub(crate) direct: Option<Arc<dyn DirectChild>>,
+}
+
+/// A child whose parent posts to it directly, not through a queue of this host: a worker
+/// on another host.
+pub(crate) trait DirectChild: Deliver {
+    /// Its parent lets go of it (drops its handle, ends its input): as a local child whose
+    /// senders are gone, it may end idle once nothing else can post to it.
+    fn release(&self);
+}
+
+impl Drop for ChildWorker {
+    fn drop(&mut self) {
+        if let Some(direct) = &self.direct {
+            direct.release();
+        }
+    }
 }
 
 impl ChildWorker {

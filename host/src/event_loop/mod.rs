@@ -25,7 +25,7 @@ mod quiescence;
 mod task;
 
 pub use control::ChildWorker;
-pub(crate) use control::{terminate_all, Control};
+pub(crate) use control::{terminate_all, Control, DirectChild};
 pub(crate) use queue::Next;
 pub(crate) use quiescence::Quiescence;
 pub(crate) use task::{discard, FromChild, LoopTask, WorkerQueue, WorkerSender};

@@ -63,6 +63,10 @@ pub(super) struct WorkerEntry {
     pub(super) spawns: Vec<String>,
     /// Where the workers it spawns run, when the graph runs on a lattice.
     pub(super) place_spawns: Option<Spanned<PlacementEntry>>,
+    /// The lattice host it runs on, when the graph runs on a lattice.
+    pub(super) host: Option<Spanned<String>>,
+    /// The labels of the lattice host it runs on, when the graph runs on a lattice.
+    pub(super) labels: Option<Spanned<BTreeMap<String, String>>>,
     /// Whether it may read the time of day.
     #[serde(default)]
     pub(super) wall_clock: bool,
@@ -74,6 +78,17 @@ pub(super) struct WorkerEntry {
 pub(super) enum PlacementEntry {
     Word(String),
     Table { host: Option<String>, labels: Option<BTreeMap<String, String>> },
+}
+
+impl WorkerEntry {
+    /// Where the worker itself runs on a lattice (`host =` or `labels =`); `None`: here.
+    pub(super) fn placement(&self) -> Option<Placement> {
+        match (&self.host, &self.labels) {
+            (Some(host), _) => Some(Placement::Host(host.get_ref().clone())),
+            (None, Some(labels)) => Some(Placement::Labels(labels.get_ref().clone())),
+            (None, None) => None,
+        }
+    }
 }
 
 impl PlacementEntry {
@@ -343,6 +358,22 @@ impl Manifest {
                     .get_ref()
                     .placement()
                     .map_err(|why| self.error(Some(place.span()), format!("workers.{key}.place-spawns: {why}")))?;
+            }
+            if let (Some(host), Some(_)) = (&worker.host, &worker.labels) {
+                return Err(self
+                    .error(Some(host.span()), format!("workers.{key}: `host` and `labels` both place it; keep one")));
+            }
+            let placed = worker.host.as_ref().map(|h| h.span()).or(worker.labels.as_ref().map(|l| l.span()));
+            let granted =
+                worker.wall_clock || !worker.args.is_empty() || !worker.env.is_empty() || !worker.dirs.is_empty();
+            if let (Some(span), true) = (placed, granted) {
+                return Err(self.error(
+                    Some(span),
+                    format!(
+                        "workers.{key}: a worker placed on another host is granted nothing of this one \
+                         (remove its dirs, env, args and wall-clock, or its host or labels)"
+                    ),
+                ));
             }
         }
         for (key, shared) in &self.shared {

@@ -97,6 +97,8 @@ impl Graph {
                 channels: channels.remove(key).unwrap_or_default(),
                 // Checked when the manifest was validated.
                 spawn_placement: worker.place_spawns.as_ref().and_then(|place| place.get_ref().placement().ok()),
+                placement: worker.placement(),
+                origin: None,
             };
             let mut handle = match host.spawn(&self.components[&format!("workers.{key}")], options) {
                 Ok(handle) => handle,

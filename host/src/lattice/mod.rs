@@ -15,6 +15,8 @@
 //! - `P.worker.<uid>.in`: the parent's messages to remote worker `<uid>`, in order.
 //! - `P.worker.<uid>.out`: the remote worker's events to its parent (messages, its end).
 //! - `P.worker.<uid>.terminate`: the parent terminates it.
+//! - `P.origin.<id>.fetch`: request to placing side `<id>` for a component that a worker it
+//!   placed names ([`origin`]); the reply is the component's hash.
 //! - `P.heartbeat.<id>`: host `<id>` is alive, every [`HEARTBEAT`]; the placing side gives up
 //!   the workers it placed on a host silent for [`HOST_SILENCE`].
 //! - `P.port.<link>.{a,b}` and `P.port.<link>.{a,b}.credit`: a port whose two ends are on two
@@ -34,6 +36,7 @@ use futures::StreamExt;
 use async_nats::jetstream::{self, kv, object_store, stream};
 
 mod hosts;
+mod origin;
 mod place;
 mod serve;
 mod transfer;
@@ -223,7 +226,8 @@ impl Lattice {
     ///
     /// If it cannot listen to the hosts' heartbeats.
     pub fn place_from(&self, host: &crate::host::Host) -> Result<(), LatticeError> {
-        let placer = Arc::new(place::NatsPlacer::new(self.clone()).map_err(LatticeError::Other)?);
+        let placer = Arc::new(place::NatsPlacer::new(self.clone(), host.services()).map_err(LatticeError::Other)?);
+        placer.serve_origin().map_err(LatticeError::Other)?;
         let _ = host.services().placer.set(placer);
         Ok(())
     }
@@ -253,8 +257,17 @@ impl Lattice {
         format!("wasm-workers.{}", self.0.name)
     }
 
+    /// Runs `future` to its end on this thread, with the lattice's runtime as its context (its
+    /// I/O and timers are driven by the runtime's threads). Callable from inside another
+    /// runtime too (a host program's, posting from async code): the caller's thread is then
+    /// blocked as by any blocking call.
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.0.runtime.block_on(future)
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _context = self.0.runtime.enter();
+            futures::executor::block_on(future)
+        } else {
+            self.0.runtime.block_on(future)
+        }
     }
 
     fn spawn<F>(&self, future: F)

@@ -10,14 +10,16 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::accounting::{DropReason, Ledger};
-use crate::limits::Limits;
+use crate::event_loop::DirectChild;
 use crate::messaging::{Codec, Deliver, Message};
-use crate::worker::{CloseReason, Component, Exit, Placement, Placer, RemoteEvents, RemoteWorker};
+use crate::worker::{
+    CloseReason, Component, Exit, PlaceRequest, Placement, Placer, RemoteEvents, RemoteWorker, Services,
+};
 use wasm_workers_protocol::ErrorEvent;
 
 use super::hosts::{self, HostInfo};
 use super::transfer::{self, Far};
-use super::wire::{self, Incoming, Kind, LinkError, SpawnReply, SpawnRequest, WireLimits};
+use super::wire::{self, FetchReply, FetchRequest, Incoming, Kind, LinkError, SpawnReply, SpawnRequest, WireLimits};
 use super::{Lattice, HEARTBEAT, HOST_SILENCE, REQUEST_TIMEOUT};
 
 /// The longest a post (or a terminate) waits for the server to take it.
@@ -38,6 +40,11 @@ pub(super) struct NatsPlacer {
     /// The hosts' heartbeats and the workers placed on each, to give up those of a host that
     /// falls silent.
     watch: Arc<Mutex<Watch>>,
+    /// The components this side placed, by hash: the workers placed find the components they
+    /// name beside these ([`serve_origin`](Self::serve_origin)).
+    bases: Mutex<HashMap<String, Component>>,
+    /// The host this side places for (weak: the host holds the placer).
+    services: std::sync::Weak<Services>,
 }
 
 #[derive(Default)]
@@ -76,8 +83,13 @@ impl NatsPlacer {
     /// # Errors
     ///
     /// If it cannot subscribe to the heartbeats.
-    pub(super) fn new(lattice: Lattice) -> Result<Self, String> {
-        let id = super::subject_token(&format!("{}-{}", hostname(), std::process::id()));
+    pub(super) fn new(lattice: Lattice, services: &Arc<Services>) -> Result<Self, String> {
+        // A valid id: letters, digits, `-` and `_`.
+        let id: String = format!("{}-{}", hostname(), std::process::id())
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+            .take(64)
+            .collect();
         let watch = Arc::new(Mutex::new(Watch::default()));
         let heartbeats = lattice
             .block_on(lattice.0.client.subscribe(format!("{}.heartbeat.*", lattice.prefix())))
@@ -92,7 +104,57 @@ impl NatsPlacer {
             answers: Mutex::new(HashMap::new()),
             next_uid: AtomicU64::new(1),
             watch,
+            bases: Mutex::new(HashMap::new()),
+            services: Arc::downgrade(services),
         })
+    }
+
+    /// Answers, from now on, the fetches of the hosts running workers this side placed: each
+    /// asks for a component by location, beside a component this side placed (see
+    /// [`Origin`](crate::Origin)); it is resolved and opened here as a local worker's would be,
+    /// and sent by hash.
+    ///
+    /// # Errors
+    ///
+    /// If it cannot subscribe.
+    pub(super) fn serve_origin(self: &Arc<Self>) -> Result<(), String> {
+        let lattice = &self.lattice;
+        let mut requests = lattice
+            .block_on(lattice.0.client.subscribe(format!("{}.origin.{}.fetch", lattice.prefix(), self.id)))
+            .map_err(|error| format!("cannot subscribe: {error}"))?;
+        let placer = Arc::downgrade(self);
+        let client = lattice.0.client.clone();
+        lattice.spawn(async move {
+            while let Some(request) = requests.next().await {
+                let Some(reply) = request.reply.clone() else { continue };
+                let placer = placer.clone();
+                let found = tokio::task::spawn_blocking(move || match placer.upgrade() {
+                    Some(placer) => placer.resolve(&request.payload),
+                    None => Err("the origin has left".to_string()),
+                })
+                .await
+                .unwrap_or_else(|error| Err(error.to_string()));
+                let body = serde_json::to_vec(&FetchReply { found }).unwrap_or_default();
+                let _ = client.publish(reply, body.into()).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Resolves a fetch: the hash of the component found, and where.
+    fn resolve(&self, payload: &[u8]) -> Result<(String, String), String> {
+        let request: FetchRequest =
+            serde_json::from_slice(payload).map_err(|error| format!("unreadable fetch: {error}"))?;
+        let base = self.bases.lock().unwrap_or_else(|p| p.into_inner()).get(&request.base).cloned();
+        let base = base.ok_or_else(|| format!("component {} was not placed from here", request.base))?;
+        let services = self.services.upgrade().ok_or("the origin has left")?;
+        let shown =
+            std::path::Path::new(base.location()).parent().unwrap_or(std::path::Path::new("")).join(&request.location);
+        let shown = shown.display().to_string();
+        let component =
+            services.load_beneath(base.dir(), &request.location, &shown).map_err(|error| error.redacted())?;
+        let hash = self.upload(&component)?;
+        Ok((hash, shown))
     }
 
     /// The component's hash, its bytes in the lattice's bucket. The first placement of a file
@@ -117,6 +179,7 @@ impl NatsPlacer {
             Ok::<(), String>(())
         })?;
         hashes.insert(path.to_path_buf(), hash.clone());
+        self.bases.lock().unwrap_or_else(|p| p.into_inner()).insert(hash.clone(), component.clone());
         Ok(hash)
     }
 
@@ -159,28 +222,37 @@ impl NatsPlacer {
 impl Placer for NatsPlacer {
     fn place(
         &self,
-        component: &Component,
-        placement: &Placement,
-        name: &str,
-        limits: Limits,
+        request: PlaceRequest<'_>,
         events: RemoteEvents,
     ) -> Result<(Arc<dyn RemoteWorker>, String), String> {
+        let PlaceRequest { component, placement, name, limits, channels, origin } = request;
         let hash = self.upload(component)?;
+        // A worker placed from a worker that was itself placed here resolves its locations
+        // where that one does.
+        let origin = origin.map_or_else(|| (self.id.clone(), hash.clone()), |origin| origin.reference());
         let lattice = &self.lattice;
         let live = lattice.block_on(hosts::live(&lattice.0.hosts))?;
         let host = self.choose(placement, live)?;
         let uid = format!("{}-{}", self.id, self.next_uid.fetch_add(1, Ordering::Relaxed));
         let prefix = lattice.prefix();
-        let request = SpawnRequest {
-            uid: uid.clone(),
-            component: hash.clone(),
-            location: component.location().to_string(),
-            name: name.to_string(),
-            limits: WireLimits::from(limits),
-            from: self.id.clone(),
-        };
         let client = lattice.0.client.clone();
+        let far = Far { lattice: lattice.clone(), id: host.clone(), ledger: events.ledger().clone() };
         let out = lattice.block_on(async {
+            // Its channels are linked to the host that runs it.
+            let mut linked = Vec::with_capacity(channels.len());
+            for (label, port) in channels {
+                linked.push((label, transfer::link(&far, port).await?));
+            }
+            let request = SpawnRequest {
+                uid: uid.clone(),
+                component: hash.clone(),
+                location: component.location().to_string(),
+                name: name.to_string(),
+                limits: WireLimits::from(limits),
+                from: self.id.clone(),
+                channels: linked,
+                origin,
+            };
             // Subscribed before the worker can start, so that none of its events (nor of its
             // host's credits) is missed.
             let out = client
@@ -208,7 +280,7 @@ impl Placer for NatsPlacer {
             }
         });
         let (out, credit, window) = out?;
-        let credits = Arc::new(Credits { available: Mutex::new(window) });
+        let credits = Arc::new(Credits { available: Mutex::new(window), room: tokio::sync::Notify::new() });
         {
             let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
             // It answered just now.
@@ -216,7 +288,6 @@ impl Placer for NatsPlacer {
             watch.running.push((host.clone(), events.clone()));
         }
         let max_size = events.message_size();
-        let far = Far { lattice: lattice.clone(), id: host.clone(), ledger: events.ledger().clone() };
         lattice.spawn(receive_events(out, credit, Arc::downgrade(&credits), events.clone(), far, max_size));
         let subject = format!("{prefix}.worker.{uid}");
         let link = Link {
@@ -281,6 +352,16 @@ async fn receive_events(
     max_size: usize,
 ) {
     let host = far.id.clone();
+    // However this ends, a sender waiting for room stops waiting (a post then fails).
+    struct WakeWaiters(std::sync::Weak<Credits>);
+    impl Drop for WakeWaiters {
+        fn drop(&mut self) {
+            if let Some(credits) = self.0.upgrade() {
+                credits.room.notify_waiters();
+            }
+        }
+    }
+    let _wake = WakeWaiters(credits.clone());
     let mut incoming = Incoming::new(max_size);
     let mut check = tokio::time::interval(HEARTBEAT);
     loop {
@@ -294,6 +375,7 @@ async fn receive_events(
                 if let (Some(count), Some(credits)) = (count, credits.upgrade()) {
                     let mut available = credits.available.lock().unwrap_or_else(|p| p.into_inner());
                     *available = available.saturating_add(count);
+                    credits.room.notify_waiters();
                 }
                 continue;
             }
@@ -329,6 +411,8 @@ async fn receive_events(
                     return;
                 }
             },
+            // Not sent by a worker's host.
+            Kind::Release => {}
             Kind::Closed => {
                 let reason = match envelope.payload.as_slice() {
                     b"idle" => CloseReason::Idle,
@@ -389,6 +473,8 @@ struct Link {
 /// as `queue-full`, as a local child's full queue refuses them.
 struct Credits {
     available: Mutex<u64>,
+    /// Told when credits come (and when the worker ends), for senders waiting for room.
+    room: tokio::sync::Notify,
 }
 
 impl Deliver for Link {
@@ -462,7 +548,55 @@ impl Deliver for Link {
     }
 }
 
+impl DirectChild for Link {
+    /// Tells the host that runs the worker that nothing more comes from its parent: as a
+    /// local worker whose senders are gone, it may end idle.
+    fn release(&self) {
+        // On `in`, numbered: it comes after every message posted before it.
+        let client = self.lattice.0.client.clone();
+        let subject = self.subject_in.clone();
+        let max_payload = client.server_info().max_payload;
+        let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        let parts = wire::parts(&mut seq, Kind::Release, wire::Envelope::plain(Codec::Raw, Vec::new()), max_payload);
+        let send = async move {
+            let publish = async {
+                for (headers, payload) in parts {
+                    let _ = client.publish_with_headers(subject.clone(), headers, payload).await;
+                }
+                let _ = client.flush().await;
+            };
+            let _ = tokio::time::timeout(PUBLISH_TIMEOUT, publish).await;
+        };
+        // From a thread of the lattice's own runtime (a drop there), it is sent without waiting.
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => self.lattice.spawn(send),
+            Err(_) => self.lattice.block_on(send),
+        }
+    }
+}
+
 impl RemoteWorker for Link {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn has_room(&self) -> bool {
+        self.events.is_finished() || *self.credits.available.lock().unwrap_or_else(|p| p.into_inner()) > 0
+    }
+
+    fn room(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            loop {
+                let notified = self.credits.room.notified();
+                if self.has_room() {
+                    return;
+                }
+                // Told when credits come, and when the worker's events end.
+                notified.await;
+            }
+        })
+    }
+
     fn terminate(&self) {
         let client = self.lattice.0.client.clone();
         let subject = format!("{}.terminate", self.subject);

@@ -14,9 +14,10 @@ use tokio::task::JoinSet;
 use crate::accounting::DropReason;
 use crate::host::Host;
 use crate::messaging::{Codec, Message};
-use crate::worker::{CloseReason, WorkerEvent, WorkerHandle, WorkerOptions};
+use crate::worker::{CloseReason, Origin, WorkerEvent, WorkerHandle, WorkerOptions};
 
 use super::hosts::{self, HostInfo};
+use super::origin::NatsOrigin;
 use super::place::WireError;
 use super::transfer::{self, Far};
 use super::wire::{self, Envelope, Incoming, Kind, LinkError, SpawnReply, SpawnRequest};
@@ -39,9 +40,9 @@ pub struct ServeOptions {
 }
 
 /// What the serving tasks share.
-struct Serving {
-    host: Host,
-    lattice: Lattice,
+pub(super) struct Serving {
+    pub(super) host: Host,
+    pub(super) lattice: Lattice,
     options: ServeOptions,
     running: AtomicUsize,
     started: AtomicU64,
@@ -222,24 +223,36 @@ impl Serving {
     async fn start(self: &Arc<Self>, payload: &[u8], workers: &mut JoinSet<()>) -> Result<u64, String> {
         let request: SpawnRequest =
             serde_json::from_slice(payload).map_err(|error| format!("unreadable spawn request: {error}"))?;
-        if let Some(allowed) = &self.options.allowed {
-            if !allowed.contains(&request.component) {
-                return Err(format!(
-                    "component {} (`{}`) is not one this host runs (--allow-component)",
-                    request.component, request.location
-                ));
-            }
-        }
+        self.allows(&request.component, &request.location)?;
         if self.running.load(Ordering::Acquire) >= self.options.max_workers {
             return Err(format!("it runs its limit of {} workers", self.options.max_workers));
         }
         let path = self.fetch(&request.component).await?;
+        let far = Far {
+            lattice: self.lattice.clone(),
+            id: request.from.clone(),
+            ledger: self.host.services().ledger.clone(),
+        };
+        // Its channels, each linked to its port on the placing side.
+        let mut channels = Vec::with_capacity(request.channels.len());
+        for (label, link) in &request.channels {
+            if !super::valid_id(link) {
+                return Err(format!("channel `{label}` names its link unreadably"));
+            }
+            channels.push((label.clone(), transfer::accept(&far, link).await?));
+        }
         let host = self.host.clone();
         let name = request.name.clone();
         let limits = request.limits.into();
+        let (id, base) = request.origin.clone();
+        if !super::valid_id(&id) {
+            return Err(format!("origin `{id}` is not a valid id"));
+        }
+        let origin = Origin(Arc::new(NatsOrigin { serving: self.clone(), id, base }));
         let handle = tokio::task::spawn_blocking(move || {
             let component = host.load(&path).map_err(|error| error.to_string())?;
-            let options = WorkerOptions { name: Some(name), limits, ..WorkerOptions::default() };
+            let options =
+                WorkerOptions { name: Some(name), limits, channels, origin: Some(origin), ..WorkerOptions::default() };
             host.spawn(&component, options).map_err(|error| error.to_string())
         })
         .await
@@ -262,21 +275,27 @@ impl Serving {
             parents.workers.push((request.from.clone(), orphaned.clone()));
         }
         let serving = self.clone();
+        let subscriptions = Subscriptions { input, terminate, location: request.location.clone() };
         workers.spawn(async move {
-            let far = Far {
-                lattice: serving.lattice.clone(),
-                id: request.from,
-                ledger: serving.host.services().ledger.clone(),
-            };
-            pump(&serving, handle, input, terminate, &subject, &orphaned, window, far).await;
+            pump(&serving, handle, subscriptions, &subject, &orphaned, window, far).await;
             serving.running.fetch_sub(1, Ordering::AcqRel);
         });
         Ok(window)
     }
 
+    /// Whether this host runs the component with SHA-256 `hash` (found at `location`).
+    pub(super) fn allows(&self, hash: &str, location: &str) -> Result<(), String> {
+        match &self.options.allowed {
+            Some(allowed) if !allowed.contains(hash) => {
+                Err(format!("component {hash} (`{location}`) is not one this host runs (--allow-component)"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The component with SHA-256 `hash`, from this host's directory or else the lattice's
     /// bucket (verified, then kept).
-    async fn fetch(&self, hash: &str) -> Result<PathBuf, String> {
+    pub(super) async fn fetch(&self, hash: &str) -> Result<PathBuf, String> {
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("`{hash}` is not a SHA-256"));
         }
@@ -363,19 +382,29 @@ fn offer(
     taken
 }
 
+/// A placed worker's subjects from its parent (messages and its release, terminate), and
+/// where its placing side loaded it from.
+struct Subscriptions {
+    input: async_nats::Subscriber,
+    terminate: async_nats::Subscriber,
+    location: String,
+}
+
 /// Carries one worker's traffic: the parent's messages in, its events out, until it ends.
 /// `far` is its parent's side.
-#[allow(clippy::too_many_arguments, reason = "one worker's subjects and state, taken apart once")]
 async fn pump(
     serving: &Serving,
     mut handle: WorkerHandle,
-    mut input: async_nats::Subscriber,
-    mut terminate: async_nats::Subscriber,
+    subscriptions: Subscriptions,
     subject: &str,
     orphaned: &tokio::sync::Notify,
     window: u64,
     far: Far,
 ) {
+    let Subscriptions { mut input, mut terminate, location } = subscriptions;
+    // Its parent let go (after the messages before): once those are in its queue, its input
+    // ends, and it may end idle.
+    let mut released = false;
     let client = serving.lattice.0.client.clone();
     let ledger = serving.host.services().ledger.clone();
     let out = format!("{subject}.out");
@@ -425,7 +454,7 @@ async fn pump(
                 },
                 Some(WorkerEvent::Closed(_)) if failure.is_some() => {
                     let message = failure.take().unwrap_or_default();
-                    let error = WireError { message, worker: handle.name().to_string(), location: String::new() };
+                    let error = WireError { message, worker: handle.name().to_string(), location: location.clone() };
                     let body = serde_json::to_vec(&error).unwrap_or_default();
                     publish(&mut out_seq, Kind::Error, Envelope::plain(Codec::Json, body)).await;
                     break;
@@ -440,7 +469,8 @@ async fn pump(
                     break;
                 }
                 Some(WorkerEvent::Error(error)) => {
-                    let error = WireError { message: error.message, worker: error.worker, location: error.location };
+                    // Where its placing side loaded it from, not where this host keeps it.
+                    let error = WireError { message: error.message, worker: error.worker, location: location.clone() };
                     let body = serde_json::to_vec(&error).unwrap_or_default();
                     publish(&mut out_seq, Kind::Error, Envelope::plain(Codec::Json, body)).await;
                     break;
@@ -450,6 +480,13 @@ async fn pump(
             message = input.next() => {
                 let Some(message) = message else { break };
                 let envelope = match incoming.take(&message) {
+                    Ok(Some((Kind::Release, _))) => {
+                        released = true;
+                        if pending.is_empty() {
+                            handle.end_input();
+                        }
+                        continue;
+                    }
                     Ok(Some((_, envelope))) => envelope,
                     Ok(None) => continue,
                     Err(LinkError::Lost(skipped)) => {
@@ -504,6 +541,9 @@ async fn pump(
                 if accepted > 0 {
                     let _ = client.publish(credit.clone(), accepted.to_string().into()).await;
                     accepted = 0;
+                }
+                if released && pending.is_empty() {
+                    handle.end_input();
                 }
             }
             _ = terminate.next(), if !ending => {

@@ -131,7 +131,7 @@ pub(super) async fn decode(far: &Far, envelope: Envelope) -> Result<Message, Str
 
 /// Links `port` (side `a`): a task keeps it and relays it to the side that receives it.
 /// Returns the link's id, which the message names the port by.
-async fn link(far: &Far, mut port: MessagePort) -> Result<String, String> {
+pub(super) async fn link(far: &Far, mut port: MessagePort) -> Result<String, String> {
     let id = nuid::next().to_string();
     let subject = format!("{}.port.{id}", far.lattice.prefix());
     let client = &far.lattice.0.client;
@@ -153,7 +153,7 @@ async fn link(far: &Far, mut port: MessagePort) -> Result<String, String> {
 
 /// Accepts the port linked as `id` (side `b`): a new channel, one end relayed to the side that
 /// sent the port, the other returned to go in the message.
-async fn accept(far: &Far, id: &str) -> Result<MessagePort, String> {
+pub(super) async fn accept(far: &Far, id: &str) -> Result<MessagePort, String> {
     let (here, there) = messaging::channel();
     here.count_in(&far.ledger);
     let subject = format!("{}.port.{id}", far.lattice.prefix());

@@ -15,7 +15,8 @@ use crate::messaging::Codec;
 
 /// The sequence number header.
 pub(super) const SEQ: &str = "Ww-Seq";
-/// What an `out` message is: `message`, `closed`, `error`.
+/// What a message on a link is: `message`, `closed`, `error` (from a worker), `release`
+/// (to it).
 pub(super) const KIND: &str = "Ww-Kind";
 /// A message's codec (`json`, `postcard`, `raw`).
 pub(super) const CODEC: &str = "Ww-Codec";
@@ -47,6 +48,28 @@ pub(super) struct SpawnRequest {
     pub(super) limits: WireLimits,
     /// The placing host's id.
     pub(super) from: String,
+    /// Ports handed to the worker at start: each label, and the port's link
+    /// ([`transfer`](super::transfer)).
+    #[serde(default)]
+    pub(super) channels: Vec<(String, String)>,
+    /// Where the locations the worker names resolve: the origin's id on the lattice, and the
+    /// hash of the component they resolve beside.
+    pub(super) origin: (String, String),
+}
+
+/// A placed worker's host asks its origin for the component at `location`, relative to the
+/// component `base` (a hash the origin placed), on `P.origin.<id>.fetch`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct FetchRequest {
+    pub(super) base: String,
+    pub(super) location: String,
+}
+
+/// The answer to a [`FetchRequest`]: the component's hash (in the components' bucket) and
+/// where the origin found it, or why not.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct FetchReply {
+    pub(super) found: Result<(String, String), String>,
 }
 
 /// The answer to a [`SpawnRequest`].
@@ -116,6 +139,8 @@ pub(super) enum Kind {
     Closed,
     /// The worker failed (the payload is the error's message).
     Error,
+    /// On a worker's `in` subject: its parent lets go of it; after the messages before.
+    Release,
 }
 
 impl Kind {
@@ -124,6 +149,7 @@ impl Kind {
             Kind::Message => "message",
             Kind::Closed => "closed",
             Kind::Error => "error",
+            Kind::Release => "release",
         }
     }
 }
@@ -335,6 +361,7 @@ fn read_headers(message: &async_nats::Message) -> Result<(u64, Kind, Codec), Str
         Some("message") | None => Kind::Message,
         Some("closed") => Kind::Closed,
         Some("error") => Kind::Error,
+        Some("release") => Kind::Release,
         Some(other) => return Err(format!("an event of unknown kind `{other}`")),
     };
     let codec = match headers.get(CODEC).map(|value| value.as_str()) {

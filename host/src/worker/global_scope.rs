@@ -18,7 +18,7 @@ use crate::messaging::{self, MessagePort};
 
 use super::options::{Placement, WorkerOptions};
 use super::parent::ParentLink;
-use super::remote::spawn_remote;
+use super::remote::{spawn_remote, PlaceRequest};
 use super::shared_workers::Starter;
 use super::spawn::spawn;
 use super::state::{WorkerState, MIN_PRUNE};
@@ -59,7 +59,7 @@ impl ScopeHost for WorkerState {
         name: String,
     ) -> wasmtime::Result<Result<Resource<MessagePort>, String>> {
         let component = match self.load(&location) {
-            Ok(component) => component,
+            Ok((component, _)) => component,
             Err(error) => return Ok(Err(error)),
         };
         // The server's end waits for the shared worker charged to this worker. Starting one
@@ -129,8 +129,8 @@ impl WorkerState {
         options: types::WorkerOptions,
         placement: Option<Placement>,
     ) -> wasmtime::Result<Result<Resource<ChildWorker>, String>> {
-        let component = match self.load(&location) {
-            Ok(component) => component,
+        let (component, origin) = match self.load(&location) {
+            Ok(loaded) => loaded,
             Err(error) => return Ok(Err(error)),
         };
         let admitted = admit_worker(&mut self.children, &mut self.started_shared, &self.budget, &self.limits);
@@ -144,9 +144,16 @@ impl WorkerState {
         if let Some((placement, placer)) = placer {
             // Placed on another host: the same limits travel with it; no capabilities do.
             let name = options.name.unwrap_or_default();
-            let parent = FromChild { queue: self.queue.clone(), child: id };
-            let child = match spawn_remote(&self.services, &**placer, &component, placement, &name, self.limits, parent)
-            {
+            let parent = ParentLink::Worker(FromChild { queue: self.queue.clone(), child: id });
+            let request = PlaceRequest {
+                component: &component,
+                placement,
+                name: &name,
+                limits: self.limits,
+                channels: Vec::new(),
+                origin,
+            };
+            let child = match spawn_remote(&self.services, &**placer, request, parent) {
                 Ok(spawned) => spawned,
                 Err(why) => return Ok(Err(format!("cannot start `{location}` on the lattice: {why}"))),
             };
@@ -157,7 +164,7 @@ impl WorkerState {
         let parent = ParentLink::Worker(FromChild { queue: self.queue.clone(), child: id });
         // A child gets no capabilities and no channels (only what its parent sends it), and
         // its parent's limits: spawning is no way around them.
-        let options = WorkerOptions { name: options.name, limits: self.limits, ..WorkerOptions::default() };
+        let options = WorkerOptions { name: options.name, limits: self.limits, origin, ..WorkerOptions::default() };
         let (sender, control, _) = match spawn(&self.services, &component, options, parent, None) {
             Ok(spawned) => spawned,
             Err(failure) => return Ok(Err(format!("cannot start `{location}`: {failure}"))),

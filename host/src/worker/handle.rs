@@ -13,8 +13,9 @@ use crate::messaging::{Deliver, Message};
 use wasm_workers_protocol::ErrorEvent;
 
 use super::component::Component;
-use super::options::WorkerOptions;
+use super::options::{Capabilities, WorkerOptions};
 use super::parent::{EventSink, HostInbox, ParentLink};
+use super::remote::{spawn_remote, PlaceRequest, RemoteWorker};
 use super::services::Services;
 use super::spawn::{spawn, SpawnFailure};
 
@@ -71,13 +72,23 @@ pub struct WorkerHandle {
     /// The worker's limits, the host's defaults filled in.
     limits: Limits,
     queue: Arc<WorkerQueue>,
+    /// For a worker on another host: where its messages go, straight from the poster's
+    /// thread (its `sender` then only keeps the proxy alive).
+    remote: Option<Arc<dyn RemoteWorker>>,
 }
 
 /// A way to wait for room in a worker's queue, for a host program that would rather wait
 /// than have its posts refused as "queue full" (backpressure): see [`WorkerHandle::room`].
 /// It does not keep the worker alive.
 #[derive(Clone)]
-pub struct QueueRoom(Arc<WorkerQueue>);
+pub struct QueueRoom(Room);
+
+#[derive(Clone)]
+enum Room {
+    Queue(Arc<WorkerQueue>),
+    /// A worker on another host: room is what its host has granted.
+    Remote(Arc<dyn RemoteWorker>),
+}
 
 impl QueueRoom {
     /// Resolves once a message of `len` bytes would find room in the worker's queue (the
@@ -86,13 +97,19 @@ impl QueueRoom {
     /// as full, and the caller waits again. A message larger than the queue's byte limit
     /// never fits: resolving says only that the queue is empty.
     pub async fn wait(&self, len: usize) {
-        self.0.wait_for_room(len).await;
+        match &self.0 {
+            Room::Queue(queue) => queue.wait_for_room(len).await,
+            Room::Remote(remote) => remote.room().await,
+        }
     }
 
     /// Whether a message of `len` bytes would find room in the worker's queue now (or the
     /// worker has ended).
     pub fn has_room(&self, len: usize) -> bool {
-        self.0.has_room(len)
+        match &self.0 {
+            Room::Queue(queue) => queue.has_room(len),
+            Room::Remote(remote) => remote.has_room(),
+        }
     }
 }
 
@@ -131,7 +148,15 @@ impl WorkerHandle {
     /// A way to wait until the worker's queue has room again, after a post was refused
     /// with [`DropReason::QueueFull`].
     pub fn room(&self) -> QueueRoom {
-        QueueRoom(self.queue.clone())
+        match &self.remote {
+            Some(remote) => QueueRoom(Room::Remote(remote.clone())),
+            None => QueueRoom(Room::Queue(self.queue.clone())),
+        }
+    }
+
+    /// The id of the lattice host the worker runs on; `None` for this host.
+    pub fn host(&self) -> Option<String> {
+        self.remote.as_ref().map(|remote| remote.host().to_string())
     }
 
     /// Posts a message to the worker (`worker.postMessage`). Messages arrive in the order
@@ -164,9 +189,14 @@ impl WorkerHandle {
     fn post(&self, mut message: Message, count_full: bool) -> Result<(), PostError> {
         message.detach_ports();
         message.count_posted(&self.ledger);
-        let refused = match &self.sender {
+        let to: Option<&dyn Deliver> = match (&self.sender, &self.remote) {
+            (None, _) => None,
+            (Some(_), Some(remote)) => Some(&**remote),
+            (Some(sender), None) => Some(sender),
+        };
+        let refused = match to {
             None => (DropReason::InputEnded, message),
-            Some(sender) => match sender.deliver(message, Some(&self.ledger)) {
+            Some(to) => match to.deliver(message, Some(&self.ledger)) {
                 Ok(()) => return Ok(()),
                 Err(refused) => refused,
             },
@@ -183,7 +213,11 @@ impl WorkerHandle {
     /// Says that the host will post no more messages. A worker with an empty queue and
     /// nothing else that can post to it then ends with [`CloseReason::Idle`].
     pub fn end_input(&mut self) {
-        self.sender = None;
+        if self.sender.take().is_some() {
+            if let Some(remote) = &self.remote {
+                remote.release();
+            }
+        }
     }
 
     /// The worker's next event; `None` once the last event ([`WorkerEvent::Error`] or
@@ -255,6 +289,12 @@ impl WorkerHandle {
     }
 }
 
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.end_input();
+    }
+}
+
 impl fmt::Debug for WorkerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkerHandle").field("name", &self.name).finish_non_exhaustive()
@@ -284,8 +324,35 @@ pub(crate) fn spawn_root(
         events_tx.send(event).map_err(|refused| (DropReason::ReceiverGone, refused.0))
     });
     let worker_limits = options.limits;
-    let inbox = HostInbox::new(sink);
-    let (sender, control, queue) = spawn(services, component, options, ParentLink::Host(inbox), None)?;
+    let mut inbox = HostInbox::new(sink);
+    let placed = options.placement.as_ref().and_then(|placement| Some((placement.clone(), services.placer.get()?)));
+    let (sender, control, queue, remote) = match placed {
+        Some((placement, placer)) => {
+            if options.capabilities != Capabilities::default() {
+                return Err(SpawnFailure::Placement(
+                    "a worker placed on another host is granted nothing of this one (files, environment, \
+                     arguments, the time of day)"
+                        .to_string(),
+                ));
+            }
+            inbox.message_size = limits.message_size;
+            let request = PlaceRequest {
+                component,
+                placement: &placement,
+                name: &name,
+                limits: worker_limits,
+                channels: options.channels,
+                origin: options.origin,
+            };
+            let child =
+                spawn_remote(services, &**placer, request, ParentLink::Host(inbox)).map_err(SpawnFailure::Placement)?;
+            (child.sender, child.control, child.queue, Some(child.to))
+        }
+        None => {
+            let (sender, control, queue) = spawn(services, component, options, ParentLink::Host(inbox), None)?;
+            (sender, control, queue, None)
+        }
+    };
     Ok(WorkerHandle {
         name,
         sender: Some(sender),
@@ -296,6 +363,7 @@ pub(crate) fn spawn_root(
         spin: services.spin,
         limits: worker_limits,
         queue,
+        remote,
     })
 }
 

@@ -3,6 +3,8 @@
 use crate::limits::Limits;
 use crate::messaging::MessagePort;
 
+use super::origin::Origin;
+
 /// Options for a new worker (`WorkerOptions`, and what a graph grants it).
 #[derive(Debug, Default)]
 pub struct WorkerOptions {
@@ -19,6 +21,13 @@ pub struct WorkerOptions {
     /// on a host of the lattice this host has joined that matches (see
     /// [`Placement`]). Without a lattice, its children run here whatever this says.
     pub spawn_placement: Option<Placement>,
+    /// Where this worker runs: `None` (the default) on this host; otherwise on a host of the
+    /// lattice this host has joined that matches, with these limits and channels (linked
+    /// across) and no capabilities. Without a lattice, it runs here whatever this says.
+    pub placement: Option<Placement>,
+    /// Where the locations it names are resolved, for a worker placed here by another host
+    /// (see [`Origin`]); `None` (the default): beside its own component, here.
+    pub origin: Option<Origin>,
 }
 
 impl WorkerOptions {

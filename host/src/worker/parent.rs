@@ -97,7 +97,7 @@ impl ParentLink {
 
     /// Tells the parent how the worker ended. A worker parent is not told of a terminate:
     /// it terminated the child itself, or has ended itself.
-    pub(crate) fn exit(self, exit: Exit, services: &Services) {
+    pub(crate) fn exit(&self, exit: Exit, services: &Services) {
         match self {
             ParentLink::Host(inbox) => {
                 let _ = (inbox.sink)(match exit {
@@ -106,6 +106,7 @@ impl ParentLink {
                 });
             }
             ParentLink::Worker(FromChild { queue, child }) => {
+                let child = *child;
                 let _ = match exit {
                     Exit::Failed(error) => queue.push(LoopTask::ChildError { child, error }),
                     // Not an event: it tells the parent it may forget the child.

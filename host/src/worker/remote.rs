@@ -14,9 +14,9 @@
 use std::sync::{Arc, Mutex};
 
 use crate::accounting::DropReason;
-use crate::event_loop::{self, Control, FromChild, LoopTask, Next, WorkerQueue, WorkerSender};
+use crate::event_loop::{self, Control, DirectChild, LoopTask, Next, WorkerQueue, WorkerSender};
 use crate::limits::Limits;
-use crate::messaging::{self, Deliver, Message};
+use crate::messaging::{self, Message};
 use crate::stats::WorkerStats;
 use wasm_workers_protocol::ErrorEvent;
 
@@ -35,23 +35,41 @@ pub(crate) trait Placer: Send + Sync {
     ///
     /// A one-line reason: no host matches or has room, the host refused, the lattice is
     /// unreachable.
-    fn place(
-        &self,
-        component: &Component,
-        placement: &Placement,
-        name: &str,
-        limits: Limits,
-        events: RemoteEvents,
-    ) -> Result<(Arc<dyn RemoteWorker>, String), String>;
+    /// `channels` are handed to it at start, by label, as a local worker's are.
+    fn place(&self, request: PlaceRequest<'_>, events: RemoteEvents)
+        -> Result<(Arc<dyn RemoteWorker>, String), String>;
+}
+
+/// What a [`Placer`] is asked to start.
+pub(crate) struct PlaceRequest<'a> {
+    pub(crate) component: &'a Component,
+    pub(crate) placement: &'a Placement,
+    pub(crate) name: &'a str,
+    pub(crate) limits: Limits,
+    /// Ports handed to it at start, by label.
+    pub(crate) channels: Vec<(String, crate::messaging::MessagePort)>,
+    /// Where the locations it names resolve, if not beside `component` on this host (it
+    /// was itself placed here from another host).
+    pub(crate) origin: Option<super::origin::Origin>,
 }
 
 /// A worker on another host, as its parent here sends to it: a receiver behind the delivery
 /// seam (messages one thread delivers arrive in that order; one refused for want of room
-/// there comes back `queue-full`, as from a local child's queue), and its termination.
-/// A delivered message is settled here, as handed to the link.
-pub(crate) trait RemoteWorker: Deliver {
+/// there comes back `queue-full`, as from a local child's queue), its release and its
+/// termination. A delivered message is settled here, as handed to the link.
+pub(crate) trait RemoteWorker: DirectChild {
     /// Terminates the worker (its parent here no longer waits for it).
     fn terminate(&self);
+
+    /// Whether a post would find room now (or the worker has ended: a post then fails for
+    /// that).
+    fn has_room(&self) -> bool;
+
+    /// The id of the host it runs on.
+    fn host(&self) -> &str;
+
+    /// Resolves once a post would find room, or the worker has ended.
+    fn room(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
 }
 
 /// Where a remote worker's events go: to its parent here, as the events of a child.
@@ -59,7 +77,9 @@ pub(crate) trait RemoteWorker: Deliver {
 pub(crate) struct RemoteEvents(Arc<EventsInner>);
 
 struct EventsInner {
-    to_parent: FromChild,
+    /// Its parent; taken when it is told of the end (nothing reaches it after that), so that
+    /// the way to the parent (a host program's channel) closes with the worker's end.
+    to_parent: Mutex<Option<ParentLink>>,
     /// The proxy's own queue, interrupted when the remote worker has ended.
     proxy: Arc<WorkerQueue>,
     ended: Mutex<Option<Exit>>,
@@ -83,7 +103,13 @@ impl RemoteEvents {
         inner.stats.posted(message.data.len());
         let mut message = message;
         message.count_posted(&inner.services.ledger);
-        let _ = messaging::post(&inner.to_parent, message, &inner.services.ledger);
+        let parent = inner.to_parent.lock().unwrap_or_else(|p| p.into_inner());
+        match &*parent {
+            Some(parent) => {
+                let _ = parent.post(message, &inner.services.ledger);
+            }
+            None => message.settle(&inner.services.ledger, Some(DropReason::ReceiverGone)),
+        }
     }
 
     /// The remote worker has ended: it closed (`reason`), or failed with `error`. Only the
@@ -111,7 +137,8 @@ impl RemoteEvents {
 
     /// The largest message its parent accepts.
     pub(crate) fn message_size(&self) -> usize {
-        messaging::Deliver::message_size(&self.0.to_parent)
+        let parent = self.0.to_parent.lock().unwrap_or_else(|p| p.into_inner());
+        parent.as_ref().map_or(usize::MAX, ParentLink::message_size)
     }
 
     /// Whether the remote worker has ended (or been given up), or its parent has terminated
@@ -125,9 +152,9 @@ impl RemoteEvents {
     }
 }
 
-/// Starts `component` on a lattice host through `placer`, as a child of the worker whose
-/// link is `parent`. Returns what the parent keeps: a sender and a control, as for a local
-/// child, and where its messages go.
+/// Starts a worker on a lattice host through `placer`, as `request` says, whose messages and
+/// end go to `parent` (a worker here, or the host program). Returns what the parent keeps: a
+/// sender and a control, as for a local worker, and where its messages go.
 ///
 /// # Errors
 ///
@@ -135,24 +162,22 @@ impl RemoteEvents {
 pub(crate) fn spawn_remote(
     services: &Arc<Services>,
     placer: &dyn Placer,
-    component: &Component,
-    placement: &Placement,
-    name: &str,
-    limits: Limits,
-    parent: FromChild,
+    request: PlaceRequest<'_>,
+    parent: ParentLink,
 ) -> Result<RemoteChild, String> {
-    let (queue, sender) = WorkerQueue::new(
-        Some(parent.queue.clone()),
-        services.quiescence.clone(),
-        std::time::Duration::ZERO,
-        limits.queue(),
-    );
+    let (component, name, limits) = (request.component, request.name.to_string(), request.limits);
+    let parent_queue = match &parent {
+        ParentLink::Worker(to) => Some(to.queue.clone()),
+        ParentLink::Host(_) | ParentLink::None => None,
+    };
+    let (queue, sender) =
+        WorkerQueue::new(parent_queue, services.quiescence.clone(), std::time::Duration::ZERO, limits.queue());
     // Held while the remote worker runs: the proxy stays busy and keeps its parent alive.
     let running = queue.timer_sender();
     let control = Arc::new(Control::new(queue.clone(), component.engine().clone()));
-    let stats = services.register_stats(name, component.location());
+    let stats = services.register_stats(&name, component.location());
     let events = RemoteEvents(Arc::new(EventsInner {
-        to_parent: FromChild { queue: parent.queue.clone(), child: parent.child },
+        to_parent: Mutex::new(Some(parent)),
         proxy: queue.clone(),
         ended: Mutex::new(None),
         finished: std::sync::atomic::AtomicBool::new(false),
@@ -160,7 +185,7 @@ pub(crate) fn spawn_remote(
         stats: stats.clone(),
         services: services.clone(),
     }));
-    let (remote, host) = match placer.place(component, placement, name, limits, events.clone()) {
+    let (remote, host) = match placer.place(request, events.clone()) {
         Ok(placed) => placed,
         Err(why) => {
             drop(running);
@@ -170,8 +195,8 @@ pub(crate) fn spawn_remote(
         }
     };
     stats.set_host(&host);
-    tracing::debug!(worker = name, host = %host, "placed on the lattice");
-    let direct: Arc<dyn Deliver> = remote.clone();
+    tracing::debug!(worker = %name, host = %host, "placed on the lattice");
+    let direct: Arc<dyn RemoteWorker> = remote.clone();
     let (queue_guard, direct_terminate) = (queue.clone(), remote.clone());
     let job_services = services.clone();
     let job_control = control.clone();
@@ -187,7 +212,10 @@ pub(crate) fn spawn_remote(
         });
         let discarded = queue.close();
         event_loop::discard(discarded, &services.ledger);
-        ParentLink::Worker(parent).exit(exit, &services);
+        let parent = events.0.to_parent.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(parent) = parent {
+            parent.exit(exit, &services);
+        }
         queue.finish();
         job_control.set_stopped();
     });
@@ -200,7 +228,7 @@ pub(crate) fn spawn_remote(
         queue_guard.finish();
         return Err(format!("cannot start its proxy thread: {error}"));
     }
-    Ok(RemoteChild { sender, control, to: direct })
+    Ok(RemoteChild { sender, control, to: direct, queue: queue_guard })
 }
 
 /// A child started on another host, as [`spawn_remote`] hands it to its parent.
@@ -209,7 +237,9 @@ pub(crate) struct RemoteChild {
     pub(crate) sender: WorkerSender,
     pub(crate) control: Arc<Control>,
     /// Where the parent's messages to it go.
-    pub(crate) to: Arc<dyn Deliver>,
+    pub(crate) to: Arc<dyn RemoteWorker>,
+    /// The proxy's queue.
+    pub(crate) queue: Arc<WorkerQueue>,
 }
 
 /// The proxy's loop: waits until the remote worker ends or the parent terminates it. The

@@ -19,6 +19,8 @@ pub(crate) enum SpawnFailure {
     Limit(String),
     /// The operating system.
     Os(std::io::Error),
+    /// Placing it on the lattice.
+    Placement(String),
 }
 
 impl From<std::io::Error> for SpawnFailure {
@@ -33,6 +35,7 @@ impl SpawnFailure {
         match self {
             SpawnFailure::Limit(limit) => SpawnError::Limit { worker, location, limit },
             SpawnFailure::Os(source) => SpawnError::Thread { worker, location, source },
+            SpawnFailure::Placement(cause) => SpawnError::Placement { worker, location, cause },
         }
     }
 }
@@ -42,6 +45,7 @@ impl fmt::Display for SpawnFailure {
         match self {
             SpawnFailure::Limit(limit) => f.write_str(limit),
             SpawnFailure::Os(error) => write!(f, "{error}"),
+            SpawnFailure::Placement(cause) => f.write_str(cause),
         }
     }
 }

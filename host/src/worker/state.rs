@@ -22,6 +22,7 @@ use crate::stdio::GuestOutput;
 
 use super::component::Component;
 use super::options::{Placement, WorkerOptions};
+use super::origin::Origin;
 use super::parent::ParentLink;
 use super::services::Services;
 use super::timers::TimerKey;
@@ -71,6 +72,8 @@ pub(crate) struct WorkerState {
     pub(crate) limits: Limits,
     /// Where the workers it spawns run (`None`: here).
     pub(super) spawn_placement: Option<Placement>,
+    /// Where the locations it names are resolved, if it was placed here by another host.
+    pub(super) origin: Option<Origin>,
     /// What this worker makes the host hold, its linear memory included.
     pub(super) budget: Arc<Budget>,
     pub(super) stats: Arc<WorkerStats>,
@@ -138,6 +141,7 @@ impl WorkerState {
             limiter: Limiter::new(options.limits, budget.clone()),
             limits: options.limits,
             spawn_placement: options.spawn_placement,
+            origin: options.origin,
             budget,
             stats,
         };
@@ -291,11 +295,17 @@ impl WorkerState {
     /// directory and beneath it (see [`crate::location`]): a worker reaches only components
     /// in its own directory and below it, as a browser worker reaches only its own origin,
     /// however the tree is linked. The error is one a guest may see: it never quotes a file.
-    pub(super) fn load(&self, location: &str) -> Result<Component, String> {
+    /// The component at `location`, relative to this worker's own, and the origin of a worker
+    /// that runs it: from this worker's origin if it has one, else beside it here.
+    pub(super) fn load(&self, location: &str) -> Result<(Component, Option<Origin>), String> {
+        if let Some(origin) = &self.origin {
+            return origin.fetch(location).map(|(component, origin)| (component, Some(origin)));
+        }
         // Named as the host shows it (beside this worker's own location); opened beneath the
         // directory, whatever that path now leads to.
         let shown = Path::new(&self.location).parent().unwrap_or(Path::new("")).join(location);
-        self.services.load_beneath(&self.dir, location, &shown.display().to_string()).map_err(|error| {
+        let loaded = self.services.load_beneath(&self.dir, location, &shown.display().to_string());
+        loaded.map(|component| (component, None)).map_err(|error| {
             tracing::debug!(worker = %self.name, "cannot load `{location}`: {error}");
             error.redacted()
         })
