@@ -213,6 +213,7 @@ impl Host {
             deadline_ticker,
             shared_failures: tokio::sync::broadcast::Sender::new(64),
             placer: std::sync::OnceLock::new(),
+            shared_names: std::sync::OnceLock::new(),
         })))
     }
 

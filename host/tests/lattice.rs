@@ -705,3 +705,59 @@ fn a_worker_placed_on_another_host_is_granted_nothing_of_this_one() {
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("granted nothing of this one"), "{}", text(&output.stderr));
 }
+
+#[test]
+fn three_hosts_racing_for_one_shared_worker_name_get_one_instance_and_its_hosts_death_frees_the_name() {
+    use wasm_workers::{Host, Message, Placement, WorkerEvent, WorkerHandle, WorkerOptions};
+    let server = Server::start("shared");
+    let dir = temp_dir("lattice-shared");
+    let mut hosts: Vec<(String, LatticeHost)> = ["a", "b", "c"]
+        .into_iter()
+        .map(|id| (id.to_string(), LatticeHost::start(&server, "shared", id, &dir.join(id))))
+        .collect();
+    let all: Vec<&LatticeHost> = hosts.iter().map(|(_, host)| host).collect();
+    wait_for_hosts(&server, "shared", &["a", "b", "c"], &all);
+    let host = Host::new().unwrap();
+    watch(&server, "shared").place_from(&host).unwrap();
+    let client = host.load(guest_build::guest("shared-client")).unwrap();
+    let connect = serde_json::json!({ "location": "shared_hello.wasm", "name": "hello" });
+    let place = |on: &str| {
+        let options = WorkerOptions { placement: Some(Placement::Host(on.into())), ..WorkerOptions::named(on) };
+        host.spawn(&client, options).unwrap()
+    };
+    let greeting = |worker: &mut WorkerHandle| match worker.recv_blocking() {
+        Some(WorkerEvent::Message(message)) => {
+            let answer: serde_json::Value = message.decode_json().unwrap();
+            let text = answer["shared"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string();
+            text.rsplit('#').next().unwrap().parse::<u32>().unwrap()
+        }
+        other => panic!("expected a greeting, got {other:?}"),
+    };
+    // All three are started first, then all three connect at once.
+    let mut clients: Vec<(String, WorkerHandle)> =
+        ["a", "b", "c"].into_iter().map(|on| (on.to_string(), place(on))).collect();
+    for (_, worker) in &clients {
+        worker.post_message(Message::json(&connect).unwrap()).unwrap();
+    }
+    let mut numbers: Vec<(u32, String)> =
+        clients.iter_mut().map(|(on, worker)| (greeting(worker), on.clone())).collect();
+    numbers.sort();
+    assert_eq!(
+        numbers.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "one instance, three connections: {numbers:?}"
+    );
+    // The instance runs where the first connection came from. Its host dies: the name is
+    // free, and the next connect starts a new instance on another host.
+    let owner = numbers[0].1.clone();
+    let at = hosts.iter().position(|(id, _)| *id == owner).unwrap();
+    drop(hosts.remove(at));
+    let survivor = hosts[0].0.clone();
+    let mut again = place(&survivor);
+    again.post_message(Message::json(&connect).unwrap()).unwrap();
+    assert_eq!(greeting(&mut again), 1, "a new instance, on `{survivor}`");
+    for (_, worker) in &clients {
+        worker.terminate();
+    }
+    again.terminate();
+}

@@ -17,14 +17,18 @@
 //! - `P.worker.<uid>.terminate`: the parent terminates it.
 //! - `P.origin.<id>.fetch`: request to placing side `<id>` for a component that a worker it
 //!   placed names ([`origin`]); the reply is the component's hash.
+//! - `P.shared.<id>.connect`: a client's connect to the instance of a shared worker that side
+//!   `<id>` runs ([`shared`]).
 //! - `P.heartbeat.<id>`: host `<id>` is alive, every [`HEARTBEAT`]; the placing side gives up
 //!   the workers it placed on a host silent for [`HOST_SILENCE`].
 //! - `P.port.<link>.{a,b}` and `P.port.<link>.{a,b}.credit`: a port whose two ends are on two
 //!   hosts: the messages from the side that sent it (`a`) and the side that received it
 //!   (`b`), and the room each side grants the other ([`transfer`]).
 //!
-//! Buckets: `wasm-workers-<lattice>-hosts` (key-value, one entry per live host) and
-//! `wasm-workers-<lattice>-components` (objects, one per component, named by its hash).
+//! Buckets: `wasm-workers-<lattice>-hosts` (key-value, one entry per live host),
+//! `wasm-workers-<lattice>-shared` (key-value, one entry per shared worker's name, naming
+//! the side that runs it) and `wasm-workers-<lattice>-components` (objects, one per
+//! component, named by its hash).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,6 +43,7 @@ mod hosts;
 mod origin;
 mod place;
 mod serve;
+mod shared;
 mod transfer;
 mod wire;
 
@@ -228,7 +233,9 @@ impl Lattice {
     pub fn place_from(&self, host: &crate::host::Host) -> Result<(), LatticeError> {
         let placer = Arc::new(place::NatsPlacer::new(self.clone(), host.services()).map_err(LatticeError::Other)?);
         placer.serve_origin().map_err(LatticeError::Other)?;
+        let names = shared::NatsNames::start(self, placer.clone(), host.services()).map_err(LatticeError::Other)?;
         let _ = host.services().placer.set(placer);
+        let _ = host.services().shared_names.set(names);
         Ok(())
     }
 
@@ -276,6 +283,27 @@ impl Lattice {
     {
         self.0.runtime.spawn(future);
     }
+}
+
+/// The lattice's bucket of shared-worker names, made if it is not there yet (as a stream
+/// directly, as [`buckets`] makes the hosts').
+async fn shared_bucket(client: &async_nats::Client, lattice: &str) -> Result<kv::Store, String> {
+    let js = jetstream::new(client.clone());
+    let name = format!("wasm-workers-{lattice}-shared");
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await
+    .map_err(|error| format!("bucket {name}: {error}"))?;
+    js.get_key_value(&name).await.map_err(|error| format!("bucket {name}: {error}"))
 }
 
 /// The lattice's buckets, made if they are not there yet. Made as streams directly: the

@@ -109,6 +109,11 @@ impl NatsPlacer {
         })
     }
 
+    /// This side's id on the lattice.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
     /// Answers, from now on, the fetches of the hosts running workers this side placed: each
     /// asks for a component by location, beside a component this side placed (see
     /// [`Origin`](crate::Origin)); it is resolved and opened here as a local worker's would be,
@@ -159,7 +164,7 @@ impl NatsPlacer {
 
     /// The component's hash, its bytes in the lattice's bucket. The first placement of a file
     /// reads, hashes and (unless the bucket has it) uploads it; later ones only look it up.
-    fn upload(&self, component: &Component) -> Result<String, String> {
+    pub(super) fn upload(&self, component: &Component) -> Result<String, String> {
         let path = component.key();
         // Held while uploading: two first placements of one file upload it once.
         let mut hashes = self.hashes.lock().unwrap_or_else(|p| p.into_inner());

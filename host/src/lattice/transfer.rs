@@ -131,24 +131,50 @@ pub(super) async fn decode(far: &Far, envelope: Envelope) -> Result<Message, Str
 
 /// Links `port` (side `a`): a task keeps it and relays it to the side that receives it.
 /// Returns the link's id, which the message names the port by.
-pub(super) async fn link(far: &Far, mut port: MessagePort) -> Result<String, String> {
+pub(super) async fn link(far: &Far, port: MessagePort) -> Result<String, String> {
+    let prepared = prepare(far).await?;
+    let id = prepared.id.clone();
+    prepared.start(port);
+    Ok(id)
+}
+
+/// A link's side `a`, listening, before its port is known: for a port whose far side must
+/// accept it before this side gives it up (a connect to a shared worker elsewhere).
+pub(super) struct Prepared {
+    far: Far,
+    id: String,
+    subject: String,
+    input: async_nats::Subscriber,
+    credit: async_nats::Subscriber,
+}
+
+/// Makes a link's side `a` listen: what the far side sends from now on is kept for it.
+pub(super) async fn prepare(far: &Far) -> Result<Prepared, String> {
     let id = nuid::next().to_string();
     let subject = format!("{}.port.{id}", far.lattice.prefix());
     let client = &far.lattice.0.client;
-    // Subscribed before the message that carries the port goes: nothing the far side sends is
-    // missed.
-    let input =
-        client.subscribe(format!("{subject}.b")).await.map_err(|error| format!("cannot link a port: {error}"))?;
-    let credit = client
-        .subscribe(format!("{subject}.a.credit"))
-        .await
-        .map_err(|error| format!("cannot link a port: {error}"))?;
-    // Held by the link, as by the host program: no worker's budget pays for it here.
-    port.charge.release();
-    port.count_in(&far.ledger);
-    let relay = Relay { far: far.clone(), side: Side::A, subject, port, input, credit, credits: (0, 0) };
-    far.lattice.spawn(relay.run());
-    Ok(id)
+    let error = |error: String| format!("cannot link a port: {error}");
+    let input = client.subscribe(format!("{subject}.b")).await.map_err(|e| error(e.to_string()))?;
+    let credit = client.subscribe(format!("{subject}.a.credit")).await.map_err(|e| error(e.to_string()))?;
+    Ok(Prepared { far: far.clone(), id, subject, input, credit })
+}
+
+impl Prepared {
+    /// The link's id.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Starts relaying `port` on this link.
+    pub(super) fn start(self, mut port: MessagePort) {
+        // Held by the link, as by the host program: no worker's budget pays for it here.
+        port.charge.release();
+        port.count_in(&self.far.ledger);
+        let Prepared { far, subject, input, credit, .. } = self;
+        let lattice = far.lattice.clone();
+        let relay = Relay { far, side: Side::A, subject, port, input, credit, credits: (0, 0) };
+        lattice.spawn(relay.run());
+    }
 }
 
 /// Accepts the port linked as `id` (side `b`): a new channel, one end relayed to the side that

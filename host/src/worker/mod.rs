@@ -41,6 +41,6 @@ pub(crate) use remote::{PlaceRequest, Placer, RemoteEvents, RemoteWorker};
 pub(crate) use services::Services;
 pub use services::KEPT_REPORTS;
 pub use shared_workers::ConnectError;
-pub(crate) use shared_workers::SharedWorkers;
+pub(crate) use shared_workers::{SharedNames, SharedWorkers};
 pub(crate) use spawn::spawn;
 pub(crate) use timers::Timers;

@@ -70,6 +70,8 @@ pub(crate) struct Services {
     pub(crate) shared_failures: tokio::sync::broadcast::Sender<ErrorEvent>,
     /// How workers are placed on other hosts, once this host has joined a lattice.
     pub(crate) placer: std::sync::OnceLock<Arc<dyn Placer>>,
+    /// Shared-worker names across hosts, set when the host joins a lattice.
+    pub(crate) shared_names: std::sync::OnceLock<Arc<dyn super::shared_workers::SharedNames>>,
 }
 
 impl Services {

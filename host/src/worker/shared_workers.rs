@@ -56,6 +56,29 @@ pub(crate) struct Starter<'a> {
     pub(crate) admit: &'a mut dyn FnMut() -> Result<Charge, String>,
 }
 
+/// Shared-worker names across the hosts of a lattice: exactly one instance per name, on
+/// whichever host claimed it first. Set on a host by the layer that joins a lattice.
+pub(crate) trait SharedNames: Send + Sync {
+    /// For a connect to `name` (running `component`) that found no instance here: claims the
+    /// name for an instance here and gives `server` back, to be handed to it; or hands
+    /// `server` to the instance that runs on another host (its `on-connect` receives it
+    /// there) and returns `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Mismatch`] if the instance elsewhere runs another component; a
+    /// one-line reason if the lattice cannot be asked.
+    fn claim_or_connect(
+        &self,
+        name: &str,
+        component: &Component,
+        server: MessagePort,
+    ) -> Result<Option<MessagePort>, ConnectError>;
+
+    /// The instance here of `name` has ended: the name is free again.
+    fn release(&self, name: &str);
+}
+
 #[derive(Default)]
 pub(crate) struct SharedWorkers {
     running: Mutex<HashMap<String, Running>>,
@@ -135,6 +158,15 @@ impl SharedWorkers {
             },
             None => server,
         };
+        // None runs here: on a lattice, the name is the lattice's, and its instance may run
+        // on another host.
+        let server = match services.shared_names.get() {
+            Some(names) => match names.claim_or_connect(name, component, server)? {
+                Some(server) => server,
+                None => return Ok(None),
+            },
+            None => server,
+        };
         let charge = match admit {
             Some(admit) => admit().map_err(|limit| {
                 ConnectError::Spawn(SpawnError::Limit {
@@ -164,11 +196,29 @@ impl SharedWorkers {
         Ok(Some((control, charge)))
     }
 
-    /// Forgets the shared worker `name` if it is the one with `control` (it has ended).
-    pub(crate) fn ended(&self, name: &str, control: &Arc<Control>) {
+    /// Forgets the shared worker `name` if it is the one with `control` (it has ended); on a
+    /// lattice, its name is released.
+    pub(crate) fn ended(&self, services: &Services, name: &str, control: &Arc<Control>) {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         if running.get(name).is_some_and(|worker| Arc::ptr_eq(&worker.control, control)) {
             running.remove(name);
+            if let Some(names) = services.shared_names.get() {
+                names.release(name);
+            }
+        }
+    }
+
+    /// Hands `server` to the shared worker `name` running here, if it runs (a client on
+    /// another host connects); gives it back if it does not.
+    pub(crate) fn connect_running(&self, name: &str, server: MessagePort) -> Result<(), MessagePort> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        match running.get(name) {
+            Some(worker) => match worker.queue.push(LoopTask::Connect(server)) {
+                Ok(()) => Ok(()),
+                Err(LoopTask::Connect(server)) => Err(server),
+                Err(_) => unreachable!("push returns the task it was given"),
+            },
+            None => Err(server),
         }
     }
 }

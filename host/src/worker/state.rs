@@ -344,7 +344,7 @@ impl WorkerState {
         self.started_shared.clear();
         self.limiter.release();
         if let Some(name) = &self.shared {
-            self.services.shared.ended(name, &self.control);
+            self.services.shared.ended(&self.services, name, &self.control);
         }
         terminate_all(self.children.into_values().map(|(child, _)| child).collect());
         // Dropping the table closes the ports still in it; their peers learn it.
