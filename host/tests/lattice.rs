@@ -19,20 +19,38 @@ struct Server {
     child: Child,
     url: String,
     _dir: PathBuf,
+    port: u16,
 }
 
 impl Server {
     fn start(name: &str) -> Server {
+        let dir = temp_dir(&format!("nats-{name}"));
+        let (child, port) = Server::spawn(&dir, None);
+        Server { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir, port }
+    }
+
+    /// Kills the server and starts it again, on the same port, with the same store.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, port) = Server::spawn(&self._dir, Some(self.port));
+        assert_eq!(port, self.port);
+        self.child = child;
+    }
+
+    /// Starts a server storing in `dir`, on `port` or one the kernel chose; returns it once it
+    /// listens, with its port.
+    fn spawn(dir: &Path, port: Option<u16>) -> (Child, u16) {
         let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
             .into_iter()
             .map(PathBuf::from)
             .find(|path| path.exists())
             .unwrap_or_else(|| PathBuf::from("nats-server"));
-        let dir = temp_dir(&format!("nats-{name}"));
         // `-p -1`: a free port, which the server says in its log once it listens.
+        let port_arg = port.map_or("-1".to_string(), |port| port.to_string());
         let mut child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-            .arg(&dir)
+            .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
+            .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -53,7 +71,7 @@ impl Server {
             .ok()
             .flatten()
             .unwrap_or_else(|| panic!("the NATS server did not say where it listens within {READY_TIMEOUT:?}"));
-        Server { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir }
+        (child, port)
     }
 }
 
@@ -760,4 +778,96 @@ fn three_hosts_racing_for_one_shared_worker_name_get_one_instance_and_its_hosts_
         worker.terminate();
     }
     again.terminate();
+}
+
+#[test]
+fn a_nats_server_restart_mid_run_keeps_the_accounting_exact() {
+    use wasm_workers::{DropReason, Host, Message, Placement, WorkerEvent, WorkerOptions};
+    let mut server = Server::start("restart");
+    let dir = temp_dir("lattice-restart");
+    let far = LatticeHost::start(&server, "restart", "far", &dir.join("far"));
+    wait_for_hosts(&server, "restart", &["far"], &[&far]);
+    let host = Host::new().unwrap();
+    let lattice = watch(&server, "restart");
+    lattice.place_from(&host).unwrap();
+    let echo = host.load(guest_build::guest("echo")).unwrap();
+    let options = WorkerOptions { placement: Some(Placement::Host("far".into())), ..WorkerOptions::named("echo") };
+    let mut worker = host.spawn(&echo, options).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (n, mut echoed, mut refused, mut ended) = (20_000u64, 0u64, 0u64, None);
+    let mut drain = |worker: &mut wasm_workers::WorkerHandle, ended: &mut Option<WorkerEvent>| {
+        while let Some(event) = worker.try_recv() {
+            match event {
+                WorkerEvent::Message(_) => echoed += 1,
+                other => *ended = Some(other),
+            }
+        }
+    };
+    for i in 0..n {
+        if i == n / 2 {
+            // Mid-run, the server goes away and comes back.
+            server.restart();
+        }
+        loop {
+            match worker.try_post_message(Message::json(&i).unwrap()) {
+                Ok(()) => break,
+                Err(error) if error.reason == DropReason::QueueFull => {
+                    drain(&mut worker, &mut ended);
+                    runtime.block_on(worker.room().wait(1));
+                }
+                Err(_) => {
+                    refused += 1;
+                    break;
+                }
+            }
+            if ended.is_some() {
+                break;
+            }
+        }
+        drain(&mut worker, &mut ended);
+        if ended.is_some() {
+            break;
+        }
+    }
+    worker.terminate();
+    while let Some(event) = worker.recv_blocking() {
+        match event {
+            WorkerEvent::Message(_) => echoed += 1,
+            other => ended = Some(other),
+        }
+    }
+    // Nothing in flight here; summed with the far host's ledger once it has settled (its
+    // worker has ended, and what it counts no longer changes), posted = delivered + dropped.
+    drop(worker);
+    let counts = host.message_counts();
+    assert_eq!(counts.in_flight(), 0, "{counts:?}");
+    let mut settled = None;
+    support::wait_until(|| {
+        let info = lattice.hosts().unwrap().into_iter().find(|info| info.id == "far");
+        let done = info
+            .as_ref()
+            .is_some_and(|info| info.started == 1 && info.running == 0 && info.posted == info.delivered + info.dropped);
+        settled = info;
+        done
+    });
+    // The far host reconnected: its advertisement after the restart says it ran the worker.
+    let far = settled.unwrap();
+    assert_eq!(
+        counts.posted + far.posted,
+        counts.delivered + far.delivered + counts.dropped.total() + far.dropped,
+        "here: {counts:?}, far: {far:?}"
+    );
+    // What the restart lost is never silent: it ended the link with an error saying so, and
+    // the side it was due at counted it as link-lost.
+    match &ended {
+        Some(WorkerEvent::Error(error)) if error.message.contains("from host `far` were lost") => {
+            assert!(counts.dropped.link_lost > 0, "{counts:?}")
+        }
+        Some(WorkerEvent::Error(error)) => assert!(
+            error.message.contains("lost in transit") || error.message.contains("stopped answering"),
+            "{error:?}"
+        ),
+        // Nothing lost: every message came back, but the last ones ended by the terminate.
+        _ => assert!(echoed + refused + 8192 >= n, "echoed {echoed}, refused {refused}, ended {ended:?}"),
+    }
 }

@@ -140,6 +140,8 @@ struct Inner {
     /// When each host and placing side was last heard on its heartbeat subject, from the
     /// first time a link across hosts asked ([`Lattice::last_heard`]).
     heard: std::sync::OnceLock<Arc<Mutex<HashMap<String, Instant>>>>,
+    /// How many times the client has (re)connected.
+    reconnects: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Lattice {
@@ -164,11 +166,31 @@ impl Lattice {
             .map_err(|error| LatticeError::Other(format!("cannot start the lattice's runtime: {error}")))?;
         let url = options.url.clone();
         let connect_error = |cause: String| LatticeError::Connect { url: url.clone(), cause };
+        // Bumped on every reconnection: each link then says how far it has numbered, so that
+        // what was lost at the end of a run of messages is a gap too (see `wire`).
+        let reconnects = Arc::new(tokio::sync::watch::Sender::new(0u64));
+        let bump = reconnects.clone();
         let (client, hosts, components) = runtime.block_on(async {
             let mut connect = async_nats::ConnectOptions::new()
                 .name("wasm-workers")
                 .connection_timeout(Duration::from_secs(5))
-                .max_reconnects(Some(5));
+                // A server that restarts is waited for, however long it takes, and found again
+                // soon after it is back.
+                .max_reconnects(None)
+                .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 25).min(500)))
+                .event_callback(move |event| {
+                    let bump = bump.clone();
+                    async move {
+                        match event {
+                            async_nats::Event::Connected => {
+                                tracing::info!("connected to the NATS server");
+                                bump.send_modify(|count| *count += 1);
+                            }
+                            async_nats::Event::Disconnected => tracing::warn!("disconnected from the NATS server"),
+                            other => tracing::debug!(%other, "NATS"),
+                        }
+                    }
+                });
             if let Some(path) = &options.credentials {
                 connect = connect
                     .credentials_file(path)
@@ -201,6 +223,7 @@ impl Lattice {
             name: options.name.clone(),
             url,
             heard: std::sync::OnceLock::new(),
+            reconnects,
         })))
     }
 
@@ -258,6 +281,11 @@ impl Lattice {
             heard
         });
         heard.lock().unwrap_or_else(|p| p.into_inner()).get(id).copied()
+    }
+
+    /// Changes each time the client reconnects to the server.
+    fn reconnected(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.reconnects.subscribe()
     }
 
     fn prefix(&self) -> String {

@@ -285,7 +285,7 @@ impl Placer for NatsPlacer {
             }
         });
         let (out, credit, window) = out?;
-        let credits = Arc::new(Credits { available: Mutex::new(window), room: tokio::sync::Notify::new() });
+        let credits = Arc::new(Credits { counts: Mutex::new((window, 0, 0)), room: tokio::sync::Notify::new() });
         {
             let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
             // It answered just now.
@@ -293,8 +293,8 @@ impl Placer for NatsPlacer {
             watch.running.push((host.clone(), events.clone()));
         }
         let max_size = events.message_size();
-        lattice.spawn(receive_events(out, credit, Arc::downgrade(&credits), events.clone(), far, max_size));
         let subject = format!("{prefix}.worker.{uid}");
+        let credits_weak = Arc::downgrade(&credits);
         let link = Link {
             lattice: lattice.clone(),
             subject_in: format!("{subject}.in"),
@@ -306,10 +306,13 @@ impl Placer for NatsPlacer {
                 .unwrap_or(crate::limits::DEFAULT_MESSAGE_SIZE)
                 .min(limits.queued_bytes.unwrap_or(crate::limits::DEFAULT_QUEUED_BYTES)),
             credits,
-            events,
+            events: events.clone(),
             host: host.clone(),
         };
-        Ok((Arc::new(link), host))
+        let link = Arc::new(link);
+        let receiving = Receiving { out, credit, credits: credits_weak, link: Arc::downgrade(&link) };
+        lattice.spawn(receive_events(receiving, events, far, max_size));
+        Ok((link, host))
     }
 }
 
@@ -348,14 +351,19 @@ async fn watch_heartbeats(
 /// Turns what arrives on a remote worker's `out` subject into its events here, and its host's
 /// credits into `credits`, until its end (or until it is given up here: checked every
 /// heartbeat, so that the subscriptions of a worker whose host died do not stay).
-async fn receive_events(
-    mut out: async_nats::Subscriber,
-    mut credit: async_nats::Subscriber,
+/// What [`receive_events`] listens to, and the link it numbers a sync on after a
+/// reconnection.
+struct Receiving {
+    out: async_nats::Subscriber,
+    credit: async_nats::Subscriber,
     credits: std::sync::Weak<Credits>,
-    events: RemoteEvents,
-    far: Far,
-    max_size: usize,
-) {
+    link: std::sync::Weak<Link>,
+}
+
+async fn receive_events(receiving: Receiving, events: RemoteEvents, far: Far, max_size: usize) {
+    let Receiving { mut out, mut credit, credits, link } = receiving;
+    let mut reconnected = far.lattice.reconnected();
+    reconnected.mark_unchanged();
     let host = far.id.clone();
     // However this ends, a sender waiting for room stops waiting (a post then fails).
     struct WakeWaiters(std::sync::Weak<Credits>);
@@ -377,10 +385,8 @@ async fn receive_events(
             },
             Some(message) = credit.next() => {
                 let count = std::str::from_utf8(&message.payload).ok().and_then(|text| text.parse::<u64>().ok());
-                if let (Some(count), Some(credits)) = (count, credits.upgrade()) {
-                    let mut available = credits.available.lock().unwrap_or_else(|p| p.into_inner());
-                    *available = available.saturating_add(count);
-                    credits.room.notify_waiters();
+                if let (Some(taken), Some(credits)) = (count, credits.upgrade()) {
+                    credits.taken(taken);
                 }
                 continue;
             }
@@ -390,11 +396,23 @@ async fn receive_events(
                 }
                 continue;
             }
+            Ok(()) = reconnected.changed() => {
+                // What was lost at the end of the run before the reconnection shows as a gap.
+                if let Some(link) = link.upgrade() {
+                    tokio::task::spawn_blocking(move || link.publish_numbered(Kind::Sync, false));
+                }
+                continue;
+            }
         };
         let (kind, envelope) = match incoming.take(&message) {
             Ok(Some(whole)) => whole,
             Ok(None) => continue,
-            Err(LinkError::Lost(skipped)) => {
+            Err(LinkError::Lost(skipped, then)) => {
+                // Lost in transit: counted here, where they were due (the far host counted them
+                // delivered, handed to the link).
+                let lost = LinkError::lost(skipped, then);
+                far.ledger.posted(lost);
+                far.ledger.dropped(DropReason::LinkLost, lost);
                 events.failed(format!("{skipped} messages from host `{host}` were lost in transit"));
                 return;
             }
@@ -417,7 +435,7 @@ async fn receive_events(
                 }
             },
             // Not sent by a worker's host.
-            Kind::Release => {}
+            Kind::Release | Kind::Sync => {}
             Kind::Closed => {
                 let reason = match envelope.payload.as_slice() {
                     b"idle" => CloseReason::Idle,
@@ -474,12 +492,41 @@ struct Link {
 }
 
 /// How many more messages a link may send before its host says it has taken more: the window
-/// the host gave, plus what it credited back since. With none, the parent's posts are refused
-/// as `queue-full`, as a local child's full queue refuses them.
+/// the host gave, less what was sent and not yet taken there. With none, the parent's posts
+/// are refused as `queue-full`, as a local child's full queue refuses them. The host says
+/// how many it has taken *in all*, so that a credit lost on the way (a server restart) is made
+/// good by the next.
 struct Credits {
-    available: Mutex<u64>,
+    /// The window, the messages sent, the messages the host has said it took.
+    counts: Mutex<(u64, u64, u64)>,
     /// Told when credits come (and when the worker ends), for senders waiting for room.
     room: tokio::sync::Notify,
+}
+
+impl Credits {
+    fn available(&self) -> u64 {
+        let (window, sent, taken) = *self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        (window + taken).saturating_sub(sent)
+    }
+
+    /// Takes one credit, if there is one.
+    fn take_one(&self) -> bool {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let (window, sent, taken) = *counts;
+        let free = (window + taken).saturating_sub(sent) > 0;
+        if free {
+            counts.1 += 1;
+        }
+        free
+    }
+
+    /// The host has taken `total` messages in all.
+    fn taken(&self, total: u64) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.2 = counts.2.max(total);
+        drop(counts);
+        self.room.notify_waiters();
+    }
 }
 
 impl Deliver for Link {
@@ -494,12 +541,8 @@ impl Deliver for Link {
         if message.data.len() > self.message_size {
             return Err((DropReason::TooLarge, message));
         }
-        {
-            let mut available = self.credits.available.lock().unwrap_or_else(|p| p.into_inner());
-            if *available == 0 {
-                return Err((DropReason::QueueFull, message));
-            }
-            *available -= 1;
+        if !self.credits.take_one() {
+            return Err((DropReason::QueueFull, message));
         }
         let counted = std::mem::take(&mut message.counted);
         let len = message.data.len();
@@ -558,11 +601,20 @@ impl DirectChild for Link {
     /// local worker whose senders are gone, it may end idle.
     fn release(&self) {
         // On `in`, numbered: it comes after every message posted before it.
+        self.publish_numbered(Kind::Release, tokio::runtime::Handle::try_current().is_ok());
+    }
+}
+
+impl Link {
+    /// Publishes an empty message of `kind` on `in`, numbered after the messages before it,
+    /// waiting at most [`PUBLISH_TIMEOUT`]; `detached`: without waiting (from a thread of the
+    /// lattice's runtime, which must not block).
+    fn publish_numbered(&self, kind: Kind, detached: bool) {
         let client = self.lattice.0.client.clone();
         let subject = self.subject_in.clone();
         let max_payload = client.server_info().max_payload;
         let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
-        let parts = wire::parts(&mut seq, Kind::Release, wire::Envelope::plain(Codec::Raw, Vec::new()), max_payload);
+        let parts = wire::parts(&mut seq, kind, wire::Envelope::plain(Codec::Raw, Vec::new()), max_payload);
         let send = async move {
             let publish = async {
                 for (headers, payload) in parts {
@@ -572,10 +624,12 @@ impl DirectChild for Link {
             };
             let _ = tokio::time::timeout(PUBLISH_TIMEOUT, publish).await;
         };
-        // From a thread of the lattice's own runtime (a drop there), it is sent without waiting.
-        match tokio::runtime::Handle::try_current() {
-            Ok(_) => self.lattice.spawn(send),
-            Err(_) => self.lattice.block_on(send),
+        if detached {
+            self.lattice.spawn(send);
+        } else {
+            // Held while it goes: no post overtakes it.
+            self.lattice.block_on(send);
+            drop(seq);
         }
     }
 }
@@ -586,7 +640,7 @@ impl RemoteWorker for Link {
     }
 
     fn has_room(&self) -> bool {
-        self.events.is_finished() || *self.credits.available.lock().unwrap_or_else(|p| p.into_inner()) > 0
+        self.events.is_finished() || self.credits.available() > 0
     }
 
     fn room(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {

@@ -402,6 +402,8 @@ async fn pump(
     far: Far,
 ) {
     let Subscriptions { mut input, mut terminate, location } = subscriptions;
+    let mut reconnected = serving.lattice.reconnected();
+    reconnected.mark_unchanged();
     // Its parent let go (after the messages before): once those are in its queue, its input
     // ends, and it may end idle.
     let mut released = false;
@@ -414,6 +416,9 @@ async fn pump(
     let mut pending: std::collections::VecDeque<Message> = std::collections::VecDeque::new();
     // Messages taken into the worker's queue and not yet credited back.
     let mut accepted = 0u64;
+    // Messages taken into the worker's queue in all: what the credits say (a credit lost on
+    // the way is made good by the next).
+    let mut taken_total = 0u64;
     let mut stopping = serving.stopping.subscribe();
     // Whether the worker was told to end (by its parent, by this host leaving, or because its
     // parent's side fell silent): each is acted on once.
@@ -480,6 +485,7 @@ async fn pump(
             message = input.next() => {
                 let Some(message) = message else { break };
                 let envelope = match incoming.take(&message) {
+                    Ok(Some((Kind::Sync, _))) => continue,
                     Ok(Some((Kind::Release, _))) => {
                         released = true;
                         if pending.is_empty() {
@@ -489,12 +495,13 @@ async fn pump(
                     }
                     Ok(Some((_, envelope))) => envelope,
                     Ok(None) => continue,
-                    Err(LinkError::Lost(skipped)) => {
+                    Err(LinkError::Lost(skipped, then)) => {
                         // Lost in transit: counted here, where they were due (by the NATS
                         // messages missing, a part of a large message counting as one), with
                         // the one that showed the gap, and the link ends.
-                        ledger.posted(skipped as usize + 1);
-                        ledger.dropped(DropReason::LinkLost, skipped as usize + 1);
+                        let lost = LinkError::lost(skipped, then);
+                        ledger.posted(lost);
+                        ledger.dropped(DropReason::LinkLost, lost);
                         failure = Some(format!("{skipped} messages from its parent were lost in transit"));
                         handle.terminate();
                         continue;
@@ -532,19 +539,27 @@ async fn pump(
                 pending.push_back(message);
                 accepted += offer(&handle, &mut pending, &mut pending_bytes, &ledger);
                 if accepted > 0 && (accepted >= window / 4 || pending.is_empty()) {
-                    let _ = client.publish(credit.clone(), accepted.to_string().into()).await;
+                    taken_total += accepted;
+                    let _ = client.publish(credit.clone(), taken_total.to_string().into()).await;
                     accepted = 0;
                 }
             }
             () = room.wait(pending.front().map_or(0, |m| m.data.len())), if !pending.is_empty() => {
                 accepted += offer(&handle, &mut pending, &mut pending_bytes, &ledger);
                 if accepted > 0 {
-                    let _ = client.publish(credit.clone(), accepted.to_string().into()).await;
+                    taken_total += accepted;
+                    let _ = client.publish(credit.clone(), taken_total.to_string().into()).await;
                     accepted = 0;
                 }
                 if released && pending.is_empty() {
                     handle.end_input();
                 }
+            }
+            Ok(()) = reconnected.changed() => {
+                // What was lost at the end of the run before the reconnection shows as a gap,
+                // and a credit lost is made good.
+                publish(&mut out_seq, Kind::Sync, Envelope::plain(Codec::Raw, Vec::new())).await;
+                let _ = client.publish(credit.clone(), taken_total.to_string().into()).await;
             }
             _ = terminate.next(), if !ending => {
                 ending = true;

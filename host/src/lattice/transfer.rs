@@ -172,7 +172,7 @@ impl Prepared {
         port.count_in(&self.far.ledger);
         let Prepared { far, subject, input, credit, .. } = self;
         let lattice = far.lattice.clone();
-        let relay = Relay { far, side: Side::A, subject, port, input, credit, credits: (0, 0) };
+        let relay = Relay { far, side: Side::A, subject, port, input, credit, opened: false };
         lattice.spawn(relay.run());
     }
 }
@@ -188,20 +188,9 @@ pub(super) async fn accept(far: &Far, id: &str) -> Result<MessagePort, String> {
     let input = client.subscribe(format!("{subject}.a")).await.map_err(|e| error(e.to_string()))?;
     let credit = client.subscribe(format!("{subject}.b.credit")).await.map_err(|e| error(e.to_string()))?;
     client.flush().await.map_err(|e| error(e.to_string()))?;
-    // Listening: the sending side may begin.
-    client
-        .publish(format!("{subject}.a.credit"), format!("{PORT_WINDOW} {PORT_WINDOW_BYTES}").into())
-        .await
-        .map_err(|e| error(e.to_string()))?;
-    let relay = Relay {
-        far: far.clone(),
-        side: Side::B,
-        subject,
-        port: here,
-        input,
-        credit,
-        credits: (PORT_WINDOW, PORT_WINDOW_BYTES),
-    };
+    // Listening: the sending side may begin (nothing taken yet).
+    client.publish(format!("{subject}.a.credit"), "0 0".into()).await.map_err(|e| error(e.to_string()))?;
+    let relay = Relay { far: far.clone(), side: Side::B, subject, port: here, input, credit, opened: true };
     far.lattice.spawn(relay.run());
     Ok(there)
 }
@@ -218,8 +207,8 @@ struct Relay {
     input: async_nats::Subscriber,
     /// The far side's grants of room.
     credit: async_nats::Subscriber,
-    /// How many messages, and bytes, this side may still send.
-    credits: (u64, u64),
+    /// Whether the far side listens: until it says so, nothing is sent.
+    opened: bool,
 }
 
 impl Relay {
@@ -239,8 +228,14 @@ impl Relay {
         let mut seq = 0u64;
         // From the far side, waiting for room at this port's entangled end, in order.
         let mut pending: VecDeque<Message> = VecDeque::new();
-        // Taken from `pending` and not yet granted back: messages, bytes.
+        // Taken from `pending` in all, and how many of those are not yet granted back:
+        // messages, bytes. Grants are totals, so that one lost on the way (a server restart)
+        // is made good by the next.
         let mut taken = (0u64, 0u64);
+        let mut ungranted = 0u64;
+        // Sent to the far side in all, and what it has said it took in all.
+        let mut sent = (0u64, 0u64);
+        let mut granted = (0u64, 0u64);
         // Read from this port, waiting for room at the far side.
         let mut held: Option<Message> = None;
         // The far side has closed (or the link from it broke): once `pending` is delivered, the
@@ -248,9 +243,10 @@ impl Relay {
         let mut far_closed = false;
         // The link from the far side broke: it is told, as by a close.
         let mut broken = false;
-        let mut opened = self.side == Side::B;
         let since = Instant::now();
         let mut tick = tokio::time::interval(HEARTBEAT);
+        let mut reconnected = self.far.lattice.reconnected();
+        reconnected.mark_unchanged();
         let publish = |seq: &mut u64, kind: Kind, envelope: Envelope| {
             let parts = wire::parts(seq, kind, envelope, max_payload);
             let (client, out) = (client.clone(), out.clone());
@@ -264,11 +260,18 @@ impl Relay {
         let closed = || Envelope::plain(messaging::Codec::Raw, Vec::new());
         loop {
             // What this port holds goes as soon as the far side has room for it.
+            let (messages, bytes) = if self.opened {
+                (
+                    (PORT_WINDOW + granted.0).saturating_sub(sent.0),
+                    (PORT_WINDOW_BYTES + granted.1).saturating_sub(sent.1),
+                )
+            } else {
+                (0, 0)
+            };
             if let Some(message) = held.take() {
                 let len = message.data.len() as u64;
-                let (messages, bytes) = self.credits;
                 if messages > 0 && (bytes >= len || bytes == PORT_WINDOW_BYTES) {
-                    self.credits = (messages - 1, bytes.saturating_sub(len));
+                    sent = (sent.0 + 1, sent.1 + len);
                     let sent = match encode(&self.far, message).await {
                         Ok(envelope) => publish(&mut seq, Kind::Message, envelope).await,
                         Err(why) => Err(why),
@@ -292,7 +295,7 @@ impl Relay {
                 break;
             }
             tokio::select! {
-                event = self.port.recv(), if held.is_none() && self.credits.0 > 0 && !far_closed => match event {
+                event = self.port.recv(), if held.is_none() && messages > 0 && !far_closed => match event {
                     Some(PortEvent::Message(message)) => held = Some(message),
                     Some(PortEvent::Closed) | None => {
                         // Its entangled end closed: the far side's port closes too, and what
@@ -317,13 +320,14 @@ impl Relay {
                                 ledger.dropped(DropReason::LinkLost, 1);
                             }
                         },
-                        Ok(Some(_)) => far_closed = true,
-                        Ok(None) => {}
-                        Err(LinkError::Lost(skipped)) => {
+                        Ok(Some((Kind::Closed, _))) => far_closed = true,
+                        Ok(Some(_)) | Ok(None) => {}
+                        Err(LinkError::Lost(skipped, then)) => {
                             // Lost in transit, counted here where they were due; what came
                             // before the gap is still delivered, then the channel closes.
-                            ledger.posted(skipped as usize);
-                            ledger.dropped(DropReason::LinkLost, skipped as usize);
+                            let lost = LinkError::lost(skipped, then);
+                            ledger.posted(lost);
+                            ledger.dropped(DropReason::LinkLost, lost);
                             (far_closed, broken) = (true, true);
                         }
                         Err(LinkError::TooLarge) => {
@@ -335,7 +339,7 @@ impl Relay {
                             (far_closed, broken) = (true, true);
                         }
                     }
-                    offer(&self.port, &mut pending, &mut taken);
+                    ungranted += offer(&self.port, &mut pending, &mut taken);
                 }
                 Some(grant) = self.credit.next() => {
                     let grant = std::str::from_utf8(&grant.payload).ok().and_then(|text| {
@@ -343,18 +347,23 @@ impl Relay {
                         Some((messages.parse::<u64>().ok()?, bytes.parse::<u64>().ok()?))
                     });
                     if let Some((messages, bytes)) = grant {
-                        opened = true;
-                        self.credits.0 = self.credits.0.saturating_add(messages).min(PORT_WINDOW);
-                        self.credits.1 = self.credits.1.saturating_add(bytes).min(PORT_WINDOW_BYTES);
+                        self.opened = true;
+                        granted = (granted.0.max(messages), granted.1.max(bytes));
                     }
                 }
                 () = room.wait(pending.front().map_or(0, |message| message.data.len())), if !pending.is_empty() => {
-                    offer(&self.port, &mut pending, &mut taken);
+                    ungranted += offer(&self.port, &mut pending, &mut taken);
+                }
+                Ok(()) = reconnected.changed() => {
+                    // What was lost at the end of the run before the reconnection shows as a
+                    // gap, and a grant lost is made good.
+                    let _ = publish(&mut seq, Kind::Sync, closed()).await;
+                    let _ = client.publish(grant_to.clone(), format!("{} {}", taken.0, taken.1).into()).await;
                 }
                 _ = tick.tick() => {
                     let heard = self.far.lattice.last_heard(&self.far.id).map_or(since, |at| at.max(since));
                     let silent = heard.elapsed() > HOST_SILENCE;
-                    if silent || (!opened && since.elapsed() > REQUEST_TIMEOUT) {
+                    if silent || (!self.opened && since.elapsed() > REQUEST_TIMEOUT) {
                         tracing::debug!(far = %self.far.id, silent, "a port's link gave up on its far side");
                         lose(pending.drain(..).chain(held.take()), &ledger, DropReason::LinkLost);
                         self.port.close();
@@ -362,10 +371,10 @@ impl Relay {
                     }
                 }
             }
-            if taken.0 > 0 && (taken.0 >= PORT_WINDOW / 4 || pending.is_empty()) {
+            if ungranted > 0 && (ungranted >= PORT_WINDOW / 4 || pending.is_empty()) {
                 let grant = format!("{} {}", taken.0, taken.1);
                 let _ = client.publish(grant_to.clone(), grant.into()).await;
-                taken = (0, 0);
+                ungranted = 0;
             }
         }
         let _ = client.flush().await;
@@ -374,14 +383,15 @@ impl Relay {
 
 /// Posts the `pending` messages on `port` in order until the entangled end's queue is full;
 /// counts in `taken` those that left `pending` (refusals other than a full queue are counted
-/// dropped by the post).
-fn offer(port: &MessagePort, pending: &mut VecDeque<Message>, taken: &mut (u64, u64)) {
+/// dropped by the post), and returns how many.
+fn offer(port: &MessagePort, pending: &mut VecDeque<Message>, taken: &mut (u64, u64)) -> u64 {
+    let mut count = 0;
     while let Some(message) = pending.pop_front() {
         let len = message.data.len() as u64;
         match port.try_post_message(message) {
             Err(refused) if refused.reason == DropReason::QueueFull && !port.room().has_room(len as usize) => {
                 pending.push_front(refused.message);
-                return;
+                return count;
             }
             // Queue-full with room: larger than the queue ever takes. Counted as refused.
             Err(refused) if refused.reason == DropReason::QueueFull => {
@@ -391,7 +401,9 @@ fn offer(port: &MessagePort, pending: &mut VecDeque<Message>, taken: &mut (u64, 
         }
         taken.0 += 1;
         taken.1 += len;
+        count += 1;
     }
+    count
 }
 
 /// Counts messages that came across and can no longer be delivered: posted here, and dropped

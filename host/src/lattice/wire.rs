@@ -141,6 +141,9 @@ pub(super) enum Kind {
     Error,
     /// On a worker's `in` subject: its parent lets go of it; after the messages before.
     Release,
+    /// Nothing but its number: sent on every link after a reconnection, so that messages
+    /// lost at the end of a run are a gap too, not only those lost between two that arrive.
+    Sync,
 }
 
 impl Kind {
@@ -150,6 +153,7 @@ impl Kind {
             Kind::Closed => "closed",
             Kind::Error => "error",
             Kind::Release => "release",
+            Kind::Sync => "sync",
         }
     }
 }
@@ -225,11 +229,20 @@ pub(super) fn parts(
         .collect()
 }
 
+impl LinkError {
+    /// How many messages a loss took: those skipped, and the one that showed it if it was a
+    /// message (a part of a large message counts as one).
+    pub(super) fn lost(skipped: u64, then: Kind) -> usize {
+        (skipped + u64::from(then == Kind::Message)) as usize
+    }
+}
+
 /// Why a link ends.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum LinkError {
-    /// This many messages were skipped: lost in transit.
-    Lost(u64),
+    /// This many messages were skipped: lost in transit. The one that showed it, of the kind
+    /// given, is not taken either (the link ends).
+    Lost(u64, Kind),
     /// A message larger than the receiver accepts (its parts are dropped).
     TooLarge,
     /// Something arrived that cannot be read.
@@ -258,7 +271,7 @@ impl Incoming {
         let (seq, kind, codec) = read_headers(message).map_err(LinkError::Broken)?;
         match self.sequence.take(seq).map_err(LinkError::Broken)? {
             0 => {}
-            skipped => return Err(LinkError::Lost(skipped)),
+            skipped => return Err(LinkError::Lost(skipped, kind)),
         }
         let chunk =
             message.headers.as_ref().and_then(|headers| headers.get(CHUNK)).map(|value| value.as_str().to_string());
@@ -362,6 +375,7 @@ fn read_headers(message: &async_nats::Message) -> Result<(u64, Kind, Codec), Str
         Some("closed") => Kind::Closed,
         Some("error") => Kind::Error,
         Some("release") => Kind::Release,
+        Some("sync") => Kind::Sync,
         Some(other) => return Err(format!("an event of unknown kind `{other}`")),
     };
     let codec = match headers.get(CODEC).map(|value| value.as_str()) {
@@ -452,7 +466,7 @@ mod tests {
         let (headers, payload) = all.remove(0);
         assert!(incoming.take(&nats_message(headers, payload)).unwrap().is_some());
         let (headers, payload) = all.remove(1);
-        assert_eq!(incoming.take(&nats_message(headers, payload)).unwrap_err(), LinkError::Lost(1));
+        assert_eq!(incoming.take(&nats_message(headers, payload)).unwrap_err(), LinkError::Lost(1, Kind::Message));
 
         let mut seq = 0;
         let mut incoming = Incoming::new(3000);
