@@ -38,9 +38,53 @@ impl Server {
         self.child = child;
     }
 
+    /// A cluster of three servers on loopback, each storing in a directory of its own; returned
+    /// once its JetStream has a leader. Each server's `url` lists all three.
+    fn cluster(name: &str) -> Vec<Server> {
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let list = routes.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
+        let (leader_tx, leader) = std::sync::mpsc::channel();
+        let mut servers: Vec<Server> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let dir = temp_dir(&format!("nats-{name}-{i}"));
+                let cluster = [
+                    "--server_name".to_string(),
+                    format!("{name}-{i}"),
+                    "--cluster_name".to_string(),
+                    name.to_string(),
+                    "--cluster".to_string(),
+                    format!("nats://127.0.0.1:{route}"),
+                    "--routes".to_string(),
+                    list.clone(),
+                ];
+                let (child, port) = Server::spawn_with(&dir, None, &cluster, Some(leader_tx.clone()));
+                Server { child, url: String::new(), _dir: dir, port }
+            })
+            .collect();
+        leader.recv_timeout(READY_TIMEOUT).expect("the cluster elects a JetStream leader");
+        let urls = servers.iter().map(|server| format!("nats://127.0.0.1:{}", server.port)).collect::<Vec<_>>();
+        for server in &mut servers {
+            server.url = urls.join(",");
+        }
+        servers
+    }
+
     /// Starts a server storing in `dir`, on `port` or one the kernel chose; returns it once it
     /// listens, with its port.
     fn spawn(dir: &Path, port: Option<u16>) -> (Child, u16) {
+        Server::spawn_with(dir, port, &[], None)
+    }
+
+    /// [`spawn`](Self::spawn) with more arguments; `leader` hears when the server's JetStream
+    /// cluster has a leader.
+    fn spawn_with(
+        dir: &Path,
+        port: Option<u16>,
+        extra: &[String],
+        leader: Option<std::sync::mpsc::Sender<()>>,
+    ) -> (Child, u16) {
         let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
             .into_iter()
             .map(PathBuf::from)
@@ -51,6 +95,7 @@ impl Server {
         let mut child = Command::new(&binary)
             .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
             .arg(dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -63,6 +108,11 @@ impl Server {
             for line in std::io::BufReader::new(log).lines().map_while(Result::ok) {
                 if let Some(at) = line.split("Listening for client connections on ").nth(1) {
                     let _ = port_tx.send(at.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok()));
+                }
+                if line.contains("JetStream cluster new metadata leader") || line.contains("metadata leader") {
+                    if let Some(leader) = &leader {
+                        let _ = leader.send(());
+                    }
                 }
             }
         });
@@ -103,7 +153,7 @@ impl LatticeHost {
             .args(extra)
             .env("WASM_WORKERS_CACHE_DIR", cache)
             // The host logs "joined the lattice" once it has advertised itself.
-            .env("RUST_LOG", "wasm_workers::lattice=info")
+            .env("RUST_LOG", std::env::var("LATTICE_HOST_LOG").unwrap_or("wasm_workers::lattice=info".into()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -179,9 +229,20 @@ fn watch(server: &Server, lattice: &str) -> wasm_workers::lattice::Lattice {
 
 /// The ids `wasm-workers hosts` lists.
 fn live_hosts(server: &Server, lattice: &str) -> Vec<String> {
+    try_live_hosts(server, lattice).unwrap_or_else(|error| panic!("hosts: {error}"))
+}
+
+/// The ids `wasm-workers hosts` lists, or what it said if it failed.
+fn try_live_hosts(server: &Server, lattice: &str) -> Result<Vec<String>, String> {
     let output = wasm_workers(&["hosts", "--nats", &server.url, "--lattice", lattice], "");
-    assert!(output.status.success(), "hosts: {}", text(&output.stderr));
-    text(&output.stdout).lines().skip(1).filter_map(|line| line.split_whitespace().next().map(str::to_string)).collect()
+    if !output.status.success() {
+        return Err(text(&output.stderr));
+    }
+    Ok(text(&output.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .collect())
 }
 
 fn delegation_lattice() -> String {
@@ -870,4 +931,27 @@ fn a_nats_server_restart_mid_run_keeps_the_accounting_exact() {
         // Nothing lost: every message came back, but the last ones ended by the terminate.
         _ => assert!(echoed + refused + 8192 >= n, "echoed {echoed}, refused {refused}, ended {ended:?}"),
     }
+}
+
+#[test]
+fn on_a_cluster_of_three_servers_the_lattice_outlives_the_loss_of_one() {
+    let mut servers = Server::cluster("trio");
+    let url = servers[0].url.clone();
+    let dir = temp_dir("lattice-cluster");
+    let hosts: Vec<LatticeHost> =
+        ["a", "b", "c"].into_iter().map(|id| LatticeHost::start(&servers[0], "trio", id, &dir.join(id))).collect();
+    let all: Vec<&LatticeHost> = hosts.iter().collect();
+    wait_for_hosts(&servers[0], "trio", &["a", "b", "c"], &all);
+    // One server goes: the clients on it move to the others, and the buckets (three copies)
+    // stay writable with two.
+    let lost = servers.remove(0);
+    drop(lost);
+    let survivor = &servers[0];
+    support::wait_until(|| try_live_hosts(survivor, "trio").is_ok_and(|hosts| hosts == ["a", "b", "c"]));
+    let manifest = delegation_lattice();
+    let output =
+        wasm_workers(&["run", &manifest, "--nats", &url, "--lattice", "trio"], "{\"n\": 10000000, \"k\": 6}\n");
+    let logs = || hosts.iter().map(|host| host.log()).collect::<Vec<_>>().join("\n---\n");
+    assert!(output.status.success(), "{}\nhosts:\n{}", text(&output.stderr), logs());
+    assert_eq!(text(&output.stdout).trim(), "664579");
 }

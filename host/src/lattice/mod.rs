@@ -206,13 +206,29 @@ impl Lattice {
             if let Some(path) = &options.root_certificate {
                 connect = connect.add_root_certificates(path.clone());
             }
-            let client = tokio::time::timeout(Duration::from_secs(5), connect.connect(&options.url))
+            // Several servers (a cluster) separated by commas: the client picks one, and moves
+            // to another if it goes.
+            let servers: Vec<&str> = options.url.split(',').map(str::trim).filter(|url| !url.is_empty()).collect();
+            let client = tokio::time::timeout(Duration::from_secs(5), connect.connect(servers))
                 .await
                 .map_err(|_| connect_error("no answer within 5 s".to_string()))?
                 .map_err(|error| connect_error(error.to_string()))?;
-            let (hosts, components) = buckets(&client, &options.name)
-                .await
-                .map_err(|cause| LatticeError::JetStream { url: url.clone(), cause })?;
+            // A cluster that is forming, or electing leaders after losing a server, answers
+            // JetStream requests late for a few seconds: asked again, up to about 20 s.
+            let mut attempt = 0u64;
+            let (hosts, components) = loop {
+                match buckets(&client, &options.name).await {
+                    Ok(buckets) => break buckets,
+                    Err(cause) if attempt >= 6 || !client.server_info().jetstream => {
+                        return Err(LatticeError::JetStream { url: url.clone(), cause });
+                    }
+                    Err(cause) => {
+                        attempt += 1;
+                        tracing::debug!(%cause, attempt, "the lattice's buckets are not ready yet");
+                        tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+                    }
+                }
+            };
             Ok::<_, LatticeError>((client, hosts, components))
         })?;
         Ok(Lattice(Arc::new(Inner {
@@ -313,25 +329,61 @@ impl Lattice {
     }
 }
 
+/// Runs `attempt` until it succeeds, up to six times over about five seconds: a cluster that
+/// lost a server answers JetStream requests late (or not at all) until it has elected new
+/// leaders for the buckets. The last error is returned.
+async fn patiently<T, F, Fut>(mut attempt: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut tries = 0u64;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if tries >= 5 => return Err(error),
+            Err(error) => {
+                tries += 1;
+                tracing::debug!(%error, tries, "the lattice's buckets are not ready; asking again");
+                tokio::time::sleep(Duration::from_millis(100 * tries * tries / 2 + 100)).await;
+            }
+        }
+    }
+}
+
+/// How many copies the lattice's buckets keep: one on a lone server; on a cluster, one on
+/// each of up to three servers, so that the lattice outlives the loss of one.
+fn replicas(client: &async_nats::Client) -> usize {
+    let info = client.server_info();
+    match info.cluster {
+        // The servers' client addresses, this one's among them.
+        Some(_) => info.connect_urls.len().clamp(1, 3),
+        None => 1,
+    }
+}
+
 /// The lattice's bucket of shared-worker names, made if it is not there yet (as a stream
 /// directly, as [`buckets`] makes the hosts').
 async fn shared_bucket(client: &async_nats::Client, lattice: &str) -> Result<kv::Store, String> {
     let js = jetstream::new(client.clone());
     let name = format!("wasm-workers-{lattice}-shared");
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{name}"),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        num_replicas: 1,
-        ..Default::default()
+    patiently(|| async {
+        js.get_or_create_stream(stream::Config {
+            name: format!("KV_{name}"),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: replicas(client),
+            ..Default::default()
+        })
+        .await
+        .map_err(|error| format!("bucket {name}: {error}"))?;
+        js.get_key_value(&name).await.map_err(|error| format!("bucket {name}: {error}"))
     })
     .await
-    .map_err(|error| format!("bucket {name}: {error}"))?;
-    js.get_key_value(&name).await.map_err(|error| format!("bucket {name}: {error}"))
 }
 
 /// The lattice's buckets, made if they are not there yet. Made as streams directly: the
@@ -339,6 +391,7 @@ async fn shared_bucket(client: &async_nats::Client, lattice: &str) -> Result<kv:
 /// do not send.
 async fn buckets(client: &async_nats::Client, lattice: &str) -> Result<(kv::Store, object_store::ObjectStore), String> {
     let js = jetstream::new(client.clone());
+    let num_replicas = replicas(client);
     let hosts = format!("wasm-workers-{lattice}-hosts");
     js.get_or_create_stream(stream::Config {
         name: format!("KV_{hosts}"),
@@ -349,19 +402,29 @@ async fn buckets(client: &async_nats::Client, lattice: &str) -> Result<(kv::Stor
         deny_delete: true,
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
-        num_replicas: 1,
+        num_replicas,
         ..Default::default()
     })
     .await
     .map_err(|error| format!("bucket {hosts}: {error}"))?;
     let hosts = js.get_key_value(&hosts).await.map_err(|error| format!("bucket {hosts}: {error}"))?;
     let components = format!("wasm-workers-{lattice}-components");
-    let components = match js.get_object_store(&components).await {
-        Ok(store) => store,
-        Err(_) => js
-            .create_object_store(object_store::Config { bucket: components.clone(), ..Default::default() })
-            .await
-            .map_err(|error| format!("bucket {components}: {error}"))?,
+    // Two sides that come at once may both find it missing: the one whose making fails finds
+    // the other's (a cluster still settling may take a few tries).
+    let mut attempt = 0;
+    let components = loop {
+        if let Ok(store) = js.get_object_store(&components).await {
+            break store;
+        }
+        let config = object_store::Config { bucket: components.clone(), num_replicas, ..Default::default() };
+        match js.create_object_store(config).await {
+            Ok(store) => break store,
+            Err(error) if attempt >= 10 => return Err(format!("bucket {components}: {error}")),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+        }
     };
     Ok((hosts, components))
 }

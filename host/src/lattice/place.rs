@@ -175,13 +175,16 @@ impl NatsPlacer {
         let hash = hex(&Sha256::digest(&bytes));
         let components = &self.lattice.0.components;
         self.lattice.block_on(async {
-            if components.info(&hash).await.is_err() {
-                components
-                    .put(hash.as_str(), &mut bytes.as_slice())
-                    .await
-                    .map_err(|error| format!("cannot upload the component: {error}"))?;
-            }
-            Ok::<(), String>(())
+            super::patiently(|| async {
+                if components.info(&hash).await.is_err() {
+                    components
+                        .put(hash.as_str(), &mut bytes.as_slice())
+                        .await
+                        .map_err(|error| format!("cannot upload the component: {error}"))?;
+                }
+                Ok::<(), String>(())
+            })
+            .await
         })?;
         hashes.insert(path.to_path_buf(), hash.clone());
         self.bases.lock().unwrap_or_else(|p| p.into_inner()).insert(hash.clone(), component.clone());

@@ -128,7 +128,15 @@ async fn serve_until(serving: Arc<Serving>, stop: impl std::future::Future<Outpu
         .subscribe(format!("{}.heartbeat.*", lattice.prefix()))
         .await
         .map_err(|error| LatticeError::Other(format!("cannot subscribe: {error}")))?;
-    hosts::advertise(&lattice.0.hosts, &serving.info()).await.map_err(LatticeError::Other)?;
+    // On a cluster a bucket just made may take a moment to take writes on every server.
+    let mut attempt = 0;
+    while let Err(error) = hosts::advertise(&lattice.0.hosts, &serving.info()).await {
+        attempt += 1;
+        if attempt >= 10 {
+            return Err(LatticeError::Other(error));
+        }
+        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+    }
     tracing::info!(host = %id, lattice = %lattice.name(), "joined the lattice");
     let mut workers = JoinSet::new();
     // Heartbeats, and the watch on placing sides, run beside the loop, so that a spawn that
@@ -303,20 +311,29 @@ impl Serving {
         if path.exists() {
             return Ok(path);
         }
-        let mut object = self
-            .lattice
-            .0
-            .components
-            .get(hash)
-            .await
-            .map_err(|error| format!("component {hash} is not in the lattice's bucket: {error}"))?;
+        let components = &self.lattice.0.components;
         let max = self.host.services().max_component_size;
-        let mut bytes = Vec::new();
-        (&mut object)
-            .take(max + 1)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|error| format!("cannot read component {hash}: {error}"))?;
+        // Each try bounded: on a cluster electing a new leader for the bucket, a read can wait
+        // for chunks that do not come.
+        let bytes = super::patiently(|| async {
+            let read = async {
+                let mut object = components
+                    .get(hash)
+                    .await
+                    .map_err(|error| format!("component {hash} is not in the lattice's bucket: {error}"))?;
+                let mut bytes = Vec::new();
+                (&mut object)
+                    .take(max + 1)
+                    .read_to_end(&mut bytes)
+                    .await
+                    .map_err(|error| format!("cannot read component {hash}: {error}"))?;
+                Ok::<_, String>(bytes)
+            };
+            tokio::time::timeout(FETCH_TIMEOUT, read)
+                .await
+                .unwrap_or_else(|_| Err(format!("component {hash} could not be read within {FETCH_TIMEOUT:?}")))
+        })
+        .await?;
         if bytes.len() as u64 > max {
             return Err(format!("component {hash} is larger than this host loads ({max} bytes)"));
         }
@@ -328,6 +345,9 @@ impl Serving {
         Ok(path)
     }
 }
+
+/// The longest one try at reading a component from the lattice's bucket takes.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The most messages a parent may have on their way to one remote worker before it hears
 /// that they were taken.
