@@ -16,6 +16,7 @@ use wasm_workers_benches::{answer, load, NatsServer};
 
 const N: u64 = 5_000_000;
 const PRIMES_BELOW_N: u64 = 348_513;
+const ONE_WAY: u64 = 100_000;
 
 /// A serving host on its own thread, until `stop` is sent.
 fn serving_host(url: &str, id: &str) -> tokio::sync::oneshot::Sender<()> {
@@ -101,6 +102,77 @@ fn lattice(c: &mut Criterion) {
                     requester.request("bench.echo", "1".into()).await.unwrap();
                 }
                 start.elapsed()
+            })
+        })
+    });
+    group.finish();
+
+    // One way: 100,000 small messages from here to a counter on another host, each posted as
+    // soon as the link has room, and the count back; beside the same number published raw
+    // from one connection to a subscriber on another, which answers once it has them all.
+    let mut group = c.benchmark_group("lattice-throughput");
+    group.sample_size(10);
+    group.throughput(criterion::Throughput::Elements(ONE_WAY));
+    let counter = load(&host, "counter");
+    let placed = WorkerOptions { placement: Some(Placement::Host("b".into())), ..WorkerOptions::named("counter") };
+    let mut worker = host.spawn(&counter, placed).unwrap();
+    let waiting = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let post = |worker: &wasm_workers::WorkerHandle, message: Message| {
+        let mut message = message;
+        loop {
+            match worker.try_post_message(message) {
+                Ok(()) => return,
+                Err(refused) if refused.reason == wasm_workers::DropReason::QueueFull => {
+                    message = refused.message;
+                    waiting.block_on(worker.room().wait(8));
+                }
+                Err(refused) => panic!("the counter refused a message: {refused}"),
+            }
+        }
+    };
+    group.bench_function("wasm/100k-one-way-to-another-host", |b| {
+        b.iter(|| {
+            for i in 0..ONE_WAY {
+                post(&worker, Message::new(wasm_workers::Codec::Raw, i.to_le_bytes().to_vec()));
+            }
+            post(&worker, Message::new(wasm_workers::Codec::Raw, Vec::new()));
+            let count: u64 = answer(&mut worker).decode_json().unwrap();
+            assert_eq!(count, ONE_WAY, "every message arrived, in order");
+        })
+    });
+    worker.terminate();
+    let (publisher, subscriber) = runtime.block_on(async {
+        let publisher = async_nats::connect(&server.url).await.unwrap();
+        let subscriber =
+            async_nats::ConnectOptions::new().subscription_capacity(1 << 20).connect(&server.url).await.unwrap();
+        (publisher, subscriber)
+    });
+    runtime.block_on(async {
+        let mut messages = subscriber.subscribe("bench.one-way").await.unwrap();
+        subscriber.flush().await.unwrap();
+        let answering = subscriber.clone();
+        tokio::spawn(async move {
+            let mut count = 0u64;
+            while let Some(message) = messages.next().await {
+                if message.payload.is_empty() {
+                    let _ = answering.publish("bench.one-way.count", count.to_string().into()).await;
+                    count = 0;
+                } else {
+                    count += 1;
+                }
+            }
+        });
+    });
+    let mut counts = runtime.block_on(async { publisher.subscribe("bench.one-way.count").await.unwrap() });
+    group.bench_function("raw/100k-publish-subscribe", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                for i in 0..ONE_WAY {
+                    publisher.publish("bench.one-way", i.to_le_bytes().to_vec().into()).await.unwrap();
+                }
+                publisher.publish("bench.one-way", Vec::new().into()).await.unwrap();
+                let count = counts.next().await.unwrap();
+                assert_eq!(count.payload.as_ref(), ONE_WAY.to_string().as_bytes(), "every message arrived");
             })
         })
     });

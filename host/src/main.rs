@@ -7,8 +7,14 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
+    // Errors by default; the NATS client's own are said again, in one line, by the error
+    // they cause, so they stay quiet unless RUST_LOG asks for them.
+    let filter = match std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV) {
+        Ok(filter) => tracing_subscriber::EnvFilter::new(filter),
+        Err(_) => tracing_subscriber::EnvFilter::new("error,async_nats=off"),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let args = cli::Cli::parse();

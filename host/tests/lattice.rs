@@ -617,6 +617,9 @@ fn a_port_moved_to_a_worker_on_another_host_keeps_its_100000_messages_in_order()
     assert!(stats("first ").contains(" one "), "{stderr}");
     assert!(stats("second ").contains(" two "), "{stderr}");
     assert!(stderr.contains(" 0 in flight"), "{stderr}");
+    // Summed over this host and both others, once their ledgers have settled.
+    let lattice = stderr.lines().find(|line| line.starts_with("lattice: ")).unwrap_or_default();
+    assert!(lattice.contains(" 0 in flight"), "{stderr}");
 }
 
 #[test]
@@ -954,4 +957,73 @@ fn on_a_cluster_of_three_servers_the_lattice_outlives_the_loss_of_one() {
     let logs = || hosts.iter().map(|host| host.log()).collect::<Vec<_>>().join("\n---\n");
     assert!(output.status.success(), "{}\nhosts:\n{}", text(&output.stderr), logs());
     assert_eq!(text(&output.stdout).trim(), "664579");
+}
+
+#[test]
+fn the_librarys_task_pool_spreads_its_workers_over_the_lattice() {
+    use wasm_workers::task::{Pool, PoolConfig, TaskError};
+    use wasm_workers::{Host, Placement};
+    let server = Server::start("tasks");
+    let dir = temp_dir("lattice-tasks");
+    let a = LatticeHost::start(&server, "tasks", "a", &dir.join("a"));
+    let b = LatticeHost::start(&server, "tasks", "b", &dir.join("b"));
+    wait_for_hosts(&server, "tasks", &["a", "b"], &[&a, &b]);
+    let host = Host::new().unwrap();
+    watch(&server, "tasks").place_from(&host).unwrap();
+    let lab = host.load(guest_build::guest("task-lab")).unwrap();
+    let config =
+        PoolConfig { size: Some(4), placement: Some(Placement::Any), name: "lab".into(), ..PoolConfig::default() };
+    let pool = Pool::new(&host, &lab, config).unwrap();
+    let inputs: Vec<serde_json::Value> = (0..2000).map(|i| serde_json::json!({ "value": i })).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let results: Vec<Result<u64, TaskError>> = runtime.block_on(pool.par_map(inputs));
+    assert_eq!(results, (0..2000).map(Ok).collect::<Vec<_>>());
+    let mut placed: Vec<String> = host.stats().into_iter().filter_map(|report| report.host).collect();
+    placed.sort();
+    placed.dedup();
+    assert_eq!(placed, ["a", "b"], "the pool's four workers are spread over both hosts");
+}
+
+#[test]
+fn a_server_that_wants_a_token_takes_hosts_that_give_it_and_refuses_others() {
+    let dir = temp_dir("nats-token");
+    let auth = ["--auth".to_string(), "s3cret".to_string()];
+    let (child, port) = Server::spawn_with(&dir, None, &auth, None);
+    let server = Server { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir.clone(), port };
+    let host = LatticeHost::start_with(&server, "token", "a", &dir.join("a"), &["--nats-token", "s3cret"]);
+    host.joined.recv_timeout(READY_TIMEOUT).unwrap_or_else(|_| panic!("the host did not join:\n{}", host.log()));
+    let with = wasm_workers(&["hosts", "--nats", &server.url, "--lattice", "token", "--nats-token", "s3cret"], "");
+    assert!(with.status.success(), "{}", text(&with.stderr));
+    assert_eq!(text(&with.stdout).lines().nth(1).and_then(|line| line.split_whitespace().next()), Some("a"));
+    let without = wasm_workers(&["hosts", "--nats", &server.url, "--lattice", "token"], "");
+    assert!(!without.status.success());
+    let error = text(&without.stderr);
+    assert!(error.contains("cannot connect") && error.lines().count() == 1, "{error}");
+}
+
+#[test]
+fn a_port_whose_other_end_is_on_a_host_that_dies_closes_within_three_seconds() {
+    use wasm_workers::{Host, Placement, PortEvent, WorkerOptions};
+    let server = Server::start("dies");
+    let dir = temp_dir("lattice-dies");
+    let far = LatticeHost::start(&server, "dies", "far", &dir.join("far"));
+    wait_for_hosts(&server, "dies", &["far"], &[&far]);
+    let host = Host::new().unwrap();
+    watch(&server, "dies").place_from(&host).unwrap();
+    let bridge = host.load(guest_build::guest("port-bridge")).unwrap();
+    let (mut here, there) = wasm_workers::channel();
+    let options = WorkerOptions {
+        placement: Some(Placement::Host("far".into())),
+        channels: vec![("peer".into(), there)],
+        ..WorkerOptions::named("bridge")
+    };
+    let mut worker = host.spawn(&bridge, options).unwrap();
+    // The link is up: a message goes there and back.
+    worker.post_message(wasm_workers::Message::json(&"up").unwrap()).unwrap();
+    assert!(matches!(here.recv_blocking(), Some(PortEvent::Message(_))));
+    let killed = std::time::Instant::now();
+    drop(far);
+    assert!(matches!(here.recv_blocking(), Some(PortEvent::Closed)), "the port closes");
+    assert!(killed.elapsed() < Duration::from_secs(3), "closed after {:?}", killed.elapsed());
+    assert!(matches!(worker.recv_blocking(), Some(wasm_workers::WorkerEvent::Error(_))), "its parent is told too");
 }

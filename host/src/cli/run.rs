@@ -403,21 +403,33 @@ async fn watch_other(key: String, mut worker: WorkerHandle, mut stop: watch::Rec
     }
 }
 
-/// Prints the ledgers of the lattice hosts this run's workers ran on, as they last
-/// advertised them (each since it joined), and their sum with this host's, to stderr.
+/// Prints the ledgers of the lattice hosts this run's workers ran on, as they advertise them
+/// (each since it joined), and their sum with this host's, to stderr. A host advertises every
+/// second: the ledgers are read once every host used has nothing in flight (its last
+/// workers' ends are counted), or after three seconds, whichever comes first; what is still
+/// in flight is said.
 fn print_lattice_stats(host: &Host, lattice: &wasm_workers::lattice::Lattice) {
     let used: std::collections::BTreeSet<String> = host.stats().into_iter().filter_map(|report| report.host).collect();
     let mut out = std::io::stderr().lock();
-    let hosts = match lattice.hosts() {
-        Ok(hosts) => hosts,
-        Err(error) => {
-            let _ = writeln!(out, "lattice: {error}");
-            return;
+    let settled = |info: &wasm_workers::lattice::HostInfo| info.posted == info.delivered + info.dropped;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let hosts = loop {
+        let hosts = match lattice.hosts() {
+            Ok(hosts) => hosts,
+            Err(error) => {
+                let _ = writeln!(out, "lattice: {error}");
+                return;
+            }
+        };
+        let used_hosts: Vec<_> = hosts.into_iter().filter(|info| used.contains(&info.id)).collect();
+        if used_hosts.iter().all(settled) || std::time::Instant::now() >= deadline {
+            break used_hosts;
         }
+        std::thread::sleep(Duration::from_millis(100));
     };
     let counts = host.message_counts();
     let (mut posted, mut delivered, mut dropped) = (counts.posted, counts.delivered, counts.dropped.total());
-    for info in hosts.iter().filter(|info| used.contains(&info.id)) {
+    for info in &hosts {
         let _ = writeln!(
             out,
             "host {}: {} posted, {} delivered, {} dropped (since it joined)",
@@ -427,8 +439,11 @@ fn print_lattice_stats(host: &Host, lattice: &wasm_workers::lattice::Lattice) {
         delivered += info.delivered;
         dropped += info.dropped;
     }
-    let _ =
-        writeln!(out, "lattice: {posted} posted, {delivered} delivered, {dropped} dropped, over this host and those");
+    let in_flight = posted.saturating_sub(delivered + dropped);
+    let _ = writeln!(
+        out,
+        "lattice: {posted} posted, {delivered} delivered, {dropped} dropped, {in_flight} in flight, over this host and those"
+    );
 }
 
 /// Prints what each worker did, and what the engine compiled, to stderr.

@@ -146,18 +146,26 @@ impl SharedNames for NatsNames {
             location: component.location().to_string(),
         };
         let ours = bytes::Bytes::from(serde_json::to_vec(&ours).unwrap_or_default());
-        let claimed = |revision: u64| {
+        // Marked as held before it is claimed: a connect from another side that finds this side
+        // the owner as soon as the claim is made is then taken (it waits on the registry here
+        // until the instance has started), never answered "not running".
+        let claiming = |revision: u64| {
             self.claims.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), (revision, hash.clone()));
+        };
+        let unclaim = || {
+            self.claims.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
         };
         // A few rounds: each either wins the name, connects, or saw the name change hands.
         for _ in 0..5 {
             let entry = self.lattice.block_on(self.bucket.entry(key.clone())).map_err(|e| other(e.to_string()))?;
             let entry = entry.filter(|entry| entry.operation == kv::Operation::Put);
             let Some(entry) = entry else {
+                claiming(0);
                 if let Ok(revision) = self.lattice.block_on(self.bucket.create(&key, ours.clone())) {
-                    claimed(revision);
+                    claiming(revision);
                     return Ok(Some(server));
                 }
+                unclaim();
                 continue;
             };
             let claim: Claim = serde_json::from_slice(&entry.value).map_err(|e| other(e.to_string()))?;
@@ -177,10 +185,12 @@ impl SharedNames for NatsNames {
             }
             // Its owner is gone, or its instance has just ended: take the name over, if no
             // other side does first.
+            claiming(0);
             if let Ok(revision) = self.lattice.block_on(self.bucket.update(&key, ours.clone(), entry.revision)) {
-                claimed(revision);
+                claiming(revision);
                 return Ok(Some(server));
             }
+            unclaim();
         }
         Err(other(format!("shared worker `{name}` changed hands too often to connect")))
     }

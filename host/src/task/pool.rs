@@ -19,7 +19,7 @@ use crate::accounting::DropReason;
 use crate::event_loop::{Control, WorkerSender};
 use crate::host::Host;
 use crate::messaging::Message;
-use crate::worker::{self, Component, EventSink, HostInbox, ParentLink, WorkerEvent, WorkerOptions};
+use crate::worker::{self, Component, EventSink, HostInbox, ParentLink, Started, WorkerEvent, WorkerOptions};
 
 use super::{protocol, Schedule, TaskError};
 
@@ -37,6 +37,10 @@ pub struct PoolConfig {
     pub idle_timeout: Option<Duration>,
     /// The workers are named `name-0`, `name-1`, ...
     pub name: String,
+    /// Where its workers run: `None` (the default) on this host; otherwise each on a host of
+    /// the lattice this host has joined that matches (the freest, as each starts), and here
+    /// without a lattice.
+    pub placement: Option<crate::worker::Placement>,
 }
 
 impl Default for PoolConfig {
@@ -47,6 +51,7 @@ impl Default for PoolConfig {
             max_in_flight: 64,
             idle_timeout: None,
             name: "pool".to_string(),
+            placement: None,
         }
     }
 }
@@ -348,12 +353,16 @@ impl PoolState {
                     _ => unreachable!("a worker event comes back as it went"),
                 })
             });
-            let options = WorkerOptions::named(format!("{}-{slot}", self.config.name));
+            let options = WorkerOptions {
+                placement: self.config.placement.clone(),
+                ..WorkerOptions::named(format!("{}-{slot}", self.config.name))
+            };
             let services = self.host.services();
             let message_size = options.limits.or(services.default_limits).queue().message_size;
             let inbox = HostInbox { sink, message_size };
-            let (sender, control, _) = worker::spawn(services, &self.component, options, ParentLink::Host(inbox), None)
-                .map_err(|failure| TaskError::Spawn(failure.to_string()))?;
+            let Started { sender, control, .. } =
+                worker::spawn_anywhere(services, &self.component, options, ParentLink::Host(inbox))
+                    .map_err(|failure| TaskError::Spawn(failure.to_string()))?;
             state.slots[slot].generation = generation;
             state.slots[slot].worker = Some(SlotWorker { sender, control });
             state.live.insert((slot, generation));

@@ -13,11 +13,11 @@ use crate::messaging::{Deliver, Message};
 use wasm_workers_protocol::ErrorEvent;
 
 use super::component::Component;
-use super::options::{Capabilities, WorkerOptions};
+use super::options::WorkerOptions;
 use super::parent::{EventSink, HostInbox, ParentLink};
-use super::remote::{spawn_remote, PlaceRequest, RemoteWorker};
+use super::remote::{spawn_anywhere, RemoteWorker, Started};
 use super::services::Services;
-use super::spawn::{spawn, SpawnFailure};
+use super::spawn::SpawnFailure;
 
 /// How a worker ended without failing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,34 +325,12 @@ pub(crate) fn spawn_root(
     });
     let worker_limits = options.limits;
     let mut inbox = HostInbox::new(sink);
-    let placed = options.placement.as_ref().and_then(|placement| Some((placement.clone(), services.placer.get()?)));
-    let (sender, control, queue, remote) = match placed {
-        Some((placement, placer)) => {
-            if options.capabilities != Capabilities::default() {
-                return Err(SpawnFailure::Placement(
-                    "a worker placed on another host is granted nothing of this one (files, environment, \
-                     arguments, the time of day)"
-                        .to_string(),
-                ));
-            }
-            inbox.message_size = limits.message_size;
-            let request = PlaceRequest {
-                component,
-                placement: &placement,
-                name: &name,
-                limits: worker_limits,
-                channels: options.channels,
-                origin: options.origin,
-            };
-            let child =
-                spawn_remote(services, &**placer, request, ParentLink::Host(inbox)).map_err(SpawnFailure::Placement)?;
-            (child.sender, child.control, child.queue, Some(child.to))
-        }
-        None => {
-            let (sender, control, queue) = spawn(services, component, options, ParentLink::Host(inbox), None)?;
-            (sender, control, queue, None)
-        }
-    };
+    if options.placement.is_some() {
+        // Bounded like a worker's own queue, whichever host it runs on.
+        inbox.message_size = limits.message_size;
+    }
+    let Started { sender, control, queue, remote } =
+        spawn_anywhere(services, component, options, ParentLink::Host(inbox))?;
     Ok(WorkerHandle {
         name,
         sender: Some(sender),

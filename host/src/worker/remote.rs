@@ -13,10 +13,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::accounting::DropReason;
+use crate::accounting::{DropReason, Ledger};
 use crate::event_loop::{self, Control, DirectChild, LoopTask, Next, WorkerQueue, WorkerSender};
 use crate::limits::Limits;
-use crate::messaging::{self, Message};
+use crate::messaging::Message;
 use crate::stats::WorkerStats;
 use wasm_workers_protocol::ErrorEvent;
 
@@ -231,6 +231,54 @@ pub(crate) fn spawn_remote(
     Ok(RemoteChild { sender, control, to: direct, queue: queue_guard })
 }
 
+/// A worker started for a parent that is not a worker (the host program, a pool).
+pub(crate) struct Started {
+    pub(crate) sender: WorkerSender,
+    pub(crate) control: Arc<Control>,
+    pub(crate) queue: Arc<WorkerQueue>,
+    /// For a worker on another host: where its messages go.
+    pub(crate) remote: Option<Arc<dyn RemoteWorker>>,
+}
+
+/// Starts a worker whose events go to `parent`: on a lattice host if `options.placement`
+/// asks for one and this host has joined a lattice, here otherwise.
+///
+/// # Errors
+///
+/// As for [`spawn`](super::spawn::spawn), and why it could not be placed.
+pub(crate) fn spawn_anywhere(
+    services: &Arc<Services>,
+    component: &Component,
+    options: super::options::WorkerOptions,
+    parent: ParentLink,
+) -> Result<Started, super::spawn::SpawnFailure> {
+    use super::spawn::SpawnFailure;
+    let placed = options.placement.as_ref().and_then(|placement| Some((placement.clone(), services.placer.get()?)));
+    let Some((placement, placer)) = placed else {
+        let (sender, control, queue) = super::spawn::spawn(services, component, options, parent, None)?;
+        return Ok(Started { sender, control, queue, remote: None });
+    };
+    if options.capabilities != super::options::Capabilities::default() {
+        return Err(SpawnFailure::Placement(
+            "a worker placed on another host is granted nothing of this one (files, environment, arguments, \
+             the time of day)"
+                .to_string(),
+        ));
+    }
+    let name = options.name.clone().unwrap_or_default();
+    let limits = options.limits.or(services.default_limits);
+    let request = PlaceRequest {
+        component,
+        placement: &placement,
+        name: &name,
+        limits,
+        channels: options.channels,
+        origin: options.origin,
+    };
+    let child = spawn_remote(services, &**placer, request, parent).map_err(SpawnFailure::Placement)?;
+    Ok(Started { sender: child.sender, control: child.control, queue: child.queue, remote: Some(child.to) })
+}
+
 /// A child started on another host, as [`spawn_remote`] hands it to its parent.
 pub(crate) struct RemoteChild {
     /// Keeps the proxy alive, as a local child's sender keeps it alive.
@@ -240,6 +288,26 @@ pub(crate) struct RemoteChild {
     pub(crate) to: Arc<dyn RemoteWorker>,
     /// The proxy's queue.
     pub(crate) queue: Arc<WorkerQueue>,
+}
+
+/// Forwards one message that reached the proxy's queue: if the remote worker's host has no
+/// room for it yet, waits for room (the message was already taken here), unless the worker
+/// ends or is terminated meanwhile.
+fn forward_one(remote: &dyn RemoteWorker, message: Message, control: &Control, events: &RemoteEvents, ledger: &Ledger) {
+    let mut message = message;
+    loop {
+        match remote.deliver(message, Some(ledger)) {
+            Ok(()) => return,
+            Err((DropReason::QueueFull, back)) if !control.is_terminated() && !events.is_finished() => {
+                message = back;
+                futures::executor::block_on(remote.room());
+            }
+            Err((reason, mut back)) => {
+                back.settle(ledger, Some(reason));
+                return;
+            }
+        }
+    }
 }
 
 /// The proxy's loop: waits until the remote worker ends or the parent terminates it. The
@@ -263,7 +331,7 @@ fn forward(
                             message.settle(&services.ledger, Some(DropReason::Discarded));
                             continue;
                         }
-                        let _ = messaging::post(&*remote, message, &services.ledger);
+                        forward_one(&*remote, message, control, events, &services.ledger);
                     }
                 }
             }
