@@ -13,10 +13,7 @@ fn main() -> ExitCode {
         Ok(filter) => tracing_subscriber::EnvFilter::new(filter),
         Err(_) => tracing_subscriber::EnvFilter::new("error,async_nats=off"),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let args = cli::Cli::parse();
     match cli::main(args) {
         Ok(code) => code,

@@ -131,7 +131,8 @@ pub fn valid_id(id: &str) -> bool {
 pub struct Lattice(Arc<Inner>);
 
 struct Inner {
-    runtime: tokio::runtime::Runtime,
+    /// Taken only when the last clone goes (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
     client: async_nats::Client,
     hosts: kv::Store,
     components: object_store::ObjectStore,
@@ -232,7 +233,7 @@ impl Lattice {
             Ok::<_, LatticeError>((client, hosts, components))
         })?;
         Ok(Lattice(Arc::new(Inner {
-            runtime,
+            runtime: Some(runtime),
             client,
             hosts,
             components,
@@ -314,10 +315,10 @@ impl Lattice {
     /// blocked as by any blocking call.
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         if tokio::runtime::Handle::try_current().is_ok() {
-            let _context = self.0.runtime.enter();
+            let _context = self.0.runtime().enter();
             futures::executor::block_on(future)
         } else {
-            self.0.runtime.block_on(future)
+            self.0.runtime().block_on(future)
         }
     }
 
@@ -325,7 +326,7 @@ impl Lattice {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.0.runtime.spawn(future);
+        self.0.runtime().spawn(future);
     }
 }
 
@@ -384,6 +385,23 @@ async fn shared_bucket(client: &async_nats::Client, lattice: &str) -> Result<kv:
         js.get_key_value(&name).await.map_err(|error| format!("bucket {name}: {error}"))
     })
     .await
+}
+
+impl Inner {
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives as long as the lattice")
+    }
+}
+
+impl Drop for Inner {
+    /// The last clone may go inside one of the runtime's own tasks (a link that ends): the
+    /// runtime is then shut down without waiting for its threads, which a runtime cannot do
+    /// from within itself.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// The lattice's buckets, made if they are not there yet. Made as streams directly: the

@@ -2,6 +2,7 @@
 //! and the link a proxy sends through.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -554,9 +555,7 @@ impl Deliver for Link {
         let far = Far { lattice: self.lattice.clone(), id: self.host.clone(), ledger: self.events.ledger().clone() };
         // The lock orders the publishes of all the threads that post to this worker.
         let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
-        // Bounded: a post never waits long for a server that is away (it is lost then).
-        // (The timeout is made inside the runtime, whose clock it needs.)
-        let sent = self.lattice.block_on(async {
+        let sent = {
             let publish = async {
                 // Its ports are linked, its buffers copied: the message is gone from here.
                 let envelope =
@@ -570,8 +569,19 @@ impl Deliver for Link {
                 }
                 Ok::<(), String>(())
             };
-            tokio::time::timeout(PUBLISH_TIMEOUT, publish).await
-        });
+            // Most posts complete at once (the client queues the message for its connection): tried
+            // first without a runtime or a timer. One that must wait (ports to link, a full client
+            // queue) waits at most PUBLISH_TIMEOUT for a server that is away (it is lost then); the
+            // timeout is made inside the runtime, whose clock it needs.
+            let mut publish = std::pin::pin!(publish);
+            let mut first = std::task::Context::from_waker(std::task::Waker::noop());
+            match publish.as_mut().poll(&mut first) {
+                std::task::Poll::Ready(sent) => Ok(sent),
+                std::task::Poll::Pending => {
+                    self.lattice.block_on(async { tokio::time::timeout(PUBLISH_TIMEOUT, publish).await })
+                }
+            }
+        };
         let sent = sent.unwrap_or_else(|_| Err("the server took no more".to_string()));
         drop(seq);
         match sent {

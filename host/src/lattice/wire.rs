@@ -162,8 +162,13 @@ impl Kind {
 fn headers(seq: u64, kind: Kind, codec: Codec, extra: &[(&'static str, String)]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(SEQ, seq.to_string().as_str());
-    headers.insert(KIND, kind.name());
-    headers.insert(CODEC, codec.name());
+    // A message of JSON is the common case: neither header is sent for it.
+    if kind != Kind::Message {
+        headers.insert(KIND, kind.name());
+    }
+    if codec != Codec::Json {
+        headers.insert(CODEC, codec.name());
+    }
     for (name, value) in extra {
         headers.insert(*name, value.as_str());
     }
