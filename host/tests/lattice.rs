@@ -1027,3 +1027,26 @@ fn a_port_whose_other_end_is_on_a_host_that_dies_closes_within_three_seconds() {
     assert!(killed.elapsed() < Duration::from_secs(3), "closed after {:?}", killed.elapsed());
     assert!(matches!(worker.recv_blocking(), Some(wasm_workers::WorkerEvent::Error(_))), "its parent is told too");
 }
+
+#[test]
+fn a_spawn_request_naming_its_worker_with_a_wildcard_is_refused() {
+    let server = Server::start("wildcard");
+    let dir = temp_dir("lattice-wildcard");
+    let far = LatticeHost::start(&server, "wildcard", "far", &dir.join("far"));
+    wait_for_hosts(&server, "wildcard", &["far"], &[&far]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let answer = runtime.block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        // A worker named `*` would have the host subscribe to every worker's messages.
+        let request = serde_json::json!({
+            "uid": "*", "component": "0".repeat(64), "location": "x.wasm", "name": "x",
+            "limits": {}, "from": "snoop", "origin": ["snoop", "0"]
+        });
+        let reply = client
+            .request("wasm-workers.wildcard.host.far.spawn", serde_json::to_vec(&request).unwrap().into())
+            .await
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&reply.payload).unwrap()
+    });
+    assert!(answer["error"].as_str().is_some_and(|error| error.contains("unreadably")), "{answer}");
+}

@@ -242,7 +242,10 @@ impl Placer for NatsPlacer {
         let lattice = &self.lattice;
         let live = lattice.block_on(hosts::live(&lattice.0.hosts))?;
         let host = self.choose(placement, live)?;
-        let uid = format!("{}-{}", self.id, self.next_uid.fetch_add(1, Ordering::Relaxed));
+        // Numbered, and not to be guessed: a worker's subjects are named by it (the server's
+        // permissions are what guard them; this only keeps a mistyped or stale id from
+        // reaching a live worker).
+        let uid = format!("{}-{}-{}", self.id, self.next_uid.fetch_add(1, Ordering::Relaxed), nuid::next());
         let prefix = lattice.prefix();
         let client = lattice.0.client.clone();
         let far = Far { lattice: lattice.clone(), id: host.clone(), ledger: events.ledger().clone() };

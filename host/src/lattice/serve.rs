@@ -229,8 +229,17 @@ impl Serving {
     /// Starts the worker `payload` asks for; its pump goes into `workers`. Returns the window
     /// its parent may send ahead.
     async fn start(self: &Arc<Self>, payload: &[u8], workers: &mut JoinSet<()>) -> Result<u64, String> {
+        let asked = std::time::Instant::now();
         let request: SpawnRequest =
             serde_json::from_slice(payload).map_err(|error| format!("unreadable spawn request: {error}"))?;
+        // The id names the worker's subjects: a wildcard (`*`, `>`) or a dot in it would
+        // subscribe to other workers' traffic.
+        let id_ok = !request.uid.is_empty()
+            && request.uid.len() <= 200
+            && request.uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok || !super::valid_id(&request.from) {
+            return Err("a spawn request whose worker or placing side is named unreadably".to_string());
+        }
         self.allows(&request.component, &request.location)?;
         if self.running.load(Ordering::Acquire) >= self.options.max_workers {
             return Err(format!("it runs its limit of {} workers", self.options.max_workers));
@@ -271,6 +280,12 @@ impl Serving {
         let terminate = client.subscribe(format!("{subject}.terminate")).await.map_err(|error| error.to_string())?;
         // Subscribed before the answer: whatever the parent sends once it has it arrives.
         client.flush().await.map_err(|error| error.to_string())?;
+        if asked.elapsed() >= super::REQUEST_TIMEOUT {
+            // The placing side has stopped waiting for the answer: nobody would hold this
+            // worker, which would run without a parent.
+            handle.terminate();
+            return Err(format!("it took longer than {} s to start", super::REQUEST_TIMEOUT.as_secs()));
+        }
         self.running.fetch_add(1, Ordering::AcqRel);
         self.started.fetch_add(1, Ordering::AcqRel);
         tracing::info!(worker = %request.name, uid = %request.uid, from = %request.from, "started a worker for the lattice");
