@@ -1050,3 +1050,26 @@ fn a_spawn_request_naming_its_worker_with_a_wildcard_is_refused() {
     });
     assert!(answer["error"].as_str().is_some_and(|error| error.contains("unreadably")), "{answer}");
 }
+
+#[test]
+fn across_hosts_a_messages_buffers_count_with_its_data_against_the_receivers_size() {
+    use wasm_workers::{Buffer, DropReason, Host, Limits, Message, Placement, WorkerOptions};
+    let server = Server::start("sizes");
+    let dir = temp_dir("lattice-sizes");
+    let far = LatticeHost::start(&server, "sizes", "far", &dir.join("far"));
+    wait_for_hosts(&server, "sizes", &["far"], &[&far]);
+    let host = Host::new().unwrap();
+    watch(&server, "sizes").place_from(&host).unwrap();
+    let echo = host.load(guest_build::guest("echo")).unwrap();
+    let options = WorkerOptions {
+        placement: Some(Placement::Host("far".into())),
+        limits: Limits { message_size: Some(1024), ..Limits::default() },
+        ..WorkerOptions::named("echo")
+    };
+    let worker = host.spawn(&echo, options).unwrap();
+    let small = Message::json(&"small").unwrap().with_buffer(Buffer::from_vec(vec![7; 4096]));
+    let refused = worker.post_message(small).unwrap_err();
+    assert_eq!(refused.reason, DropReason::TooLarge, "refused here, before it travels");
+    worker.post_message(Message::json(&"fits").unwrap().with_buffer(Buffer::from_vec(vec![7; 512]))).unwrap();
+    worker.terminate();
+}

@@ -291,7 +291,13 @@ impl Lattice {
                 while let Some(heartbeat) = heartbeats.next().await {
                     let Some(record) = record.upgrade() else { return };
                     if let Some(id) = heartbeat.subject.rsplit('.').next() {
-                        record.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), Instant::now());
+                        let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+                        let now = Instant::now();
+                        record.insert(id.to_string(), now);
+                        // Sides silent for a minute are forgotten: made-up ids cannot grow it.
+                        if record.len() > 1024 {
+                            record.retain(|_, heard| now.saturating_duration_since(*heard) < Duration::from_secs(60));
+                        }
                     }
                 }
             });

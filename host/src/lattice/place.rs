@@ -86,11 +86,10 @@ impl NatsPlacer {
     /// If it cannot subscribe to the heartbeats.
     pub(super) fn new(lattice: Lattice, services: &Arc<Services>) -> Result<Self, String> {
         // A valid id: letters, digits, `-` and `_`.
-        let id: String = format!("{}-{}", hostname(), std::process::id())
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
-            .take(64)
-            .collect();
+        // Unique to this placer, even with two hosts in one process or long host names.
+        let machine: String =
+            hostname().chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).take(24).collect();
+        let id = format!("{machine}-{}-{}", std::process::id(), nuid::next());
         let watch = Arc::new(Mutex::new(Watch::default()));
         let heartbeats = lattice
             .block_on(lattice.0.client.subscribe(format!("{}.heartbeat.*", lattice.prefix())))
@@ -177,13 +176,19 @@ impl NatsPlacer {
         let components = &self.lattice.0.components;
         self.lattice.block_on(async {
             super::patiently(|| async {
-                if components.info(&hash).await.is_err() {
-                    components
-                        .put(hash.as_str(), &mut bytes.as_slice())
-                        .await
-                        .map_err(|error| format!("cannot upload the component: {error}"))?;
-                }
-                Ok::<(), String>(())
+                let upload = async {
+                    if components.info(&hash).await.is_err() {
+                        components
+                            .put(hash.as_str(), &mut bytes.as_slice())
+                            .await
+                            .map_err(|error| format!("cannot upload the component: {error}"))?;
+                    }
+                    Ok::<(), String>(())
+                };
+                // Each try bounded: a cluster electing a leader may not answer.
+                tokio::time::timeout(Duration::from_secs(5), upload)
+                    .await
+                    .unwrap_or_else(|_| Err("cannot upload the component: the bucket did not answer".to_string()))
             })
             .await
         })?;
@@ -437,6 +442,9 @@ async fn receive_events(receiving: Receiving, events: RemoteEvents, far: Far, ma
             Kind::Message => match transfer::decode(&far, envelope).await {
                 Ok(message) => events.message(message),
                 Err(why) => {
+                    // Delivered there (handed to the link): lost here, counted.
+                    far.ledger.posted(1);
+                    far.ledger.dropped(DropReason::LinkLost, 1);
                     events.failed(format!("a message from host `{host}` could not be taken: {why}"));
                     return;
                 }
@@ -545,7 +553,9 @@ impl Deliver for Link {
         if self.events.is_finished() {
             return Err((DropReason::ReceiverGone, message));
         }
-        if message.data.len() > self.message_size {
+        // Across hosts a message's buffers travel with its data: together they must fit.
+        let buffers: usize = message.buffers.iter().map(|buffer| buffer.len() as usize).sum();
+        if message.data.len().saturating_add(buffers) > self.message_size {
             return Err((DropReason::TooLarge, message));
         }
         if !self.credits.take_one() {

@@ -484,6 +484,12 @@ async fn pump(
         tokio::select! {
             event = handle.recv() => match event {
                 Some(WorkerEvent::Message(message)) => match transfer::encode(&far, message).await {
+                    // Its buffers travel with its data: together they must fit what the parent
+                    // takes (its limits are the worker's), or the parent would refuse it whole.
+                    Ok(envelope) if envelope.payload.len() > max_size => {
+                        ledger.posted(1);
+                        ledger.dropped(DropReason::TooLarge, 1);
+                    }
                     Ok(envelope) => publish(&mut out_seq, Kind::Message, envelope).await,
                     Err(why) => {
                         // Delivered to this side's handle already: lost on the way, counted.

@@ -25,6 +25,9 @@ use super::place::NatsPlacer;
 use super::transfer::{self, Far};
 use super::{Lattice, REQUEST_TIMEOUT};
 
+/// The longest one operation on the bucket of names waits.
+const BUCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A name's entry in the bucket.
 #[derive(Debug, Serialize, Deserialize)]
 struct Claim {
@@ -119,8 +122,32 @@ impl NatsNames {
             .map_err(|()| "not running".to_string())
     }
 
+    /// Runs a bucket operation, waiting at most [`BUCKET_TIMEOUT`] (a cluster electing a
+    /// leader may not answer).
+    fn bounded<T, E: std::fmt::Display>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, String> {
+        self.lattice.block_on(async {
+            match tokio::time::timeout(BUCKET_TIMEOUT, operation).await {
+                Ok(result) => result.map_err(|error| error.to_string()),
+                Err(_) => Err(format!("the lattice's bucket did not answer within {BUCKET_TIMEOUT:?}")),
+            }
+        })
+    }
+
+    /// A name's key: its bytes in hex (`-` for the empty name), or for a long name the hex
+    /// of its SHA-256 after `h-` (a key stays short, and two names never share one).
     fn key(name: &str) -> String {
-        name.bytes().map(|b| format!("{b:02x}")).collect::<String>().chars().take(2000).collect()
+        use sha2::Digest;
+        match name.len() {
+            0 => "-".to_string(),
+            1..=200 => name.bytes().map(|b| format!("{b:02x}")).collect(),
+            _ => format!(
+                "h-{}",
+                sha2::Sha256::digest(name.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ),
+        }
     }
 }
 
@@ -139,7 +166,7 @@ impl SharedNames for NatsNames {
             })
         };
         let hash = self.placer.upload(component).map_err(other)?;
-        let key = if name.is_empty() { "-".to_string() } else { Self::key(name) };
+        let key = Self::key(name);
         let ours = Claim {
             owner: self.placer.id().to_string(),
             hash: hash.clone(),
@@ -157,11 +184,11 @@ impl SharedNames for NatsNames {
         };
         // A few rounds: each either wins the name, connects, or saw the name change hands.
         for _ in 0..5 {
-            let entry = self.lattice.block_on(self.bucket.entry(key.clone())).map_err(|e| other(e.to_string()))?;
+            let entry = self.bounded(self.bucket.entry(key.clone())).map_err(other)?;
             let entry = entry.filter(|entry| entry.operation == kv::Operation::Put);
             let Some(entry) = entry else {
                 claiming(0);
-                if let Ok(revision) = self.lattice.block_on(self.bucket.create(&key, ours.clone())) {
+                if let Ok(revision) = self.bounded(self.bucket.create(&key, ours.clone())) {
                     claiming(revision);
                     return Ok(Some(server));
                 }
@@ -186,7 +213,7 @@ impl SharedNames for NatsNames {
             // Its owner is gone, or its instance has just ended: take the name over, if no
             // other side does first.
             claiming(0);
-            if let Ok(revision) = self.lattice.block_on(self.bucket.update(&key, ours.clone(), entry.revision)) {
+            if let Ok(revision) = self.bounded(self.bucket.update(&key, ours.clone(), entry.revision)) {
                 claiming(revision);
                 return Ok(Some(server));
             }
@@ -245,8 +272,14 @@ impl NatsNames {
                 Ok(Err(why)) => Err(other(format!("`{owner}` refused the connect: {why}"))),
                 Err(error) => Err(other(format!("`{owner}` answered unreadably: {error}"))),
             },
-            // No responder (its process is gone) or no answer in time: the owner is gone.
-            Ok(Err(_)) | Err(_) => Ok(None),
+            // No responder: its process is gone, and the name may be taken over.
+            Ok(Err(error)) if error.kind() == async_nats::RequestErrorKind::NoResponders => Ok(None),
+            // Alive but slow, or unreachable for now: taking the name over could start a
+            // second instance.
+            Ok(Err(error)) => Err(other(format!("`{owner}`, which runs it, did not answer: {error}"))),
+            Err(_) => {
+                Err(other(format!("`{owner}`, which runs it, did not answer within {} s", REQUEST_TIMEOUT.as_secs())))
+            }
         }
     }
 }

@@ -305,13 +305,20 @@ impl Relay {
                         break;
                     }
                 },
-                message = self.input.next() => {
+                // Nothing more is taken once the far side has closed (or its link broke): what
+                // came before is delivered, then the port closes.
+                message = self.input.next(), if !far_closed => {
                     let Some(message) = message else {
                         far_closed = true;
                         broken = true;
                         continue;
                     };
                     match incoming.take(&message) {
+                        // Beyond the window this side granted: the far side broke the protocol.
+                        Ok(Some((Kind::Message, _))) if pending.len() as u64 >= PORT_WINDOW => {
+                            ledger.posted(1);
+                            ledger.dropped(DropReason::QueueFull, 1);
+                        }
                         Ok(Some((Kind::Message, envelope))) => match decode(&self.far, envelope).await {
                             Ok(message) => pending.push_back(message),
                             Err(why) => {

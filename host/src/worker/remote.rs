@@ -300,7 +300,14 @@ fn forward_one(remote: &dyn RemoteWorker, message: Message, control: &Control, e
             Ok(()) => return,
             Err((DropReason::QueueFull, back)) if !control.is_terminated() && !events.is_finished() => {
                 message = back;
-                futures::executor::block_on(remote.room());
+                // Waits for room, or for the worker's end or its termination (which only
+                // interrupts the proxy's queue, not this wait): checked ever less often, up to
+                // every 10 ms.
+                let mut pause = std::time::Duration::from_micros(100);
+                while !remote.has_room() && !control.is_terminated() && !events.is_finished() {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(10));
+                }
             }
             Err((reason, mut back)) => {
                 back.settle(ledger, Some(reason));
