@@ -81,7 +81,33 @@ pub(crate) trait SharedNames: Send + Sync {
 
 #[derive(Default)]
 pub(crate) struct SharedWorkers {
-    running: Mutex<HashMap<String, Running>>,
+    running: Mutex<Registry>,
+    /// Told when a name's claim on the lattice is settled (see [`Registry::claiming`]).
+    settled: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Registry {
+    running: HashMap<String, Running>,
+    /// Names being claimed on the lattice by a connect here, which asks other hosts without
+    /// the registry's lock (holding it would stall this host, and two hosts asking each other
+    /// would wait on each other's locks). Another connect to one of these names, here or from
+    /// another host, waits until the claim is settled and the instance (if it is here) runs.
+    claiming: std::collections::HashSet<String>,
+}
+
+impl std::ops::Deref for Registry {
+    type Target = HashMap<String, Running>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.running
+    }
+}
+
+impl std::ops::DerefMut for Registry {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.running
+    }
 }
 
 struct Running {
@@ -142,6 +168,10 @@ impl SharedWorkers {
         admit: Option<&mut dyn FnMut() -> Result<Charge, String>>,
     ) -> Result<Option<Started>, ConnectError> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // Another connect is claiming the name: its instance may be the one to connect to.
+        while running.claiming.contains(name) {
+            running = self.settled.wait(running).unwrap_or_else(|p| p.into_inner());
+        }
         let server = match running.get(name) {
             Some(worker) if worker.key != component.key() => {
                 return Err(ConnectError::Mismatch {
@@ -161,10 +191,20 @@ impl SharedWorkers {
         // None runs here: on a lattice, the name is the lattice's, and its instance may run
         // on another host.
         let server = match services.shared_names.get() {
-            Some(names) => match names.claim_or_connect(name, component, server)? {
-                Some(server) => server,
-                None => return Ok(None),
-            },
+            Some(names) => {
+                running.claiming.insert(name.to_string());
+                drop(running);
+                let claimed = names.claim_or_connect(name, component, server);
+                running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                // Settled: the connects waiting for it go on once this lock is let go, by which
+                // time an instance claimed here runs (it starts under the lock, below).
+                running.claiming.remove(name);
+                self.settled.notify_all();
+                match claimed? {
+                    Some(server) => server,
+                    None => return Ok(None),
+                }
+            }
             None => server,
         };
         let charge = match admit {
@@ -211,7 +251,11 @@ impl SharedWorkers {
     /// Hands `server` to the shared worker `name` running here, if it runs (a client on
     /// another host connects); gives it back if it does not.
     pub(crate) fn connect_running(&self, name: &str, server: MessagePort) -> Result<(), MessagePort> {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // Claimed here just now: the instance is starting.
+        while running.claiming.contains(name) {
+            running = self.settled.wait(running).unwrap_or_else(|p| p.into_inner());
+        }
         match running.get(name) {
             Some(worker) => match worker.queue.push(LoopTask::Connect(server)) {
                 Ok(()) => Ok(()),
