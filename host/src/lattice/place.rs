@@ -286,7 +286,15 @@ impl Placer for NatsPlacer {
                 client.request(format!("{prefix}.host.{host}.spawn"), body.into()),
             )
             .await
-            .map_err(|_| format!("host `{host}` did not answer within {} s", REQUEST_TIMEOUT.as_secs()))?
+            .map_err(|_| {
+                // If it starts after all, it is told to stop (it subscribes before it answers;
+                // a host that took this long terminates it itself).
+                let (client, subject) = (client.clone(), format!("{prefix}.worker.{uid}.terminate"));
+                lattice.spawn(async move {
+                    let _ = client.publish(subject, bytes::Bytes::new()).await;
+                });
+                format!("host `{host}` did not answer within {} s", REQUEST_TIMEOUT.as_secs())
+            })?
             .map_err(|error| format!("host `{host}`: {error}"))?;
             let reply: SpawnReply = serde_json::from_slice(&reply.payload)
                 .map_err(|error| format!("host `{host}` answered unreadably: {error}"))?;
