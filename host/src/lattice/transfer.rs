@@ -20,7 +20,8 @@
 //! way) before the far side grants more, which it does as its port's entangled end takes
 //! them. A side out of room stops reading its port, whose queue then fills: its sender sees
 //! `queue-full`, as it would locally. Side `b` grants side `a` its first window once it
-//! listens; until then side `a` sends nothing.
+//! listens, and side `a` answers with its own; until then neither sends (a side never
+//! answered in time closes its port).
 //!
 //! Ends: a side whose port's entangled end closes tells the far side, which closes its port
 //! once what it holds is delivered. A side that does not hear the far host for
@@ -190,7 +191,9 @@ pub(super) async fn accept(far: &Far, id: &str) -> Result<MessagePort, String> {
     client.flush().await.map_err(|e| error(e.to_string()))?;
     // Listening: the sending side may begin (nothing taken yet).
     client.publish(format!("{subject}.a.credit"), "0 0".into()).await.map_err(|e| error(e.to_string()))?;
-    let relay = Relay { far: far.clone(), side: Side::B, subject, port: here, input, credit, opened: true };
+    // It sends nothing until side `a` answers the opening: a port whose side `a` never starts
+    // (a connect whose answer was lost) closes here once that has not come in time.
+    let relay = Relay { far: far.clone(), side: Side::B, subject, port: here, input, credit, opened: false };
     far.lattice.spawn(relay.run());
     Ok(there)
 }
@@ -354,8 +357,14 @@ impl Relay {
                         Some((messages.parse::<u64>().ok()?, bytes.parse::<u64>().ok()?))
                     });
                     if let Some((messages, bytes)) = grant {
+                        let first = !self.opened;
                         self.opened = true;
                         granted = (granted.0.max(messages), granted.1.max(bytes));
+                        if first && self.side == Side::A {
+                            // Side `b` opened: it is answered, and may send from now on.
+                            let grant = format!("{} {}", taken.0, taken.1);
+                            let _ = client.publish(grant_to.clone(), grant.into()).await;
+                        }
                     }
                 }
                 () = room.wait(pending.front().map_or(0, |message| message.data.len())), if !pending.is_empty() => {
