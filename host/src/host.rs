@@ -214,6 +214,7 @@ impl Host {
             shared_failures: tokio::sync::broadcast::Sender::new(64),
             placer: std::sync::OnceLock::new(),
             shared_names: std::sync::OnceLock::new(),
+            lattice_quiet: std::sync::OnceLock::new(),
         })))
     }
 
@@ -314,9 +315,17 @@ impl Host {
     ///
     /// From then on nothing happens unless the host program posts, connects or terminates: a
     /// program that will do none of that (its input has ended) can end the run. Workers that
-    /// hold ports to each other but wait for each other count as quiet.
+    /// hold ports to each other but wait for each other count as quiet. On a lattice,
+    /// the workers this host placed elsewhere (and all they reach) count too: it resolves
+    /// once they all wait and nothing is on its way between hosts.
     pub async fn quiescent(&self) {
-        self.0.quiescence.wait().await;
+        loop {
+            self.0.quiescence.wait().await;
+            let Some(lattice) = self.0.lattice_quiet.get() else { return };
+            if lattice.quiet().await {
+                return;
+            }
+        }
     }
 
     /// How many messages were dropped, by reason.

@@ -1073,3 +1073,38 @@ fn across_hosts_a_messages_buffers_count_with_its_data_against_the_receivers_siz
     worker.post_message(Message::json(&"fits").unwrap().with_buffer(Buffer::from_vec(vec![7; 512]))).unwrap();
     worker.terminate();
 }
+
+#[test]
+fn a_graph_whose_entry_runs_on_another_host_ends_when_the_whole_graph_is_quiet() {
+    let server = Server::start("quiet");
+    let dir = temp_dir("lattice-quiet");
+    let far = LatticeHost::start(&server, "quiet", "far", &dir.join("far"));
+    wait_for_hosts(&server, "quiet", &["far"], &[&far]);
+    // The chapter's shared-worker demo, with the client on host `far` and the shared worker
+    // here: the client holds its port to the shared worker for ever, so the run ends only
+    // when every worker on both hosts waits and nothing is on its way between them.
+    let manifest = dir.join("hello.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "entry = \"client\"\n\n[workers.client]\ncomponent = {:?}\nhost = \"far\"\n\n[shared.hello]\ncomponent = {:?}\n\n\
+             [[channels]]\na = {{ worker = \"client\", label = \"peer\" }}\nb = {{ shared = \"hello\" }}\n",
+            guest_build::guest("port-bridge"),
+            guest_build::guest("shared-hello")
+        ),
+    )
+    .unwrap();
+    let manifest = manifest.display().to_string();
+    let input = "\"ping\"\n\"ping\"\n\"ping\"\n";
+    let output = wasm_workers(&["run", &manifest, "--nats", &server.url, "--lattice", "quiet", "--stats"], input);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}\nhost far:\n{}", far.log());
+    // Every answer came back before the run ended.
+    assert_eq!(
+        text(&output.stdout).lines().collect::<Vec<_>>(),
+        ["\"Hello World! You are connection #1\"", "\"pong\"", "\"pong\"", "\"pong\""],
+        "{stderr}"
+    );
+    let stats = |name: &str| stderr.lines().find(|line| line.starts_with(name)).unwrap_or_default().to_string();
+    assert!(stats("client ").contains(" far "), "{stderr}");
+}

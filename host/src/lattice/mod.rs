@@ -19,6 +19,8 @@
 //!   placed names ([`origin`]); the reply is the component's hash.
 //! - `P.shared.<id>.connect`: a client's connect to the instance of a shared worker that side
 //!   `<id>` runs ([`shared`]).
+//! - `P.quiet.<id>`: what side `<id>` has sent and taken on its links, and whether it is
+//!   quiet ([`quiet`]).
 //! - `P.heartbeat.<id>`: host `<id>` is alive, every [`HEARTBEAT`]; the placing side gives up
 //!   the workers it placed on a host silent for [`HOST_SILENCE`].
 //! - `P.port.<link>.{a,b}` and `P.port.<link>.{a,b}.credit`: a port whose two ends are on two
@@ -42,6 +44,7 @@ use async_nats::jetstream::{self, kv, object_store, stream};
 mod hosts;
 mod origin;
 mod place;
+mod quiet;
 mod serve;
 mod shared;
 mod transfer;
@@ -143,6 +146,8 @@ struct Inner {
     heard: std::sync::OnceLock<Arc<Mutex<HashMap<String, Instant>>>>,
     /// How many times the client has (re)connected.
     reconnects: Arc<tokio::sync::watch::Sender<u64>>,
+    /// What this side sent and took on links, per far side, for [`quiet`].
+    traffic: quiet::Traffic,
 }
 
 impl Lattice {
@@ -241,6 +246,7 @@ impl Lattice {
             url,
             heard: std::sync::OnceLock::new(),
             reconnects,
+            traffic: quiet::Traffic::default(),
         })))
     }
 
@@ -274,8 +280,11 @@ impl Lattice {
         let placer = Arc::new(place::NatsPlacer::new(self.clone(), host.services()).map_err(LatticeError::Other)?);
         placer.serve_origin().map_err(LatticeError::Other)?;
         let names = shared::NatsNames::start(self, placer.clone(), host.services()).map_err(LatticeError::Other)?;
+        self.answer_quiet(placer.id(), host.services()).map_err(LatticeError::Other)?;
         let _ = host.services().placer.set(placer);
         let _ = host.services().shared_names.set(names);
+        let _ = host.services().lattice_quiet.set(Arc::new(QuietLattice(self.clone())));
+        let _ = host.services().lattice_quiet.set(Arc::new(QuietLattice(self.clone())));
         Ok(())
     }
 
@@ -391,6 +400,15 @@ async fn shared_bucket(client: &async_nats::Client, lattice: &str) -> Result<kv:
         js.get_key_value(&name).await.map_err(|error| format!("bucket {name}: {error}"))
     })
     .await
+}
+
+/// The lattice as a host's quiescence asks it (see [`quiet`]).
+struct QuietLattice(Lattice);
+
+impl crate::worker::LatticeQuiet for QuietLattice {
+    fn quiet(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> {
+        self.0.quiet()
+    }
 }
 
 impl Inner {

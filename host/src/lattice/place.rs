@@ -328,9 +328,11 @@ impl Placer for NatsPlacer {
             credits,
             events: events.clone(),
             host: host.clone(),
+            count: lattice.traffic().peer(&host),
         };
         let link = Arc::new(link);
-        let receiving = Receiving { out, credit, credits: credits_weak, link: Arc::downgrade(&link) };
+        let receiving =
+            Receiving { out, credit, credits: credits_weak, link: Arc::downgrade(&link), count: link.count.clone() };
         lattice.spawn(receive_events(receiving, events, far, max_size));
         Ok((link, host))
     }
@@ -378,10 +380,11 @@ struct Receiving {
     credit: async_nats::Subscriber,
     credits: std::sync::Weak<Credits>,
     link: std::sync::Weak<Link>,
+    count: Arc<super::quiet::PeerCount>,
 }
 
 async fn receive_events(receiving: Receiving, events: RemoteEvents, far: Far, max_size: usize) {
-    let Receiving { mut out, mut credit, credits, link } = receiving;
+    let Receiving { mut out, mut credit, credits, link, count } = receiving;
     let mut reconnected = far.lattice.reconnected();
     reconnected.mark_unchanged();
     let host = far.id.clone();
@@ -404,8 +407,9 @@ async fn receive_events(receiving: Receiving, events: RemoteEvents, far: Far, ma
                 None => return,
             },
             Some(message) = credit.next() => {
-                let count = std::str::from_utf8(&message.payload).ok().and_then(|text| text.parse::<u64>().ok());
-                if let (Some(taken), Some(credits)) = (count, credits.upgrade()) {
+                let _taking = super::quiet::Taking(&count);
+                let total = std::str::from_utf8(&message.payload).ok().and_then(|text| text.parse::<u64>().ok());
+                if let (Some(taken), Some(credits)) = (total, credits.upgrade()) {
                     credits.taken(taken);
                 }
                 continue;
@@ -424,6 +428,9 @@ async fn receive_events(receiving: Receiving, events: RemoteEvents, far: Far, ma
                 continue;
             }
         };
+        // Counted taken once handled: a message goes to the parent's queue (where it counts as
+        // work here) before this counts it.
+        let _taking = super::quiet::Taking(&count);
         let (kind, envelope) = match incoming.take(&message) {
             Ok(Some(whole)) => whole,
             Ok(None) => continue,
@@ -512,6 +519,8 @@ struct Link {
     events: RemoteEvents,
     /// The id of its host.
     host: String,
+    /// What was sent to, and taken from, its host (for the lattice's quiescence).
+    count: Arc<super::quiet::PeerCount>,
 }
 
 /// How many more messages a link may send before its host says it has taken more: the window
@@ -587,6 +596,7 @@ impl Deliver for Link {
                         .publish_with_headers(self.subject_in.clone(), headers, payload)
                         .await
                         .map_err(|e| e.to_string())?;
+                    self.count.sent(1);
                 }
                 Ok::<(), String>(())
             };
@@ -649,10 +659,13 @@ impl Link {
         let max_payload = client.server_info().max_payload;
         let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
         let parts = wire::parts(&mut seq, kind, wire::Envelope::plain(Codec::Raw, Vec::new()), max_payload);
+        let count = self.count.clone();
         let send = async move {
             let publish = async {
                 for (headers, payload) in parts {
-                    let _ = client.publish_with_headers(subject.clone(), headers, payload).await;
+                    if client.publish_with_headers(subject.clone(), headers, payload).await.is_ok() {
+                        count.sent(1);
+                    }
                 }
                 let _ = client.flush().await;
             };
@@ -693,9 +706,12 @@ impl RemoteWorker for Link {
     fn terminate(&self) {
         let client = self.lattice.0.client.clone();
         let subject = format!("{}.terminate", self.subject);
+        let count = self.count.clone();
         self.lattice.block_on(async move {
             let stop = async {
-                let _ = client.publish(subject, bytes::Bytes::new()).await;
+                if client.publish(subject, bytes::Bytes::new()).await.is_ok() {
+                    count.sent(1);
+                }
                 let _ = client.flush().await;
             };
             let _ = tokio::time::timeout(PUBLISH_TIMEOUT, stop).await;

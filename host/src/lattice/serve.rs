@@ -106,6 +106,8 @@ pub fn serve(
         stopping: tokio::sync::watch::Sender::new(false),
         parents: std::sync::Mutex::new(Parents::default()),
     });
+    // Asked by placing sides whether the workers they placed here are quiet.
+    lattice.answer_quiet(&serving.options.id, host.services()).map_err(LatticeError::Other)?;
     lattice.block_on(serve_until(serving, stop))
 }
 
@@ -417,6 +419,19 @@ fn offer(
     taken
 }
 
+/// Whether a pump holds anything: messages waiting for room, or the worker's events not yet
+/// passed on.
+struct PumpProbe {
+    pending: AtomicUsize,
+    events: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl super::quiet::Probe for PumpProbe {
+    fn busy(&self) -> bool {
+        self.pending.load(Ordering::Acquire) > 0 || (self.events)()
+    }
+}
+
 /// A placed worker's subjects from its parent (messages and its release, terminate), and
 /// where its placing side loaded it from.
 struct Subscriptions {
@@ -449,6 +464,11 @@ async fn pump(
     let room = handle.room();
     // Messages that arrived while the worker's queue was full, in order: at most a window.
     let mut pending: std::collections::VecDeque<Message> = std::collections::VecDeque::new();
+    // For the lattice's quiescence: what is sent to and taken from the parent's side, and
+    // whether this pump holds anything (waiting messages, events not yet passed on).
+    let count = serving.lattice.traffic().peer(&far.id);
+    let probe = Arc::new(PumpProbe { pending: AtomicUsize::new(0), events: Box::new(handle.unread_events()) });
+    serving.lattice.traffic().watch(Arc::downgrade(&probe) as std::sync::Weak<dyn super::quiet::Probe>);
     // Messages taken into the worker's queue and not yet credited back.
     let mut accepted = 0u64;
     // Messages taken into the worker's queue in all: what the credits say (a credit lost on
@@ -472,15 +492,26 @@ async fn pump(
         let parts = wire::parts(out_seq, kind, envelope, max_payload);
         let client = client.clone();
         let out = out.clone();
+        let count = count.clone();
         async move {
             for (headers, payload) in parts {
-                if let Err(error) = client.publish_with_headers(out.clone(), headers, payload).await {
-                    tracing::warn!(%error, "cannot publish a worker's event");
+                match client.publish_with_headers(out.clone(), headers, payload).await {
+                    Ok(()) => count.sent(1),
+                    Err(error) => tracing::warn!(%error, "cannot publish a worker's event"),
                 }
             }
         }
     };
+    let publish_credit = |total: u64| {
+        let (client, credit, count) = (client.clone(), credit.clone(), count.clone());
+        async move {
+            if client.publish(credit, total.to_string().into()).await.is_ok() {
+                count.sent(1);
+            }
+        }
+    };
     loop {
+        probe.pending.store(pending.len(), Ordering::Release);
         tokio::select! {
             event = handle.recv() => match event {
                 Some(WorkerEvent::Message(message)) => match transfer::encode(&far, message).await {
@@ -525,6 +556,8 @@ async fn pump(
             },
             message = input.next() => {
                 let Some(message) = message else { break };
+                // Counted taken once handled (in the worker's queue, or waiting here).
+                let _taking = super::quiet::Taking(&count);
                 let envelope = match incoming.take(&message) {
                     Ok(Some((Kind::Sync, _))) => continue,
                     Ok(Some((Kind::Release, _))) => {
@@ -581,7 +614,7 @@ async fn pump(
                 accepted += offer(&handle, &mut pending, &mut pending_bytes, &ledger);
                 if accepted > 0 && (accepted >= window / 4 || pending.is_empty()) {
                     taken_total += accepted;
-                    let _ = client.publish(credit.clone(), taken_total.to_string().into()).await;
+                    publish_credit(taken_total).await;
                     accepted = 0;
                 }
             }
@@ -589,7 +622,7 @@ async fn pump(
                 accepted += offer(&handle, &mut pending, &mut pending_bytes, &ledger);
                 if accepted > 0 {
                     taken_total += accepted;
-                    let _ = client.publish(credit.clone(), taken_total.to_string().into()).await;
+                    publish_credit(taken_total).await;
                     accepted = 0;
                 }
                 if released && pending.is_empty() {
@@ -600,9 +633,10 @@ async fn pump(
                 // What was lost at the end of the run before the reconnection shows as a gap,
                 // and a credit lost is made good.
                 publish(&mut out_seq, Kind::Sync, Envelope::plain(Codec::Raw, Vec::new())).await;
-                let _ = client.publish(credit.clone(), taken_total.to_string().into()).await;
+                publish_credit(taken_total).await;
             }
             _ = terminate.next(), if !ending => {
+                count.taken(1);
                 ending = true;
                 handle.terminate();
             }

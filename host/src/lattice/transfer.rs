@@ -32,6 +32,8 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -191,6 +193,7 @@ pub(super) async fn accept(far: &Far, id: &str) -> Result<MessagePort, String> {
     client.flush().await.map_err(|e| error(e.to_string()))?;
     // Listening: the sending side may begin (nothing taken yet).
     client.publish(format!("{subject}.a.credit"), "0 0".into()).await.map_err(|e| error(e.to_string()))?;
+    far.lattice.traffic().peer(&far.id).sent(1);
     // It sends nothing until side `a` answers the opening: a port whose side `a` never starts
     // (a connect whose answer was lost) closes here once that has not come in time.
     let relay = Relay { far: far.clone(), side: Side::B, subject, port: here, input, credit, opened: false };
@@ -250,18 +253,33 @@ impl Relay {
         let mut tick = tokio::time::interval(HEARTBEAT);
         let mut reconnected = self.far.lattice.reconnected();
         reconnected.mark_unchanged();
+        let count = self.far.lattice.traffic().peer(&self.far.id);
         let publish = |seq: &mut u64, kind: Kind, envelope: Envelope| {
             let parts = wire::parts(seq, kind, envelope, max_payload);
-            let (client, out) = (client.clone(), out.clone());
+            let (client, out, count) = (client.clone(), out.clone(), count.clone());
             async move {
                 for (headers, payload) in parts {
                     client.publish_with_headers(out.clone(), headers, payload).await.map_err(|e| e.to_string())?;
+                    count.sent(1);
                 }
                 Ok::<(), String>(())
             }
         };
         let closed = || Envelope::plain(messaging::Codec::Raw, Vec::new());
+        // For the lattice's quiescence: what is sent to and taken from the far side, and
+        // whether this link holds anything.
+        let probe = Arc::new(RelayProbe { holding: AtomicUsize::new(0), port: Box::new(self.port.unread_probe()) });
+        self.far.lattice.traffic().watch(Arc::downgrade(&probe) as std::sync::Weak<dyn super::quiet::Probe>);
+        let grant = |total: (u64, u64)| {
+            let (client, grant_to, count) = (client.clone(), grant_to.clone(), count.clone());
+            async move {
+                if client.publish(grant_to, format!("{} {}", total.0, total.1).into()).await.is_ok() {
+                    count.sent(1);
+                }
+            }
+        };
         loop {
+            probe.holding.store(pending.len() + usize::from(held.is_some()), std::sync::atomic::Ordering::Release);
             // What this port holds goes as soon as the far side has room for it.
             let (messages, bytes) = if self.opened {
                 (
@@ -311,6 +329,7 @@ impl Relay {
                 // Nothing more is taken once the far side has closed (or its link broke): what
                 // came before is delivered, then the port closes.
                 message = self.input.next(), if !far_closed => {
+                    let _taking = super::quiet::Taking(&count);
                     let Some(message) = message else {
                         far_closed = true;
                         broken = true;
@@ -351,19 +370,19 @@ impl Relay {
                     }
                     ungranted += offer(&self.port, &mut pending, &mut taken);
                 }
-                Some(grant) = self.credit.next() => {
-                    let grant = std::str::from_utf8(&grant.payload).ok().and_then(|text| {
+                Some(granted_now) = self.credit.next() => {
+                    let _taking = super::quiet::Taking(&count);
+                    let grant_read = std::str::from_utf8(&granted_now.payload).ok().and_then(|text| {
                         let (messages, bytes) = text.split_once(' ')?;
                         Some((messages.parse::<u64>().ok()?, bytes.parse::<u64>().ok()?))
                     });
-                    if let Some((messages, bytes)) = grant {
+                    if let Some((messages, bytes)) = grant_read {
                         let first = !self.opened;
                         self.opened = true;
                         granted = (granted.0.max(messages), granted.1.max(bytes));
                         if first && self.side == Side::A {
                             // Side `b` opened: it is answered, and may send from now on.
-                            let grant = format!("{} {}", taken.0, taken.1);
-                            let _ = client.publish(grant_to.clone(), grant.into()).await;
+                            grant(taken).await;
                         }
                     }
                 }
@@ -374,7 +393,7 @@ impl Relay {
                     // What was lost at the end of the run before the reconnection shows as a
                     // gap, and a grant lost is made good.
                     let _ = publish(&mut seq, Kind::Sync, closed()).await;
-                    let _ = client.publish(grant_to.clone(), format!("{} {}", taken.0, taken.1).into()).await;
+                    grant(taken).await;
                 }
                 _ = tick.tick() => {
                     let heard = self.far.lattice.last_heard(&self.far.id).map_or(since, |at| at.max(since));
@@ -388,12 +407,24 @@ impl Relay {
                 }
             }
             if ungranted > 0 && (ungranted >= PORT_WINDOW / 4 || pending.is_empty()) {
-                let grant = format!("{} {}", taken.0, taken.1);
-                let _ = client.publish(grant_to.clone(), grant.into()).await;
+                grant(taken).await;
                 ungranted = 0;
             }
         }
         let _ = client.flush().await;
+    }
+}
+
+/// Whether a port link holds anything: messages from the far side waiting for room, one from
+/// its port waiting for the far side's room, or messages at its port not yet read.
+struct RelayProbe {
+    holding: AtomicUsize,
+    port: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl super::quiet::Probe for RelayProbe {
+    fn busy(&self) -> bool {
+        self.holding.load(std::sync::atomic::Ordering::Acquire) > 0 || (self.port)()
     }
 }
 

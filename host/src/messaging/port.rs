@@ -200,6 +200,16 @@ impl MessagePort {
         self.core.close();
     }
 
+    /// Whether messages wait at this port, queued or handed to the host program and not read
+    /// (for the lattice's quiescence: a port a link holds).
+    pub(crate) fn unread_probe(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let core = self.core.clone();
+        move || {
+            let state = core.lock();
+            state.host_unread.0 > 0 || !state.queue.is_empty()
+        }
+    }
+
     pub(crate) fn core(&self) -> &Arc<PortCore> {
         &self.core
     }

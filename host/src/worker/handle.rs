@@ -154,6 +154,13 @@ impl WorkerHandle {
         }
     }
 
+    /// Whether events the worker sent wait here, not received yet (for the lattice's
+    /// quiescence: a handle the lattice holds is a link's end).
+    pub(crate) fn unread_events(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let unread = self.unread.clone();
+        move || unread.events.load(Ordering::Acquire) > 0
+    }
+
     /// The id of the lattice host the worker runs on; `None` for this host.
     pub fn host(&self) -> Option<String> {
         self.remote.as_ref().map(|remote| remote.host().to_string())
@@ -321,7 +328,12 @@ pub(crate) fn spawn_root(
                 return Err((refusal, event));
             }
         }
-        events_tx.send(event).map_err(|refused| (DropReason::ReceiverGone, refused.0))
+        // Counted before it can be received (received, it is counted out).
+        counter.events.fetch_add(1, Ordering::AcqRel);
+        events_tx.send(event).map_err(|refused| {
+            counter.events.fetch_sub(1, Ordering::AcqRel);
+            (DropReason::ReceiverGone, refused.0)
+        })
     });
     let worker_limits = options.limits;
     let mut inbox = HostInbox::new(sink);
@@ -350,6 +362,8 @@ pub(crate) fn spawn_root(
 struct Unread {
     messages: AtomicUsize,
     bytes: AtomicUsize,
+    /// Events of any kind sent to the handle and not received yet.
+    events: AtomicUsize,
 }
 
 impl Unread {
@@ -367,6 +381,9 @@ impl Unread {
 
     /// Counts a message out as read; it leaves its sender's budget.
     fn read(&self, event: &mut Option<WorkerEvent>) {
+        if event.is_some() {
+            self.events.fetch_sub(1, Ordering::AcqRel);
+        }
         if let Some(WorkerEvent::Message(message)) = event {
             message.release_charges();
             self.messages.fetch_sub(1, Ordering::AcqRel);

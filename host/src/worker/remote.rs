@@ -8,8 +8,8 @@
 //! [`Placer`]'s business, set on the host by the layer that joins a lattice: nothing here
 //! names it.
 //!
-//! While the remote worker runs, its proxy counts as busy at this host (a remote worker may be
-//! computing), and it keeps its parent alive as an active child does.
+//! While the remote worker runs, its proxy keeps its parent alive as an active child does;
+//! whether it is busy is the lattice's to say (see `Host::quiescent`).
 
 use std::sync::{Arc, Mutex};
 
@@ -172,8 +172,11 @@ pub(crate) fn spawn_remote(
     };
     let (queue, sender) =
         WorkerQueue::new(parent_queue, services.quiescence.clone(), std::time::Duration::ZERO, limits.queue());
-    // Held while the remote worker runs: the proxy stays busy and keeps its parent alive.
-    let running = queue.timer_sender();
+    // Held while the remote worker runs: the proxy keeps its parent alive, as an active child
+    // does. It does not count as busy here: whether the remote worker (and all it reaches) is
+    // quiet is the lattice's to say (`Host::quiescent` asks it).
+    queue.acquire_keepalive();
+    let running = Keepalive(queue.clone());
     let control = Arc::new(Control::new(queue.clone(), component.engine().clone()));
     let stats = services.register_stats(&name, component.location());
     let events = RemoteEvents(Arc::new(EventsInner {
@@ -277,6 +280,15 @@ pub(crate) fn spawn_anywhere(
     };
     let child = spawn_remote(services, &**placer, request, parent).map_err(SpawnFailure::Placement)?;
     Ok(Started { sender: child.sender, control: child.control, queue: child.queue, remote: Some(child.to) })
+}
+
+/// Releases the proxy's keepalive when dropped.
+struct Keepalive(Arc<WorkerQueue>);
+
+impl Drop for Keepalive {
+    fn drop(&mut self) {
+        self.0.release_keepalive();
+    }
 }
 
 /// A child started on another host, as [`spawn_remote`] hands it to its parent.

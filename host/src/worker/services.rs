@@ -32,6 +32,12 @@ use super::timers::Timers;
 pub const KEPT_REPORTS: usize = 4096;
 
 /// A host's services, shared by the host program's [`Host`](crate::Host) and its workers.
+/// A lattice as a host's quiescence asks it: whether every side its links reach is quiet,
+/// with nothing on its way (when the answer is no, it comes after a short pause).
+pub(crate) trait LatticeQuiet: Send + Sync {
+    fn quiet(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+}
+
 pub(crate) struct Services {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<WorkerState>,
@@ -70,6 +76,9 @@ pub(crate) struct Services {
     pub(crate) shared_failures: tokio::sync::broadcast::Sender<ErrorEvent>,
     /// How workers are placed on other hosts, once this host has joined a lattice.
     pub(crate) placer: std::sync::OnceLock<Arc<dyn Placer>>,
+    /// Whether the workers this host placed on other hosts, and what they reach, are quiet;
+    /// set when the host joins a lattice.
+    pub(crate) lattice_quiet: std::sync::OnceLock<Arc<dyn LatticeQuiet>>,
     /// Shared-worker names across hosts, set when the host joins a lattice.
     pub(crate) shared_names: std::sync::OnceLock<Arc<dyn super::shared_workers::SharedNames>>,
 }
