@@ -215,6 +215,7 @@ impl Host {
             placer: std::sync::OnceLock::new(),
             shared_names: std::sync::OnceLock::new(),
             lattice_quiet: std::sync::OnceLock::new(),
+            live_proxies: std::sync::atomic::AtomicUsize::new(0),
         })))
     }
 
@@ -319,11 +320,17 @@ impl Host {
     /// the workers this host placed elsewhere (and all they reach) count too: it resolves
     /// once they all wait and nothing is on its way between hosts.
     pub async fn quiescent(&self) {
+        let Some(lattice) = self.0.lattice_quiet.get() else { return self.0.quiescence.wait().await };
+        // Every worker here waits, proxies included (no worker runs elsewhere); or all but the
+        // proxies wait and the lattice says the rest is quiet too.
+        let here = self.0.quiescence.wait();
+        tokio::pin!(here);
         loop {
-            self.0.quiescence.wait().await;
-            let Some(lattice) = self.0.lattice_quiet.get() else { return };
-            if lattice.quiet().await {
-                return;
+            tokio::select! {
+                () = &mut here => return,
+                quiet = lattice.quiet() => if quiet {
+                    return;
+                },
             }
         }
     }

@@ -1108,3 +1108,78 @@ fn a_graph_whose_entry_runs_on_another_host_ends_when_the_whole_graph_is_quiet()
     let stats = |name: &str| stderr.lines().find(|line| line.starts_with(name)).unwrap_or_default().to_string();
     assert!(stats("client ").contains(" far "), "{stderr}");
 }
+
+#[test]
+fn over_tls_a_host_that_trusts_the_servers_certificate_joins_and_one_that_does_not_is_refused() {
+    let dir = temp_dir("nats-tls");
+    // A certificate authority of the test's own, and the server's certificate for 127.0.0.1.
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl").args(args).current_dir(&dir).output().expect("openssl runs");
+        assert!(output.status.success(), "openssl {args:?}: {}", text(&output.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=wasm-workers test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    let tls = ["--tls", "--tlscert", "server.pem", "--tlskey", "server.key"].map(|arg| match arg {
+        "server.pem" | "server.key" => dir.join(arg).display().to_string(),
+        other => other.to_string(),
+    });
+    let (child, port) = Server::spawn_with(&dir, None, &tls, None);
+    let server = Server { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir.clone(), port };
+    let ca = dir.join("ca.pem").display().to_string();
+    let host = LatticeHost::start_with(&server, "tls", "a", &dir.join("a"), &["--nats-tls", "--nats-ca", &ca]);
+    host.joined.recv_timeout(READY_TIMEOUT).unwrap_or_else(|_| panic!("the host did not join:\n{}", host.log()));
+    let trusted =
+        wasm_workers(&["hosts", "--nats", &server.url, "--lattice", "tls", "--nats-tls", "--nats-ca", &ca], "");
+    assert!(trusted.status.success(), "{}", text(&trusted.stderr));
+    assert_eq!(text(&trusted.stdout).lines().nth(1).and_then(|line| line.split_whitespace().next()), Some("a"));
+    let untrusted = wasm_workers(&["hosts", "--nats", &server.url, "--lattice", "tls", "--nats-tls"], "");
+    assert!(!untrusted.status.success(), "a server whose certificate nobody vouches for is refused");
+    assert!(text(&untrusted.stderr).contains("cannot connect"), "{}", text(&untrusted.stderr));
+}

@@ -25,6 +25,11 @@ impl Quiescence {
         }
     }
 
+    /// How many workers are busy now.
+    pub(crate) fn busy(&self) -> usize {
+        self.busy.load(Ordering::Acquire)
+    }
+
     /// Whether every worker waits.
     pub(crate) fn is_quiet(&self) -> bool {
         self.busy.load(Ordering::Acquire) == 0

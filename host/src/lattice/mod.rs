@@ -68,8 +68,10 @@ pub const HEARTBEAT: Duration = Duration::from_millis(500);
 /// names the host, well within 3 s of its death.
 pub const HOST_SILENCE: Duration = Duration::from_millis(1500);
 
-/// How long a request to another host (to start a worker) waits for its answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request to another host (to start a worker, fetch a component, connect to a
+/// shared worker) waits for its answer: long enough for a cluster that lost a server to elect
+/// new leaders for the buckets.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How to reach a lattice.
 #[derive(Clone, Debug, Default)]
@@ -283,7 +285,6 @@ impl Lattice {
         self.answer_quiet(placer.id(), host.services()).map_err(LatticeError::Other)?;
         let _ = host.services().placer.set(placer);
         let _ = host.services().shared_names.set(names);
-        let _ = host.services().lattice_quiet.set(Arc::new(QuietLattice(self.clone())));
         let _ = host.services().lattice_quiet.set(Arc::new(QuietLattice(self.clone())));
         Ok(())
     }

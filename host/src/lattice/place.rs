@@ -290,8 +290,11 @@ impl Placer for NatsPlacer {
                 // If it starts after all, it is told to stop (it subscribes before it answers;
                 // a host that took this long terminates it itself).
                 let (client, subject) = (client.clone(), format!("{prefix}.worker.{uid}.terminate"));
+                let count = lattice.traffic().peer(&host);
                 lattice.spawn(async move {
-                    let _ = client.publish(subject, bytes::Bytes::new()).await;
+                    if client.publish(subject, bytes::Bytes::new()).await.is_ok() {
+                        count.sent(1);
+                    }
                 });
                 format!("host `{host}` did not answer within {} s", REQUEST_TIMEOUT.as_secs())
             })?

@@ -9,7 +9,11 @@
 //! for its report (`P.quiet.<id>`), and the sides those reach, twice: the graph is quiet when
 //! both rounds find every side quiet, every count of messages sent from one side to another
 //! equal to the count taken there, and no count changed between the rounds. A side that does
-//! not answer (its process is gone) is left out: its links have failed, or will.
+//! not answer is not known to be quiet. The check is one way for a host to be quiescent, not
+//! the only one: the proxies of remote workers count as busy, so a host whose remote workers
+//! have all ended is quiescent as it was before, however the counts stand (a count can stay
+//! unequal for good when a link ends with a message on its way, which then only means this
+//! way is closed).
 //!
 //! [`Quiescence`]: crate::event_loop::Quiescence
 
@@ -99,7 +103,7 @@ impl Traffic {
             self.probes.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(Weak::upgrade).collect();
         let links_idle = probes.iter().all(|probe| !probe.busy());
         let services = self.services.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(Weak::upgrade);
-        let workers_wait = services.is_none_or(|services| services.quiescence.is_quiet());
+        let workers_wait = services.is_none_or(|services| services.quiet_but_proxies());
         let ids = self.ids.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Report { ids, quiet: links_idle && workers_wait, sent, taken }
     }
@@ -150,10 +154,13 @@ impl Lattice {
         let lattice = self.clone();
         let (answer, answered) = tokio::sync::oneshot::channel();
         self.spawn(async move {
-            let quiet = match lattice.round().await {
-                Some(first) => lattice.round().await.is_some_and(|second| second == first),
-                None => false,
-            };
+            let services = lattice.0.traffic.services.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let here = services.as_ref().and_then(Weak::upgrade).is_none_or(|services| services.quiet_but_proxies());
+            let quiet = here
+                && match lattice.round().await {
+                    Some(first) => lattice.round().await.is_some_and(|second| second == first),
+                    None => false,
+                };
             if !quiet {
                 tokio::time::sleep(AGAIN).await;
             }
@@ -179,8 +186,13 @@ impl Lattice {
             }
             let subject = format!("{}.quiet.{id}", self.prefix());
             let asking = self.0.client.request(subject, bytes::Bytes::new());
-            // No answer: that side is gone, and its links have failed or will.
-            let Ok(Ok(reply)) = tokio::time::timeout(REPORT_TIMEOUT, asking).await else { continue };
+            // No answer (that side is gone, or the server restarts): not known to be quiet.
+            // Once its links have failed here, the proxies that held the run end, and every
+            // worker here waits.
+            let Ok(Ok(reply)) = tokio::time::timeout(REPORT_TIMEOUT, asking).await else {
+                tracing::debug!(side = %id, "no report: not known to be quiet");
+                return None;
+            };
             let report: Report = serde_json::from_slice(&reply.payload).ok()?;
             if !report.quiet {
                 tracing::debug!(?report, "not quiet there");

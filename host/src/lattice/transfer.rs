@@ -329,12 +329,12 @@ impl Relay {
                 // Nothing more is taken once the far side has closed (or its link broke): what
                 // came before is delivered, then the port closes.
                 message = self.input.next(), if !far_closed => {
-                    let _taking = super::quiet::Taking(&count);
                     let Some(message) = message else {
                         far_closed = true;
                         broken = true;
                         continue;
                     };
+                    let _taking = super::quiet::Taking(&count);
                     match incoming.take(&message) {
                         // Beyond the window this side granted: the far side broke the protocol.
                         Ok(Some((Kind::Message, _))) if pending.len() as u64 >= PORT_WINDOW => {

@@ -8,8 +8,10 @@
 //! [`Placer`]'s business, set on the host by the layer that joins a lattice: nothing here
 //! names it.
 //!
-//! While the remote worker runs, its proxy keeps its parent alive as an active child does;
-//! whether it is busy is the lattice's to say (see `Host::quiescent`).
+//! While the remote worker runs, its proxy counts as busy at this host (a remote worker may be
+//! computing), and it keeps its parent alive as an active child does. It is also counted
+//! among the host's live proxies: when all else here waits, the lattice is asked whether the
+//! remote workers, and all they reach, are quiet too (see `Host::quiescent`).
 
 use std::sync::{Arc, Mutex};
 
@@ -172,11 +174,13 @@ pub(crate) fn spawn_remote(
     };
     let (queue, sender) =
         WorkerQueue::new(parent_queue, services.quiescence.clone(), std::time::Duration::ZERO, limits.queue());
-    // Held while the remote worker runs: the proxy keeps its parent alive, as an active child
-    // does. It does not count as busy here: whether the remote worker (and all it reaches) is
-    // quiet is the lattice's to say (`Host::quiescent` asks it).
-    queue.acquire_keepalive();
-    let running = Keepalive(queue.clone());
+    // Held while the remote worker runs: the proxy stays busy here (a remote worker may be
+    // computing) and keeps its parent alive, as an active child does. It is counted among the
+    // host's proxies, so that the lattice can be asked whether all the rest is quiet
+    // (`Host::quiescent`): counted after its queue counts busy, and out before it stops.
+    let running = queue.timer_sender();
+    services.live_proxies.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    let counted = LiveProxy(services.clone());
     let control = Arc::new(Control::new(queue.clone(), component.engine().clone()));
     let stats = services.register_stats(&name, component.location());
     let events = RemoteEvents(Arc::new(EventsInner {
@@ -191,6 +195,7 @@ pub(crate) fn spawn_remote(
     let (remote, host) = match placer.place(request, events.clone()) {
         Ok(placed) => placed,
         Err(why) => {
+            drop(counted);
             drop(running);
             queue.close();
             queue.finish();
@@ -206,6 +211,7 @@ pub(crate) fn spawn_remote(
     let job = Box::new(move || {
         let services = job_services;
         let exit = forward(&queue, &job_control, remote, &events, &services);
+        drop(counted);
         drop(running);
         stats.ended_elsewhere(match &exit {
             Exit::Closed(CloseReason::Closed) => "closed".to_string(),
@@ -282,12 +288,12 @@ pub(crate) fn spawn_anywhere(
     Ok(Started { sender: child.sender, control: child.control, queue: child.queue, remote: Some(child.to) })
 }
 
-/// Releases the proxy's keepalive when dropped.
-struct Keepalive(Arc<WorkerQueue>);
+/// Counts a proxy out of the host's live proxies when dropped.
+struct LiveProxy(Arc<Services>);
 
-impl Drop for Keepalive {
+impl Drop for LiveProxy {
     fn drop(&mut self) {
-        self.0.release_keepalive();
+        self.0.live_proxies.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

@@ -38,6 +38,16 @@ pub(crate) trait LatticeQuiet: Send + Sync {
     fn quiet(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
 }
 
+impl Services {
+    /// Whether every worker here waits but for the proxies of workers on other hosts.
+    pub(crate) fn quiet_but_proxies(&self) -> bool {
+        // Proxies count busy before they are counted live, and out of live before they stop
+        // counting busy: read in this order, a proxy coming or going shows as busy.
+        let proxies = self.live_proxies.load(std::sync::atomic::Ordering::Acquire);
+        self.quiescence.busy() <= proxies
+    }
+}
+
 pub(crate) struct Services {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<WorkerState>,
@@ -76,6 +86,9 @@ pub(crate) struct Services {
     pub(crate) shared_failures: tokio::sync::broadcast::Sender<ErrorEvent>,
     /// How workers are placed on other hosts, once this host has joined a lattice.
     pub(crate) placer: std::sync::OnceLock<Arc<dyn Placer>>,
+    /// Proxies of workers placed on other hosts that are running (each counts as busy in
+    /// `quiescence`).
+    pub(crate) live_proxies: std::sync::atomic::AtomicUsize,
     /// Whether the workers this host placed on other hosts, and what they reach, are quiet;
     /// set when the host joins a lattice.
     pub(crate) lattice_quiet: std::sync::OnceLock<Arc<dyn LatticeQuiet>>,
