@@ -423,12 +423,22 @@ fn offer(
 /// passed on.
 struct PumpProbe {
     pending: AtomicUsize,
+    /// An event taken from the handle is being passed on (encoded, published).
+    handling: std::sync::atomic::AtomicBool,
     events: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl PumpProbe {
+    /// Marks an event taken from the handle as being passed on, until the loop comes round.
+    fn handle<T>(&self, event: T) -> T {
+        self.handling.store(true, Ordering::Release);
+        event
+    }
 }
 
 impl super::quiet::Probe for PumpProbe {
     fn busy(&self) -> bool {
-        self.pending.load(Ordering::Acquire) > 0 || (self.events)()
+        self.pending.load(Ordering::Acquire) > 0 || self.handling.load(Ordering::Acquire) || (self.events)()
     }
 }
 
@@ -467,7 +477,11 @@ async fn pump(
     // For the lattice's quiescence: what is sent to and taken from the parent's side, and
     // whether this pump holds anything (waiting messages, events not yet passed on).
     let count = serving.lattice.traffic().peer(&far.id);
-    let probe = Arc::new(PumpProbe { pending: AtomicUsize::new(0), events: Box::new(handle.unread_events()) });
+    let probe = Arc::new(PumpProbe {
+        pending: AtomicUsize::new(0),
+        handling: std::sync::atomic::AtomicBool::new(false),
+        events: Box::new(handle.unread_events()),
+    });
     serving.lattice.traffic().watch(Arc::downgrade(&probe) as std::sync::Weak<dyn super::quiet::Probe>);
     // Messages taken into the worker's queue and not yet credited back.
     let mut accepted = 0u64;
@@ -512,8 +526,10 @@ async fn pump(
     };
     loop {
         probe.pending.store(pending.len(), Ordering::Release);
+        // Whatever was being passed on has gone (its publish is counted).
+        probe.handling.store(false, Ordering::Release);
         tokio::select! {
-            event = handle.recv() => match event {
+            event = handle.recv() => match probe.handle(event) {
                 Some(WorkerEvent::Message(message)) => match transfer::encode(&far, message).await {
                     // Its buffers travel with its data: together they must fit what the parent
                     // takes (its limits are the worker's), or the parent would refuse it whole.

@@ -317,7 +317,11 @@ impl Relay {
             }
             tokio::select! {
                 event = self.port.recv(), if held.is_none() && messages > 0 && !far_closed => match event {
-                    Some(PortEvent::Message(message)) => held = Some(message),
+                    Some(PortEvent::Message(message)) => {
+                        // Seen as held at once: an await may come before the loop counts it.
+                        probe.holding.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                        held = Some(message);
+                    }
                     Some(PortEvent::Closed) | None => {
                         // Its entangled end closed: the far side's port closes too, and what
                         // came for it can no longer be delivered.
