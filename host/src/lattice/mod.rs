@@ -384,23 +384,33 @@ fn replicas(client: &async_nats::Client) -> usize {
 async fn shared_bucket(client: &async_nats::Client, lattice: &str) -> Result<kv::Store, String> {
     let js = jetstream::new(client.clone());
     let name = format!("wasm-workers-{lattice}-shared");
-    patiently(|| async {
-        js.get_or_create_stream(stream::Config {
-            name: format!("KV_{name}"),
-            subjects: vec![format!("$KV.{name}.>")],
-            max_messages_per_subject: 1,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: stream::DiscardPolicy::New,
-            num_replicas: replicas(client),
-            ..Default::default()
-        })
-        .await
-        .map_err(|error| format!("bucket {name}: {error}"))?;
-        js.get_key_value(&name).await.map_err(|error| format!("bucket {name}: {error}"))
+    patiently(|| kv_bucket(&js, &name, None, replicas(client))).await
+}
+
+/// The key-value bucket `name` (entries forgotten `max_age` after their last write, if
+/// given), made as a stream directly if it is not there yet: the client's own bucket-making
+/// asks the server for account details that servers before 2.10 do not send.
+async fn kv_bucket(
+    js: &jetstream::Context,
+    name: &str,
+    max_age: Option<Duration>,
+    num_replicas: usize,
+) -> Result<kv::Store, String> {
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age: max_age.unwrap_or_default(),
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas,
+        ..Default::default()
     })
     .await
+    .map_err(|error| format!("bucket {name}: {error}"))?;
+    js.get_key_value(name).await.map_err(|error| format!("bucket {name}: {error}"))
 }
 
 /// The lattice as a host's quiescence asks it (see [`quiet`]).
@@ -435,22 +445,7 @@ impl Drop for Inner {
 async fn buckets(client: &async_nats::Client, lattice: &str) -> Result<(kv::Store, object_store::ObjectStore), String> {
     let js = jetstream::new(client.clone());
     let num_replicas = replicas(client);
-    let hosts = format!("wasm-workers-{lattice}-hosts");
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{hosts}"),
-        subjects: vec![format!("$KV.{hosts}.>")],
-        max_messages_per_subject: 1,
-        max_age: HOST_TTL,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        num_replicas,
-        ..Default::default()
-    })
-    .await
-    .map_err(|error| format!("bucket {hosts}: {error}"))?;
-    let hosts = js.get_key_value(&hosts).await.map_err(|error| format!("bucket {hosts}: {error}"))?;
+    let hosts = kv_bucket(&js, &format!("wasm-workers-{lattice}-hosts"), Some(HOST_TTL), num_replicas).await?;
     let components = format!("wasm-workers-{lattice}-components");
     // Two sides that come at once may both find it missing: the one whose making fails finds
     // the other's (a cluster still settling may take a few tries).
