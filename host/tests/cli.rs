@@ -32,7 +32,7 @@ fn run_ends_when_the_worker_closes() {
     let echo = guest("echo");
     // The worker closes after "close"; the rest of stdin is never read by it.
     let out = wasm_workers(&["run", echo.to_str().unwrap()], "\"a\"\n\"close\"\n\"b\"\n");
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "\"a\"\n\"close\"\n");
 }
 
@@ -49,8 +49,9 @@ fn run_passes_name_and_hardware_concurrency() {
     let scope = guest("scope");
     let out =
         wasm_workers(&["run", scope.to_str().unwrap(), "--name", "inspector", "--hardware-concurrency", "5"], "null\n");
-    assert!(out.status.success());
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|error| panic!("{error}: stdout {:?}, stderr {}", text(&out.stdout), text(&out.stderr)));
     assert_eq!(seen["name"], "inspector");
     assert_eq!(seen["hardware-concurrency"], 5);
 }
@@ -97,7 +98,7 @@ fn a_missing_or_corrupt_component_is_a_clear_error() {
 fn a_non_json_message_from_the_worker_never_reaches_stdout() {
     let faulty = guest("faulty");
     let out = wasm_workers(&["run", faulty.to_str().unwrap()], "\"bad-json\"\n\"bad-postcard\"\n\"fine\"\n");
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "\"fine\"\n");
     assert_eq!(text(&out.stderr).matches("not well-formed JSON; skipped").count(), 2, "{}", text(&out.stderr));
 }
