@@ -24,7 +24,7 @@ fn install_panic_hook() {
                 None => format!("panicked: {payload}"),
             };
             eprintln!("{message}");
-            scope::report_error(&message);
+            scope::report_error(&message, 0, 0);
         }));
     });
 }
@@ -151,7 +151,13 @@ pub fn on_start<W: Worker>() {
 
 /// `on-error`.
 pub fn on_error<W: Worker>(source: types::Source, error: types::ErrorEvent) {
-    let error = ErrorEvent { message: error.message, worker: error.worker, location: error.location };
+    let error = ErrorEvent {
+        message: error.message,
+        worker: error.worker,
+        location: error.location,
+        lineno: error.lineno,
+        colno: error.colno,
+    };
     if let Source::Child(id) = Source::from(source) {
         let unhandled = with_worker(|worker: &mut W| {
             with_entry(worker, &CHILDREN, id, true, |worker: &mut W, callbacks| match &mut callbacks.on_error {

@@ -18,6 +18,7 @@ impl From<types::Codec> for Codec {
             types::Codec::Json => Codec::Json,
             types::Codec::Postcard => Codec::Postcard,
             types::Codec::Raw => Codec::Raw,
+            types::Codec::StructuredClone => Codec::StructuredClone,
         }
     }
 }
@@ -28,6 +29,7 @@ impl From<Codec> for types::Codec {
             Codec::Json => types::Codec::Json,
             Codec::Postcard => types::Codec::Postcard,
             Codec::Raw => types::Codec::Raw,
+            Codec::StructuredClone => types::Codec::StructuredClone,
         }
     }
 }
@@ -242,6 +244,9 @@ pub fn encode<T: Serialize + ?Sized>(codec: Codec, value: &T) -> Result<(Codec, 
             .ok()
             .and_then(|v| serde_json::from_value::<Vec<u8>>(v).ok())
             .ok_or_else(|| PostError::Encode("a raw message must be a sequence of bytes".into()))?,
+        Codec::StructuredClone => {
+            return Err(PostError::Encode("the structured-clone codec is written by JavaScript workers only".into()))
+        }
     };
     Ok((codec, data))
 }
@@ -257,6 +262,7 @@ pub fn decode<T: DeserializeOwned>(codec: Codec, data: &[u8]) -> Result<T, Strin
         Codec::Postcard => postcard::from_bytes(data).map_err(|e| format!("not the expected postcard: {e}")),
         Codec::Raw => serde_json::from_value(serde_json::Value::from(data.to_vec()))
             .map_err(|e| format!("raw bytes are not the expected type: {e}")),
+        Codec::StructuredClone => Err("a structured-clone message (from a JavaScript worker) is not read here".into()),
     }
 }
 

@@ -22,6 +22,7 @@ impl From<types::Codec> for Codec {
             types::Codec::Json => Codec::Json,
             types::Codec::Postcard => Codec::Postcard,
             types::Codec::Raw => Codec::Raw,
+            types::Codec::StructuredClone => Codec::StructuredClone,
         }
     }
 }
@@ -32,6 +33,7 @@ impl From<Codec> for types::Codec {
             Codec::Json => types::Codec::Json,
             Codec::Postcard => types::Codec::Postcard,
             Codec::Raw => types::Codec::Raw,
+            Codec::StructuredClone => types::Codec::StructuredClone,
         }
     }
 }
@@ -48,6 +50,12 @@ impl From<Source> for types::Source {
 
 impl From<ErrorEvent> for types::ErrorEvent {
     fn from(error: ErrorEvent) -> Self {
-        types::ErrorEvent { message: error.message, worker: error.worker, location: error.location }
+        types::ErrorEvent {
+            message: error.message,
+            worker: error.worker,
+            location: error.location,
+            lineno: error.lineno,
+            colno: error.colno,
+        }
     }
 }

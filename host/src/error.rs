@@ -105,3 +105,50 @@ pub enum SpawnError {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot create the host: {0}")]
 pub struct HostError(pub(crate) String);
+
+/// A worker script could not be built into a component ([`scripts`](crate::scripts)).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A tool of the toolchain is missing or cannot be run.
+    #[error("cannot build with {tool}: {hint}")]
+    Toolchain {
+        /// The tool: `node`, `componentize-js`, `componentize-py`.
+        tool: &'static str,
+        /// Why, and how to install it.
+        hint: String,
+    },
+    /// A script has a syntax error: nothing was built.
+    #[error("{message}")]
+    Syntax {
+        /// The script.
+        script: std::path::PathBuf,
+        /// The error, with the script's file, line and column (`worker.js:3: SyntaxError: …`).
+        message: String,
+    },
+    /// An input cannot be used (unreadable, or two scripts of one name).
+    #[error("cannot build {}: {cause}", path.display())]
+    Input {
+        /// The input.
+        path: std::path::PathBuf,
+        /// Why.
+        cause: String,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The toolchain failed.
+    #[error("{tool} failed ({status}):\n{output}")]
+    Failed {
+        /// The tool.
+        tool: &'static str,
+        /// Its exit status.
+        status: String,
+        /// What it printed.
+        output: String,
+    },
+}

@@ -58,13 +58,14 @@ mod worker;
 
 mod graph;
 mod host;
+pub mod scripts;
 pub mod task;
 
 pub mod lattice;
 
 pub use accounting::{DropReason, DroppedMessages, MessageCounts};
 pub use buffer::{Buffer, BufferError};
-pub use error::{HostError, LoadError, SpawnError};
+pub use error::{BuildError, HostError, LoadError, SpawnError};
 pub use graph::{parse_size, Graph, Manifest, ManifestError, RunningGraph, StartError};
 pub use host::{
     Host, HostConfig, Pooling, DEFAULT_IDLE_THREADS, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN, DEFAULT_THREAD_KEEP_ALIVE,

@@ -28,15 +28,20 @@ pub enum Codec {
     Postcard,
     /// Uninterpreted bytes.
     Raw,
+    /// The structured-clone encoding of the JavaScript worker scope, for JavaScript to
+    /// JavaScript: passed through by the host unread.
+    StructuredClone,
 }
 
 impl Codec {
-    /// Its name, as messages and errors write it: `json`, `postcard`, `raw`.
+    /// Its name, as messages and errors write it: `json`, `postcard`, `raw`,
+    /// `structured-clone`.
     pub const fn name(self) -> &'static str {
         match self {
             Codec::Json => "json",
             Codec::Postcard => "postcard",
             Codec::Raw => "raw",
+            Codec::StructuredClone => "structured-clone",
         }
     }
 
@@ -46,6 +51,7 @@ impl Codec {
             Codec::Json => 0,
             Codec::Postcard => 1,
             Codec::Raw => 2,
+            Codec::StructuredClone => 3,
         }
     }
 
@@ -54,6 +60,7 @@ impl Codec {
         match word {
             0 => Codec::Json,
             1 => Codec::Postcard,
+            3 => Codec::StructuredClone,
             _ => Codec::Raw,
         }
     }
@@ -66,7 +73,8 @@ impl fmt::Display for Codec {
 }
 
 /// A worker's runtime error (the chapter's `ErrorEvent`, the WIT `error-event`): it trapped,
-/// or could not start. Shown as ``worker `name` (location) failed: message``.
+/// or could not start. Shown as ``worker `name` (location) failed: message``, with
+/// `:line:column` after the location when the worker reported them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorEvent {
     /// What went wrong: the trap, and for a guest panic the panic message.
@@ -75,11 +83,27 @@ pub struct ErrorEvent {
     pub worker: String,
     /// The location of the failed worker's component.
     pub location: String,
+    /// The line (from 1) of the script where it failed, for a guest that reports it (a
+    /// script's uncaught exception); 0 if unknown.
+    pub lineno: u32,
+    /// The column (from 1) in that line; 0 if unknown.
+    pub colno: u32,
+}
+
+impl ErrorEvent {
+    /// An error at no known line of the worker's script.
+    pub fn new(message: String, worker: String, location: String) -> Self {
+        ErrorEvent { message, worker, location, lineno: 0, colno: 0 }
+    }
 }
 
 impl fmt::Display for ErrorEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "worker `{}` ({}) failed: {}", self.worker, self.location, self.message)
+        write!(f, "worker `{}` ({}", self.worker, self.location)?;
+        if self.lineno > 0 {
+            write!(f, ":{}:{}", self.lineno, self.colno)?;
+        }
+        write!(f, ") failed: {}", self.message)
     }
 }
 

@@ -50,3 +50,104 @@ pub fn guest(name: &str) -> PathBuf {
         guests_dir().join(format!("{name}.wasm"))
     }
 }
+
+/// The directory where the bundle of the JavaScript worker scripts of `guests/js/<example>/`
+/// is, each `NAME.js` as `NAME.wasm`; the first call for that content builds it with
+/// `build(scripts, directory)` (`wasm_workers::scripts::build_js`).
+///
+/// Bundles are kept in `target/script-guests`, under a name that hashes every input (the
+/// scripts, the JavaScript worker scope, the toolchain's lockfile, the WIT world), so a
+/// bundle is built again only when one of them changes. Concurrent builds of one bundle
+/// (tests in several processes) each build into a directory of their own and keep the first
+/// one finished.
+///
+/// # Panics
+///
+/// If the scripts cannot be read or the build fails: nothing that needs them can go on.
+pub fn js_bundle(example: &str, build: impl FnOnce(&[PathBuf], &Path) -> Result<(), String>) -> PathBuf {
+    let root = repository();
+    let dir = root.join("guests/js").join(example);
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "js"))
+        .collect();
+    scripts.sort();
+    let mut inputs = scripts.clone();
+    inputs.extend(
+        ["guest-js/scope.js", "guest-js/structured-clone.js", "guest-js/package-lock.json", "wit/worker.wit"]
+            .map(|p| root.join(p)),
+    );
+    built_once(&format!("js-{example}"), &inputs, |out| {
+        std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+        build(&scripts, out)
+    })
+}
+
+/// The component built from the Python worker `guests/py/<name>/app.py`; the first call for
+/// that content builds it with `build(module, component)` (`wasm_workers::scripts::build_py`),
+/// kept as [`js_bundle`] keeps bundles.
+///
+/// # Panics
+///
+/// If the module cannot be read or the build fails.
+pub fn py_guest(name: &str, build: impl FnOnce(&Path, &Path) -> Result<(), String>) -> PathBuf {
+    let root = repository();
+    let module = root.join("guests/py").join(name).join("app.py");
+    let inputs = [
+        module.clone(),
+        root.join("guest-py/worker_scope.py"),
+        root.join("guest-py/requirements.txt"),
+        root.join("wit/worker.wit"),
+    ];
+    built_once(&format!("py-{name}"), &inputs, |out| {
+        std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+        build(&module, &out.join(format!("{name}.wasm")))
+    })
+    .join(format!("{name}.wasm"))
+}
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("guests/guest-build is two levels down")
+        .to_path_buf()
+}
+
+/// `target/script-guests/<what>-<hash of inputs>`, built by `build` into a fresh directory
+/// unless it is there; once per process and content.
+fn built_once(what: &str, inputs: &[PathBuf], build: impl FnOnce(&Path) -> Result<(), String>) -> PathBuf {
+    use std::collections::HashMap;
+    use std::hash::{Hash, Hasher};
+    use std::sync::Mutex;
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+
+    let mut hasher = std::hash::DefaultHasher::new();
+    for input in inputs {
+        input.file_name().hash(&mut hasher);
+        std::fs::read(input).unwrap_or_else(|e| panic!("cannot read {}: {e}", input.display())).hash(&mut hasher);
+    }
+    let key = format!("{what}-{:016x}", hasher.finish());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(dir) = built.get_or_insert_with(HashMap::new).get(&key) {
+        return dir.clone();
+    }
+    let target = repository().join("target/script-guests");
+    let dir = target.join(&key);
+    if !dir.exists() {
+        let fresh = target.join(format!(".{key}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&fresh);
+        if let Err(why) = build(&fresh) {
+            let _ = std::fs::remove_dir_all(&fresh);
+            panic!("building {what} failed: {why}");
+        }
+        // Another process may have finished first: then its directory is kept.
+        if std::fs::rename(&fresh, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&fresh);
+            assert!(dir.exists(), "cannot move the built {what} into {}", dir.display());
+        }
+    }
+    built.get_or_insert_with(HashMap::new).insert(key, dir.clone());
+    dir
+}

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use wasm_workers::{Host, HostConfig};
 
+mod build;
 mod graph;
 mod lattice;
 mod run;
@@ -82,6 +83,12 @@ enum Command {
     },
     /// Print the WIT world that worker components implement.
     Wit,
+    /// Build worker scripts written for browsers (JavaScript) into a worker component, with
+    /// componentize-js and this host's JavaScript worker scope.
+    BuildJs(build::BuildJsArgs),
+    /// Build a worker written in Python into a worker component, with componentize-py and
+    /// this host's Python worker scope.
+    BuildPy(build::BuildPyArgs),
 }
 
 /// A picture language for `graph`.
@@ -249,6 +256,8 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("compiled {} to {}", component.display(), output.display());
             Ok(ExitCode::from(EXIT_OK))
         }
+        Command::BuildJs(args) => build::build_js(args),
+        Command::BuildPy(args) => build::build_py(args),
         Command::Wit => {
             print!("{}", include_str!("../../../wit/worker.wit"));
             Ok(ExitCode::from(EXIT_OK))

@@ -484,12 +484,10 @@ async fn receive_events(receiving: Receiving, events: RemoteEvents, far: Far, ma
                         message: format!("{} (on host `{host}`)", error.message),
                         worker: error.worker,
                         location: error.location,
+                        lineno: error.lineno,
+                        colno: error.colno,
                     },
-                    Err(_) => ErrorEvent {
-                        message: format!("failed on host `{host}`"),
-                        worker: String::new(),
-                        location: String::new(),
-                    },
+                    Err(_) => ErrorEvent::new(format!("failed on host `{host}`"), String::new(), String::new()),
                 };
                 events.ended(Exit::Failed(error));
                 return;
@@ -504,6 +502,10 @@ pub(super) struct WireError {
     pub(super) message: String,
     pub(super) worker: String,
     pub(super) location: String,
+    #[serde(default)]
+    pub(super) lineno: u32,
+    #[serde(default)]
+    pub(super) colno: u32,
 }
 
 /// The way to one remote worker: its `in` and `terminate` subjects.

@@ -547,7 +547,13 @@ async fn pump(
                 },
                 Some(WorkerEvent::Closed(_)) if failure.is_some() => {
                     let message = failure.take().unwrap_or_default();
-                    let error = WireError { message, worker: handle.name().to_string(), location: location.clone() };
+                    let error = WireError {
+                        message,
+                        worker: handle.name().to_string(),
+                        location: location.clone(),
+                        lineno: 0,
+                        colno: 0,
+                    };
                     let body = serde_json::to_vec(&error).unwrap_or_default();
                     publish(&mut out_seq, Kind::Error, Envelope::plain(Codec::Json, body)).await;
                     break;
@@ -563,7 +569,13 @@ async fn pump(
                 }
                 Some(WorkerEvent::Error(error)) => {
                     // Where its placing side loaded it from, not where this host keeps it.
-                    let error = WireError { message: error.message, worker: error.worker, location: location.clone() };
+                    let error = WireError {
+                        message: error.message,
+                        worker: error.worker,
+                        location: location.clone(),
+                        lineno: error.lineno,
+                        colno: error.colno,
+                    };
                     let body = serde_json::to_vec(&error).unwrap_or_default();
                     publish(&mut out_seq, Kind::Error, Envelope::plain(Codec::Json, body)).await;
                     break;

@@ -387,6 +387,7 @@ fn read_headers(message: &async_nats::Message) -> Result<(u64, Kind, Codec), Str
         Some("json") | None => Codec::Json,
         Some("postcard") => Codec::Postcard,
         Some("raw") => Codec::Raw,
+        Some("structured-clone") => Codec::StructuredClone,
         Some(other) => return Err(format!("a message of unknown codec `{other}`")),
     };
     Ok((seq, kind, codec))

@@ -81,8 +81,10 @@ const KEEP_RESIDENT: usize = 1152 * 1024;
 const TABLE_KEEP_RESIDENT: usize = 64 * 1024;
 
 /// Core instances one worker's component may have in the pool (a Rust guest has three: its
-/// module and two small shims).
-const CORE_INSTANCES_PER_WORKER: u32 = 8;
+/// module and two small shims; a JavaScript one from componentize-js 0.23 has 4, a Python
+/// one from componentize-py 0.25 has 14). Each is a slot of address space, touched only when
+/// used.
+const CORE_INSTANCES_PER_WORKER: u32 = 16;
 /// Tables one worker's component may have in the pool.
 const TABLES_PER_WORKER: u32 = 4;
 /// Elements per table in the pool (function tables of large guests).
@@ -324,8 +326,18 @@ impl Component {
         Ok(Component(Arc::new(ComponentInner { pre, location: location_text, key, dir })))
     }
 
-    /// Whether `self` and `other` are the same compilation (one [`Host::load`] result, or
-    /// two loads of one file by one host).
+    /// The same compiled component, loaded under another name (a hard link of its file).
+    pub(crate) fn relocated(&self, location: &Path, key: PathBuf, dir: ComponentDir) -> Self {
+        Component(Arc::new(ComponentInner {
+            pre: self.0.pre.clone(),
+            location: location.display().to_string(),
+            key,
+            dir,
+        }))
+    }
+
+    /// Whether `self` and `other` are the same compilation under the same name (one
+    /// [`Host::load`] result, or two loads of one path by one host).
     ///
     /// [`Host::load`]: crate::Host::load
     pub fn ptr_eq(&self, other: &Component) -> bool {

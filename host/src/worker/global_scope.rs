@@ -21,7 +21,12 @@ use super::parent::ParentLink;
 use super::remote::{spawn_remote, PlaceRequest};
 use super::shared_workers::Starter;
 use super::spawn::spawn;
+use super::state::ReportedError;
 use super::state::{WorkerState, MIN_PRUNE};
+
+/// The longest error message a guest may report (longer ones are cut): it is held by the
+/// host and travels in the error event.
+const MAX_REPORTED_ERROR: usize = 16 << 10;
 
 impl ScopeHost for WorkerState {
     fn name(&mut self) -> wasmtime::Result<String> {
@@ -114,8 +119,16 @@ impl ScopeHost for WorkerState {
         Ok(())
     }
 
-    fn report_error(&mut self, message: String) -> wasmtime::Result<()> {
-        self.reported_error = Some(message);
+    fn report_error(&mut self, mut message: String, lineno: u32, colno: u32) -> wasmtime::Result<()> {
+        if message.len() > MAX_REPORTED_ERROR {
+            let mut end = MAX_REPORTED_ERROR;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        self.reported_error = Some(ReportedError { message, lineno, colno });
         Ok(())
     }
 }

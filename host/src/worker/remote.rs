@@ -128,7 +128,7 @@ impl RemoteEvents {
 
     /// The remote worker failed with `message` (a lost link, say).
     pub(crate) fn failed(&self, message: String) {
-        let error = ErrorEvent { message, worker: self.0.stats.name.clone(), location: self.0.stats.location.clone() };
+        let error = ErrorEvent::new(message, self.0.stats.name.clone(), self.0.stats.location.clone());
         self.ended(Exit::Failed(error));
     }
 

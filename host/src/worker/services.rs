@@ -131,7 +131,13 @@ impl Services {
         };
         let mut slot = entry.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(component) = &*slot {
-            return Ok(component.clone());
+            if component.key() == key {
+                return Ok(component.clone());
+            }
+            // Another name of the same file (a hard link, as a bundle of scripts has one per
+            // script): compiled once, but its workers are where this name is, and called by it.
+            let dir = dir_of(&key).map_err(|source| LoadError::Read { location: location.to_string(), source })?;
+            return Ok(component.relocated(path, key, dir));
         }
         let loaded = self.compile_opened(opened, location, path, key, dir_of);
         match &loaded {

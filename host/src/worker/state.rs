@@ -56,7 +56,7 @@ pub(crate) struct WorkerState {
     /// The closing flag (10.2.2).
     pub(crate) closing: bool,
     /// The guest's own description of the error it is about to raise (`report-error`).
-    pub(crate) reported_error: Option<String>,
+    pub(crate) reported_error: Option<ReportedError>,
     /// The thread's CPU time when the running task started, if the worker has a deadline.
     pub(crate) task_started: Option<std::time::Duration>,
     pub(super) next_port: u32,
@@ -372,4 +372,12 @@ impl wasmtime_wasi::HostWallClock for EpochClock {
     fn now(&self) -> Duration {
         Duration::ZERO
     }
+}
+
+/// What a guest said of the error it is about to raise (`report-error`).
+pub(crate) struct ReportedError {
+    pub(crate) message: String,
+    /// The line and column of its script where it was raised; 0 if unknown.
+    pub(crate) lineno: u32,
+    pub(crate) colno: u32,
 }

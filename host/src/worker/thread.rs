@@ -326,9 +326,9 @@ fn failure(store: &Store<WorkerState>, what: &str, error: &wasmtime::Error) -> E
         Some(trap) => trap.to_string(),
         None => format!("{what}: {error:#}"),
     };
-    let mut message = match &state.reported_error {
-        Some(reported) => format!("{reported} ({cause})"),
-        None => cause,
+    let (mut message, lineno, colno) = match &state.reported_error {
+        Some(reported) => (format!("{} ({cause})", reported.message), reported.lineno, reported.colno),
+        None => (cause, 0, 0),
     };
     if let Some(limit) = state.memory_limit_hit() {
         message.push_str(&format!(" after reaching {limit}"));
@@ -336,5 +336,5 @@ fn failure(store: &Store<WorkerState>, what: &str, error: &wasmtime::Error) -> E
     if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
         tracing::debug!(worker = %state.name, "{message}\n{backtrace}");
     }
-    Exit::Failed(ErrorEvent { message, worker: state.name.clone(), location: state.location.clone() })
+    Exit::Failed(ErrorEvent { message, worker: state.name.clone(), location: state.location.clone(), lineno, colno })
 }

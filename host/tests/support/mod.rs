@@ -199,3 +199,29 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The bundle of the JavaScript worker scripts of `guests/js/<example>/` (each `NAME.js` as
+/// `NAME.wasm` in the returned directory), built once for the suite.
+pub fn js_bundle(example: &str) -> PathBuf {
+    guest_build::js_bundle(example, |scripts, out| {
+        wasm_workers::scripts::build_js(scripts, out, None).map(drop).map_err(|e| e.to_string())
+    })
+}
+
+/// The component built from the Python worker `guests/py/<name>/app.py`, built once for the
+/// suite.
+pub fn py_guest(name: &str) -> PathBuf {
+    guest_build::py_guest(name, |module, out| {
+        wasm_workers::scripts::build_py(module, out, None).map_err(|e| e.to_string())
+    })
+}
+
+/// A fresh directory holding `files` (each copied from its path, under its file name): a
+/// graph of components from several places, as one directory a worker reaches.
+pub fn gathered(name: &str, files: &[PathBuf]) -> PathBuf {
+    let dir = temp_dir(name);
+    for file in files {
+        std::fs::copy(file, dir.join(file.file_name().unwrap())).unwrap();
+    }
+    dir
+}

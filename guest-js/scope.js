@@ -1,0 +1,826 @@
+// The JavaScript worker global scope of wasm-workers: what a worker script written for
+// browsers finds in `self` (HTML, chapter 10), built on the WIT world `worker`
+// (`wit/worker.wit`).
+//
+// `wasm-workers build-js` bundles this module with the worker scripts it is given and
+// compiles the bundle into one component with componentize-js. Each script is kept as
+// text and evaluated as a classic script when its worker starts (`on-start`), so that its
+// top-level declarations are globals, as in a browser; a worker runs the script named like
+// the file it was started from (`primes.wasm` runs `primes.js`), or the bundle's only script.
+//
+// Where this scope differs from a browser's, and why:
+// - an exception that no `self.onerror` handles ends the worker (the host's error event
+//   means a worker has ended); the parent's `onerror` still gets it first, with the message,
+//   the script's file name, line and column;
+// - `postMessage` to a receiver whose queue is full drops the message and the host counts
+//   it dropped, as the Rust SDK's `post` does (browsers queue without bound);
+// - transferred `ArrayBuffer`s are copied once into the host and detached in the sender;
+//   they cross between workers without further copies;
+// - a message is sent as JSON when JSON carries it exactly (so that workers in any
+//   language read it), and in the `structured-clone` codec otherwise;
+// - buffers transferred with a JSON message (from a worker in another language) come as
+//   `event.buffers`, an array of `ArrayBuffer`s;
+// - `new Worker('x.js')` starts the component `x.wasm` beside this one (build both into one
+//   bundle and they are one file, compiled once); any other location is a component's.
+
+import * as host from 'wasm-workers:worker/scope@0.1.0';
+import { Buffer as HostBuffer } from 'wasm-workers:worker/types@0.1.0';
+import { serialize, deserialize, isJsonExact, DataCloneError } from './structured-clone.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+/** An event (DOM `Event`), dispatched by the `EventTarget`s of this scope. */
+class Event {
+  #type;
+  #bubbles;
+  #cancelable;
+  #canceled = false;
+  #target = null;
+  #currentTarget = null;
+  #timeStamp = Date.now();
+  _stopped = false;
+  _stoppedImmediately = false;
+
+  constructor(type, init = {}) {
+    if (arguments.length === 0) throw new TypeError("Event constructor: At least 1 argument required");
+    this.#type = String(type);
+    this.#bubbles = Boolean(init?.bubbles);
+    this.#cancelable = Boolean(init?.cancelable);
+  }
+  get type() { return this.#type; }
+  get bubbles() { return this.#bubbles; }
+  get cancelable() { return this.#cancelable; }
+  get defaultPrevented() { return this.#canceled; }
+  get target() { return this.#target; }
+  get srcElement() { return this.#target; }
+  get currentTarget() { return this.#currentTarget; }
+  get timeStamp() { return this.#timeStamp; }
+  get isTrusted() { return false; }
+  get eventPhase() { return this.#currentTarget === null ? 0 : 2; }
+  composedPath() { return this.#target === null ? [] : [this.#target]; }
+  preventDefault() { if (this.#cancelable) this.#canceled = true; }
+  get returnValue() { return !this.#canceled; }
+  set returnValue(value) { if (!value) this.preventDefault(); }
+  stopPropagation() { this._stopped = true; }
+  stopImmediatePropagation() { this._stopped = true; this._stoppedImmediately = true; }
+  get cancelBubble() { return this._stopped; }
+  set cancelBubble(value) { if (value) this._stopped = true; }
+  _dispatching(target, current) { this.#target = target; this.#currentTarget = current; }
+}
+
+/** Marks the init of a `MessageEvent` made for a message received, not by a script. */
+const RECEIVED = Symbol('received');
+
+/** A message (HTML `MessageEvent`): `data`, the transferred `ports`, and where it came from. */
+class MessageEvent extends Event {
+  #data;
+  #ports;
+  #origin;
+  #lastEventId;
+  #source;
+  constructor(type, init = {}) {
+    super(type, init);
+    // A message's own data is kept as it is (`undefined` too); a script's init defaults to null.
+    this.#data = init?.[RECEIVED] === true || init?.data !== undefined ? init.data : null;
+    this.#ports = Object.freeze(Array.from(init?.ports ?? []));
+    this.#origin = String(init?.origin ?? '');
+    this.#lastEventId = String(init?.lastEventId ?? '');
+    this.#source = init?.source ?? null;
+    if (init?.buffers !== undefined) this.buffers = init.buffers;
+  }
+  get data() { return this.#data; }
+  get ports() { return this.#ports; }
+  get origin() { return this.#origin; }
+  get lastEventId() { return this.#lastEventId; }
+  get source() { return this.#source; }
+}
+
+/** A runtime script error (HTML `ErrorEvent`). */
+class ErrorEvent extends Event {
+  #message;
+  #filename;
+  #lineno;
+  #colno;
+  #error;
+  constructor(type, init = {}) {
+    super(type, init);
+    this.#message = String(init?.message ?? '');
+    this.#filename = String(init?.filename ?? '');
+    this.#lineno = Number(init?.lineno ?? 0) >>> 0;
+    this.#colno = Number(init?.colno ?? 0) >>> 0;
+    this.#error = init?.error;
+  }
+  get message() { return this.#message; }
+  get filename() { return this.#filename; }
+  get lineno() { return this.#lineno; }
+  get colno() { return this.#colno; }
+  get error() { return this.#error; }
+}
+
+/**
+ * An event target (DOM `EventTarget`), with the event handler attributes (`onmessage`, …)
+ * of HTML: a handler takes its place among the listeners when it is first set.
+ *
+ * An exception thrown by a listener is reported (see `reportException`) and the other
+ * listeners still run, as in a browser.
+ */
+class EventTarget {
+  _listeners = new Map();
+
+  addEventListener(type, callback, options) {
+    if (callback === null || callback === undefined) return;
+    type = String(type);
+    const once = typeof options === 'object' && options !== null && Boolean(options.once);
+    const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
+    let list = this._listeners.get(type);
+    if (!list) this._listeners.set(type, (list = []));
+    if (list.some((l) => l.callback === callback && l.capture === capture && !l.removed)) return;
+    const listener = { callback, capture, once, removed: false };
+    list.push(listener);
+    const signal = options?.signal;
+    if (signal && typeof signal.addEventListener === 'function') {
+      if (signal.aborted) {
+        listener.removed = true;
+        list.pop();
+        return;
+      }
+      signal.addEventListener('abort', () => this.removeEventListener(type, callback, { capture }));
+    }
+  }
+
+  removeEventListener(type, callback, options) {
+    const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
+    const list = this._listeners.get(String(type));
+    if (!list) return;
+    const i = list.findIndex((l) => l.callback === callback && l.capture === capture && !l.removed);
+    if (i >= 0) {
+      list[i].removed = true;
+      list.splice(i, 1);
+    }
+  }
+
+  dispatchEvent(event) {
+    if (!(event instanceof Event)) throw new TypeError("EventTarget.dispatchEvent: Argument 1 is not an Event");
+    return dispatch(this, event);
+  }
+
+  // The handler of `on<type>`, as HTML's event handler attributes keep it.
+  _getHandler(type) {
+    return this._handlers?.get(type)?.value ?? null;
+  }
+  _setHandler(type, value) {
+    this._handlers ??= new Map();
+    let slot = this._handlers.get(type);
+    if (typeof value !== 'function' && (typeof value !== 'object' || value === null)) value = null;
+    if (value === null) {
+      if (slot) {
+        this.removeEventListener(type, slot.listener);
+        this._handlers.delete(type);
+      }
+      return;
+    }
+    if (!slot) {
+      const target = this;
+      slot = {
+        value,
+        listener(event) {
+          const handler = target._handlers.get(type)?.value;
+          return typeof handler === 'function' ? handler.call(target, event) : undefined;
+        },
+      };
+      this._handlers.set(type, slot);
+      this.addEventListener(type, slot.listener);
+    } else {
+      slot.value = value;
+    }
+  }
+}
+
+/** Defines `on<type>` on `proto` for each of `types`. */
+function eventHandlers(proto, types, onSet) {
+  for (const type of types) {
+    Object.defineProperty(proto, `on${type}`, {
+      get() { return this._getHandler(type); },
+      set(value) {
+        this._setHandler(type, value);
+        onSet?.call(this, type, value);
+      },
+      enumerable: true,
+      configurable: true,
+    });
+  }
+}
+
+/** Calls `target`'s listeners for `event`; returns false if it was canceled. */
+function dispatch(target, event) {
+  event._dispatching(target, target);
+  const list = target._listeners.get(event.type);
+  // A handler declared as a global function (`function onmessage(e) {}` at the top level of
+  // the script) replaces the global's accessor with a plain property: it runs first.
+  if (target === globalThis) {
+    const declared = Object.getOwnPropertyDescriptor(globalThis, `on${event.type}`);
+    if (declared && 'value' in declared && typeof declared.value === 'function') {
+      invoke(target, declared.value, event, true);
+    }
+  }
+  if (list) {
+    for (const listener of list.slice()) {
+      if (listener.removed || event._stoppedImmediately) continue;
+      if (listener.once) target.removeEventListener(event.type, listener.callback, { capture: listener.capture });
+      invoke(target, listener.callback, event, false);
+    }
+  }
+  event._dispatching(target, null);
+  return !event.defaultPrevented;
+}
+
+function invoke(target, callback, event, isHandler) {
+  try {
+    const result = typeof callback === 'function' ? callback.call(target, event) : callback.handleEvent(event);
+    // A handler that returns false cancels the event (HTML's event handler processing).
+    if (isHandler && result === false && event.cancelable) event.preventDefault();
+  } catch (error) {
+    if (error instanceof Fatal) throw error;
+    reportException(error);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+/** Unwinds to the host after an error no one handled: the worker ends with it. */
+class Fatal {
+  constructor(error) {
+    this.error = error;
+  }
+}
+
+/** Where in the running script `error` was raised: `[line, column]`, or `[0, 0]`. */
+function positionOf(error) {
+  if (error instanceof SyntaxError && typeof error.lineNumber === 'number' && !String(error.stack).includes('> eval:')) {
+    return [error.lineNumber, (error.columnNumber ?? 0)];
+  }
+  const stack = typeof error?.stack === 'string' ? error.stack : '';
+  const frame = /> eval:(\d+):(\d+)/.exec(stack);
+  if (frame) return [Number(frame[1]), Number(frame[2])];
+  if (error instanceof SyntaxError && typeof error.lineNumber === 'number') {
+    return [error.lineNumber, error.columnNumber ?? 0];
+  }
+  return [0, 0];
+}
+
+function describe(error) {
+  try {
+    return `Uncaught ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`;
+  } catch {
+    return 'Uncaught exception';
+  }
+}
+
+let reporting = false;
+
+/**
+ * HTML's "report an exception" in a worker: fire `error` at the global scope (`self.onerror`
+ * gets `message, filename, lineno, colno, error` and handles it by returning true, a
+ * listener by calling `preventDefault`); an error it does not handle ends the worker, and
+ * its parent gets an error event with the message, line and column.
+ */
+function reportException(error, where) {
+  const message = where?.message ?? describe(error);
+  const [lineno, colno] = where === undefined ? positionOf(error) : [where.lineno, where.colno];
+  const filename = where?.filename ?? script?.filename ?? '';
+  if (!reporting) {
+    reporting = true;
+    try {
+      const event = new ErrorEvent('error', { message, filename, lineno, colno, error, cancelable: true });
+      let handled = false;
+      const onerror = Object.getOwnPropertyDescriptor(globalThis, 'onerror');
+      const handler = onerror && 'value' in onerror ? onerror.value : globalThis._getHandler('error');
+      if (typeof handler === 'function') {
+        event._dispatching(globalThis, globalThis);
+        handled = handler.call(globalThis, message, filename, lineno, colno, error) === true;
+      }
+      if (!handled) {
+        const list = globalThis._listeners.get('error') ?? [];
+        for (const listener of list.slice()) {
+          if (listener.removed || event._stoppedImmediately || listener.callback === globalThis._handlers?.get('error')?.listener) continue;
+          const callback = listener.callback;
+          typeof callback === 'function' ? callback.call(globalThis, event) : callback.handleEvent(event);
+        }
+        handled = event.defaultPrevented;
+      }
+      if (handled) return;
+    } catch (thrown) {
+      if (thrown instanceof Fatal) throw thrown;
+      // An error handler that throws: the first error stands.
+    } finally {
+      reporting = false;
+    }
+  }
+  host.reportError(message, lineno, colno);
+  throw new Fatal(error instanceof Error ? error : new Error(message));
+}
+
+/** Runs `f` as a task: what it throws is reported; an error no one handles ends the worker. */
+function task(f) {
+  try {
+    f();
+  } catch (error) {
+    if (error instanceof Fatal) throw error.error;
+    try {
+      reportException(error);
+    } catch (fatal) {
+      throw fatal instanceof Fatal ? fatal.error : fatal;
+    }
+  }
+}
+
+function dataCloneError(message) {
+  return typeof DOMException === 'function' ? new DOMException(message, 'DataCloneError') : new DataCloneError(message);
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages
+
+/** The transfer list of `postMessage(message, transfer)` or `(message, { transfer })`. */
+function transferList(options) {
+  if (options === undefined || options === null) return [];
+  if (typeof options === 'object' && !Array.isArray(options) && typeof options[Symbol.iterator] !== 'function') {
+    return options.transfer === undefined ? [] : Array.from(options.transfer);
+  }
+  return Array.from(options);
+}
+
+/**
+ * Serializes `message` with `transfer` for the host (StructuredSerializeWithTransfer):
+ * JSON when JSON carries it exactly, the structured-clone codec otherwise. Throws
+ * `DataCloneError` (and sends nothing, detaches nothing) for what cannot be cloned or
+ * transferred. `sender` is the port posting it, which may not transfer itself.
+ */
+function encodeMessage(message, options, sender) {
+  const transfer = transferList(options);
+  const seen = new Set();
+  for (const object of transfer) {
+    if (seen.has(object)) throw dataCloneError('An object is listed twice in the transfer list');
+    seen.add(object);
+    if (object instanceof ArrayBuffer) {
+      if (object.detached) throw dataCloneError('An ArrayBuffer in the transfer list is detached');
+    } else if (object instanceof MessagePort) {
+      if (object === sender) throw dataCloneError('A port cannot transfer itself');
+      if (object._handle === null) throw dataCloneError('A MessagePort in the transfer list is detached');
+    } else {
+      throw dataCloneError(`${describeValue(object)} is not transferable`);
+    }
+  }
+  let codec;
+  let data;
+  let ports;
+  let buffers;
+  if (isJsonExact(message)) {
+    codec = 'json';
+    data = encoder.encode(JSON.stringify(message));
+    ports = transfer.filter((o) => o instanceof MessagePort);
+    buffers = transfer.filter((o) => o instanceof ArrayBuffer);
+  } else {
+    let cloned;
+    try {
+      cloned = serialize(message, transfer, (o) => o instanceof MessagePort);
+    } catch (error) {
+      if (error instanceof DataCloneError) throw dataCloneError(error.message);
+      throw error;
+    }
+    codec = 'structured-clone';
+    data = cloned.bytes;
+    ports = cloned.ports;
+    buffers = cloned.transferred;
+  }
+  const wit = [];
+  for (const port of ports) wit.push({ tag: 'port', val: port._take() });
+  for (const buffer of buffers) {
+    wit.push({ tag: 'buffer', val: HostBuffer.fromBytes(new Uint8Array(buffer)) });
+    buffer.transfer(0);
+  }
+  return { codec, data, transfer: wit };
+}
+
+function describeValue(value) {
+  if (typeof value === 'function') return `${value.name ? `function ${value.name}` : 'A function'}`;
+  if (typeof value === 'symbol') return String(value);
+  return Object.prototype.toString.call(value);
+}
+
+/** A host buffer's bytes as a new `ArrayBuffer` (the host's buffer is let go). */
+function arrayBufferOf(buffer) {
+  const bytes = buffer.read(0n, buffer.len());
+  buffer[Symbol.dispose]?.();
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+}
+
+/** The event a received message becomes: `message`, or `messageerror` if it cannot be read. */
+function messageEvent(codec, bytes, transfer, error) {
+  const ports = [];
+  const buffers = [];
+  for (const object of transfer) {
+    if (object.tag === 'port') ports.push(MessagePort._adopt(object.val));
+    else buffers.push(arrayBufferOf(object.val));
+  }
+  if (error !== undefined) return new MessageEvent('messageerror', { ports });
+  try {
+    switch (codec) {
+      case 'json': {
+        const data = JSON.parse(decoder.decode(bytes));
+        return new MessageEvent('message', buffers.length > 0 ? { data, ports, buffers } : { data, ports });
+      }
+      case 'structured-clone':
+        return new MessageEvent('message', { data: deserialize(bytes, buffers, ports), ports, [RECEIVED]: true });
+      case 'raw':
+        return new MessageEvent('message', { data: bytes.slice().buffer, ports });
+      default:
+        return new MessageEvent('messageerror', { ports });
+    }
+  } catch {
+    return new MessageEvent('messageerror', { ports });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Ports
+
+const ports = new Map();
+
+/** One end of a message channel (HTML `MessagePort`). */
+class MessagePort extends EventTarget {
+  _handle = null;
+  _id = -1;
+
+  constructor() {
+    super();
+    if (!constructing) throw new TypeError('Illegal constructor');
+  }
+
+  /** Wraps a port the host gave this worker. */
+  static _adopt(handle) {
+    constructing = true;
+    const port = new MessagePort();
+    constructing = false;
+    port._handle = handle;
+    port._id = handle.id();
+    ports.set(port._id, port);
+    return port;
+  }
+
+  /** The host's port, moved out: this object is detached from then on. */
+  _take() {
+    const handle = this._handle;
+    this._handle = null;
+    ports.delete(this._id);
+    return handle;
+  }
+
+  postMessage(message, transfer) {
+    const encoded = encodeMessage(message, transfer, this);
+    if (this._handle === null) return;
+    try {
+      this._handle.postMessage(encoded);
+    } catch {
+      // Refused (the other end's queue is full, or it is too large): dropped and counted.
+    }
+  }
+
+  start() {
+    this._handle?.start();
+  }
+
+  close() {
+    if (this._handle === null) return;
+    this._handle.close();
+  }
+}
+let constructing = false;
+// Setting `onmessage` starts the port (HTML: the port message queue is enabled).
+eventHandlers(MessagePort.prototype, ['message', 'messageerror', 'close'], function (type, value) {
+  if (type === 'message' && value !== null) this.start();
+});
+
+/** A channel of two entangled ports (HTML `MessageChannel`). */
+class MessageChannel {
+  #port1;
+  #port2;
+  constructor() {
+    const [a, b] = host.messageChannel();
+    this.#port1 = MessagePort._adopt(a);
+    this.#port2 = MessagePort._adopt(b);
+  }
+  get port1() { return this.#port1; }
+  get port2() { return this.#port2; }
+}
+
+// ---------------------------------------------------------------------------------------
+// Workers
+
+const children = new Map();
+
+/** The component a script's URL names: `x.js` is `x.wasm`, built from it. */
+function componentLocation(url) {
+  let location = String(url);
+  if (location.startsWith('./')) location = location.slice(2);
+  return location.replace(/\.m?js$/, '.wasm');
+}
+
+/** A dedicated worker this worker started (HTML `Worker`). */
+class Worker extends EventTarget {
+  #handle = null;
+  #url;
+
+  constructor(url, options = {}) {
+    super();
+    if (arguments.length === 0) throw new TypeError('Worker constructor: At least 1 argument required');
+    this.#url = String(url);
+    const name = options?.name === undefined ? undefined : String(options.name);
+    try {
+      this.#handle = host.Worker.spawn(componentLocation(url), { name });
+    } catch (error) {
+      // As a browser reports a script it cannot fetch: an `error` event, after this task.
+      const why = String(error?.payload ?? error);
+      later(() => dispatch(this, new ErrorEvent('error', { message: why, filename: this.#url, cancelable: true })));
+      return;
+    }
+    children.set(this.#handle.id(), this);
+  }
+
+  postMessage(message, transfer) {
+    const encoded = encodeMessage(message, transfer);
+    if (this.#handle === null) return;
+    try {
+      this.#handle.postMessage(encoded);
+    } catch {
+      // Refused: dropped and counted by the host.
+    }
+  }
+
+  terminate() {
+    if (this.#handle === null) return;
+    children.delete(this.#handle.id());
+    this.#handle.terminate();
+    this.#handle = null;
+  }
+
+  get _url() { return this.#url; }
+  _ended() {
+    if (this.#handle !== null) children.delete(this.#handle.id());
+    this.#handle = null;
+  }
+}
+eventHandlers(Worker.prototype, ['message', 'messageerror', 'error']);
+
+/** A connection to a shared worker (HTML `SharedWorker`): talk to it on `port`. */
+class SharedWorker extends EventTarget {
+  #port;
+  constructor(url, options) {
+    super();
+    if (arguments.length === 0) throw new TypeError('SharedWorker constructor: At least 1 argument required');
+    const name = typeof options === 'object' && options !== null ? String(options.name ?? '') : String(options ?? '');
+    try {
+      this.#port = MessagePort._adopt(host.connectSharedWorker(componentLocation(url), name));
+    } catch (error) {
+      constructing = true;
+      this.#port = new MessagePort();
+      constructing = false;
+      const why = String(error?.payload ?? error);
+      later(() => dispatch(this, new ErrorEvent('error', { message: why, filename: String(url), cancelable: true })));
+    }
+  }
+  get port() { return this.#port; }
+}
+eventHandlers(SharedWorker.prototype, ['error']);
+
+// ---------------------------------------------------------------------------------------
+// Timers
+
+const timers = new Map();
+
+function timerDelay(delay) {
+  const ms = Math.trunc(Number(delay));
+  return Number.isFinite(ms) && ms > 0 ? Math.min(ms, 0xffffffff) : 0;
+}
+
+function setTimer(repeat, handler, delay, args) {
+  const callback = typeof handler === 'function' ? handler : () => (0, eval)(String(handler));
+  const ms = timerDelay(delay);
+  const id = repeat ? host.setInterval(ms) : host.setTimeout(ms);
+  timers.set(id, { callback, args, repeat });
+  return id;
+}
+
+function clearTimer(id) {
+  id = Number(id) >>> 0;
+  if (timers.delete(id)) host.clearTimer(id);
+}
+
+/** Runs `f` as a task of its own, after this one (for events HTML queues). */
+function later(f) {
+  const id = host.setTimeout(0);
+  timers.set(id, { callback: f, args: [], repeat: false, internal: true });
+}
+
+// ---------------------------------------------------------------------------------------
+// The global scope
+
+let closing = false;
+let script = null;
+const scripts = new Map();
+
+/** Adds a script to the bundle (called by the bundle's entry, at build time). */
+export function addScript(stem, filename, source) {
+  scripts.set(stem, { filename, source });
+}
+
+const workerLocation = {
+  get href() { return host.location(); },
+  get pathname() { return host.location(); },
+  get protocol() { return 'file:'; },
+  get origin() { return 'null'; },
+  get host() { return ''; },
+  get hostname() { return ''; },
+  get port() { return ''; },
+  get search() { return ''; },
+  get hash() { return ''; },
+  toString() { return host.location(); },
+};
+
+const navigator = Object.freeze({
+  get hardwareConcurrency() { return host.hardwareConcurrency(); },
+  userAgent: 'wasm-workers',
+  language: 'en',
+  languages: Object.freeze(['en']),
+  onLine: true,
+});
+
+function installGlobalScope() {
+  // The global object is the worker's `EventTarget`.
+  globalThis._listeners = new Map();
+  for (const key of ['addEventListener', 'removeEventListener', 'dispatchEvent', '_getHandler', '_setHandler']) {
+    Object.defineProperty(globalThis, key, { value: EventTarget.prototype[key], writable: true, configurable: true });
+  }
+  for (const type of ['message', 'messageerror', 'error', 'connect']) {
+    Object.defineProperty(globalThis, `on${type}`, {
+      get() { return globalThis._getHandler(type); },
+      set(value) { globalThis._setHandler(type, value); },
+      enumerable: true,
+      configurable: true,
+    });
+  }
+  const values = {
+    self: globalThis,
+    Event,
+    EventTarget,
+    MessageEvent,
+    ErrorEvent,
+    MessagePort,
+    MessageChannel,
+    Worker,
+    SharedWorker,
+    navigator,
+    postMessage(message, transfer) {
+      const encoded = encodeMessage(message, transfer);
+      try {
+        host.postMessage(encoded);
+      } catch {
+        // Refused: dropped and counted by the host.
+      }
+    },
+    close() {
+      closing = true;
+      host.close();
+    },
+    setTimeout: (handler, delay, ...args) => setTimer(false, handler, delay, args),
+    setInterval: (handler, delay, ...args) => setTimer(true, handler, delay, args),
+    clearTimeout: clearTimer,
+    clearInterval: clearTimer,
+    // Scripts of this worker's bundle, run in order in this global scope (10.3.1): a URL
+    // names a script by its file name, `x.js` for the bundle's `x.js`.
+    importScripts(...urls) {
+      const found = urls.map((url) => {
+        const file = String(url).slice(String(url).lastIndexOf('/') + 1);
+        const imported = scripts.get(file.replace(/\.m?js$/, ''));
+        if (imported === undefined) {
+          throw new DOMException(`importScripts: \`${url}\` is not a script of this worker's bundle`, 'NetworkError');
+        }
+        return imported;
+      });
+      for (const imported of found) (0, eval)(imported.source);
+    },
+  };
+  for (const [key, value] of Object.entries(values)) {
+    Object.defineProperty(globalThis, key, { value, writable: true, enumerable: false, configurable: true });
+  }
+  Object.defineProperty(globalThis, 'name', { get: () => host.name(), configurable: true, enumerable: true });
+  Object.defineProperty(globalThis, 'location', { value: workerLocation, configurable: true, enumerable: true });
+}
+
+/** The script this worker runs: the one named like its component, or the only one. */
+function chooseScript() {
+  const location = host.location();
+  const file = location.slice(location.lastIndexOf('/') + 1);
+  const stem = file.replace(/\.[^.]*$/, '');
+  if (scripts.has(stem)) return scripts.get(stem);
+  if (scripts.size === 1) return scripts.values().next().value;
+  throw new Error(`this bundle has no script for \`${file}\` (it has ${[...scripts.keys()].map((s) => `${s}.js`).join(', ')})`);
+}
+
+/** Where a message came from (`source` of a burst's header): its target here, if any. */
+function targetOf(kind, id) {
+  switch (kind) {
+    case 0:
+      return globalThis;
+    case 1:
+      return children.get(id);
+    default:
+      return ports.get(id);
+  }
+}
+
+export const handlers = {
+  onStart() {
+    task(() => {
+      script = chooseScript();
+      (0, eval)(script.source);
+    });
+  },
+
+  onMessages(burst) {
+    const { headers, data, transfer, errors } = burst;
+    const failed = new Map(errors);
+    let offset = 0;
+    let transferred = 0;
+    let discarded = 0;
+    for (let i = 0, event = 0; i < headers.length; i += 5, event += 1) {
+      const len = headers[i + 3];
+      const count = headers[i + 4];
+      const bytes = data.subarray(offset, offset + len);
+      const objects = transfer.slice(transferred, transferred + count);
+      offset += len;
+      transferred += count;
+      const target = closing ? undefined : targetOf(headers[i], headers[i + 1]);
+      if (target === undefined) {
+        discarded += 1;
+        continue;
+      }
+      const codec = ['json', 'postcard', 'raw', 'structured-clone'][headers[i + 2]] ?? 'raw';
+      task(() => dispatch(target, messageEvent(codec, bytes, objects, failed.get(event))));
+    }
+    return discarded;
+  },
+
+  onError(source, error) {
+    if (source.tag !== 'child') return;
+    const child = children.get(source.val);
+    if (child === undefined) return;
+    child._ended();
+    task(() => {
+      const event = new ErrorEvent('error', {
+        message: error.message,
+        filename: child._url,
+        lineno: error.lineno,
+        colno: error.colno,
+        cancelable: true,
+      });
+      // Not handled at the `Worker` object, it is this worker's own uncaught error.
+      if (dispatch(child, event)) {
+        reportException(event, { message: error.message, filename: child._url, lineno: error.lineno, colno: error.colno });
+      }
+    });
+  },
+
+  onClose(source) {
+    if (source.tag === 'child') {
+      children.get(source.val)?._ended();
+    } else if (source.tag === 'port') {
+      const port = ports.get(source.val);
+      if (port !== undefined) {
+        ports.delete(source.val);
+        task(() => dispatch(port, new Event('close')));
+      }
+    }
+  },
+
+  onConnect(handle) {
+    const port = MessagePort._adopt(handle);
+    if (closing) return;
+    task(() => dispatch(globalThis, new MessageEvent('connect', { data: '', ports: [port] })));
+  },
+
+  onTimeout(id) {
+    const timer = timers.get(id);
+    if (timer === undefined || closing) return;
+    if (!timer.repeat) timers.delete(id);
+    task(() => timer.callback(...timer.args));
+  },
+};
+
+// At build time: the bundle's snapshot holds the global scope ready.
+installGlobalScope();

@@ -1,0 +1,134 @@
+"""The worker scope for Python guests of wasm-workers: the `worker` world of `wit/worker.wit`,
+made Pythonic.
+
+A guest's `app` module defines `class Handlers(Worker)` (componentize-py looks the exported
+interface `handlers` up as `app.Handlers`) and overrides what it needs: `on_message` for each
+message event, and the other handlers of the world, which do nothing by default.
+"""
+
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Any, Iterator, List, Optional
+
+from wit_world import exports
+from wit_world.imports import scope
+from wit_world.imports.types import (
+    Codec,
+    ErrorEvent,
+    Message,
+    MessageBurst,
+    MessagePort,
+    Source,
+    Source_Child,
+    Source_Parent,
+    Source_Port,
+    Transferable,
+)
+
+__all__ = ["Codec", "Event", "Worker", "close", "events", "post", "report"]
+
+# Words of `message-burst.headers` per event: source case, source id, codec case, data length,
+# transfer count.
+HEADER_WORDS = 5
+
+# Whether this worker called `close()`: the events after it in a burst are discarded.
+_closing = False
+
+
+@dataclass
+class Event:
+    """One message event of a burst (a `MessageEvent`, or a `messageerror` if `error` is set)."""
+
+    source: Source
+    codec: Codec
+    data: bytes
+    transfer: List[Transferable]
+    error: Optional[str] = None
+
+    def json(self) -> Any:
+        """The data decoded as JSON; raises `ValueError` if it is not JSON."""
+        if self.codec is not Codec.JSON:
+            raise ValueError(f"a {self.codec.name} message, not JSON")
+        return json.loads(self.data)
+
+
+def _source(case: int, id: int) -> Source:
+    if case == 0:
+        return Source_Parent()
+    if case == 1:
+        return Source_Child(id)
+    return Source_Port(id)
+
+
+def events(burst: MessageBurst) -> Iterator[Event]:
+    """The events of `burst`, in order."""
+    errors = dict(burst.errors)
+    headers, data, transfer = burst.headers, burst.data, burst.transfer
+    at = taken = 0
+    for i in range(len(headers) // HEADER_WORDS):
+        case, id, codec, length, count = headers[i * HEADER_WORDS : (i + 1) * HEADER_WORDS]
+        yield Event(
+            _source(case, id),
+            Codec(codec),
+            data[at : at + length],
+            transfer[taken : taken + count],
+            errors.get(i),
+        )
+        at += length
+        taken += count
+
+
+def post(value: Any) -> None:
+    """Posts `value` to the parent as JSON (`postMessage`); raises `Err(PostError)` if refused."""
+    scope.post_message(Message(Codec.JSON, json.dumps(value).encode(), []))
+
+
+def close() -> None:
+    """Closes this worker (`close()`): the rest of the burst, and every later task, is discarded."""
+    global _closing
+    _closing = True
+    scope.close()
+
+
+def report(error: BaseException) -> None:
+    """Describes `error` to the host (`report-error`), for the `error-event` the parent gets
+    when the exception is raised out of a handler (which traps)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    line = (frames[-1].lineno or 0) if frames else 0
+    scope.report_error(f"{type(error).__name__}: {error}", line, 0)
+
+
+class Worker(exports.Handlers):
+    """The event handlers of a worker, with a burst taken apart into its events."""
+
+    def on_message(self, event: Event) -> None:
+        """A message event; messages that cannot be decoded (`event.error`) come here too."""
+
+    def on_messages(self, burst: MessageBurst) -> int:
+        handled = 0
+        for event in events(burst):
+            if _closing:
+                break
+            try:
+                self.on_message(event)
+            except BaseException as error:
+                report(error)
+                raise
+            handled += 1
+        return len(burst.headers) // HEADER_WORDS - handled
+
+    def on_start(self) -> None:
+        pass
+
+    def on_error(self, source: Source, error: ErrorEvent) -> None:
+        pass
+
+    def on_close(self, source: Source) -> None:
+        pass
+
+    def on_connect(self, port: MessagePort) -> None:
+        pass
+
+    def on_timeout(self, id: int) -> None:
+        pass

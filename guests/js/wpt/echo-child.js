@@ -1,0 +1,3 @@
+onmessage = function (e) {
+  postMessage(e.data, e.ports);
+};

@@ -1,0 +1,3 @@
+onmessage = function (e) {
+  postMessage(self.name + ' got ' + e.data);
+};

@@ -1,0 +1,2 @@
+// Throws as it starts.
+throw new RangeError('at the top');

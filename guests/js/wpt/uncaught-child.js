@@ -1,0 +1,4 @@
+// Does not handle its errors.
+onmessage = function () {
+  throw new Error('not handled');
+};
