@@ -362,6 +362,10 @@ function transferList(options) {
  * transferred. `sender` is the port posting it, which may not transfer itself.
  */
 function encodeMessage(message, options, sender) {
+  // The common case, a message of plain data with nothing to transfer, at the least cost.
+  if ((options === undefined || (Array.isArray(options) && options.length === 0)) && isJsonExact(message)) {
+    return { codec: 'json', data: encoder.encode(JSON.stringify(message)), transfer: [] };
+  }
   const transfer = transferList(options);
   const seen = new Set();
   for (const object of transfer) {
@@ -422,6 +426,13 @@ function arrayBufferOf(buffer) {
 
 /** The event a received message becomes: `message`, or `messageerror` if it cannot be read. */
 function messageEvent(codec, bytes, transfer, error) {
+  if (codec === 'json' && error === undefined && transfer.length === 0) {
+    try {
+      return new MessageEvent('message', { data: JSON.parse(decoder.decode(bytes)) });
+    } catch {
+      return new MessageEvent('messageerror', {});
+    }
+  }
   const ports = [];
   const buffers = [];
   for (const object of transfer) {
@@ -744,6 +755,10 @@ function targetOf(kind, id) {
   }
 }
 
+/** The codecs by their header word. */
+const CODECS = ['json', 'postcard', 'raw', 'structured-clone'];
+const NOTHING = Object.freeze([]);
+
 export const handlers = {
   onStart() {
     task(() => {
@@ -754,7 +769,7 @@ export const handlers = {
 
   onMessages(burst) {
     const { headers, data, transfer, errors } = burst;
-    const failed = new Map(errors);
+    const failed = errors.length === 0 ? undefined : new Map(errors);
     let offset = 0;
     let transferred = 0;
     let discarded = 0;
@@ -762,7 +777,7 @@ export const handlers = {
       const len = headers[i + 3];
       const count = headers[i + 4];
       const bytes = data.subarray(offset, offset + len);
-      const objects = transfer.slice(transferred, transferred + count);
+      const objects = count === 0 ? NOTHING : transfer.slice(transferred, transferred + count);
       offset += len;
       transferred += count;
       const target = closing ? undefined : targetOf(headers[i], headers[i + 1]);
@@ -770,8 +785,9 @@ export const handlers = {
         discarded += 1;
         continue;
       }
-      const codec = ['json', 'postcard', 'raw', 'structured-clone'][headers[i + 2]] ?? 'raw';
-      task(() => dispatch(target, messageEvent(codec, bytes, objects, failed.get(event))));
+      const codec = CODECS[headers[i + 2]] ?? 'raw';
+      const error = failed?.get(event);
+      task(() => dispatch(target, messageEvent(codec, bytes, objects, error)));
     }
     return discarded;
   },

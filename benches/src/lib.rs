@@ -202,3 +202,15 @@ impl Drop for NatsServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The bundle of the JavaScript worker scripts of `guests/js/<example>/`, built on first use
+/// (see [`guest_build::js_bundle`]); each `NAME.js` is `NAME.wasm` in it.
+///
+/// # Panics
+///
+/// If the build fails (Node.js and `guest-js/node_modules` are needed).
+pub fn js_bundle(example: &str) -> std::path::PathBuf {
+    guest_build::js_bundle(example, |scripts, out| {
+        wasm_workers::scripts::build_js(scripts, out, None).map(drop).map_err(|e| e.to_string())
+    })
+}

@@ -1,13 +1,15 @@
 //! Resident memory per idle worker: spawns 1,000 and then 10,000 idle workers (each has
 //! answered one message, then waits), and prints the growth of this process's resident memory
 //! divided by the number of workers. Criterion measures time, not memory, hence a binary:
-//!     cargo run --release -p wasm-workers-benches --bin memory [-- --no-pooling]
+//!     cargo run --release -p wasm-workers-benches --bin memory [-- --no-pooling] [--js]
+//! With `--js`, the workers are JavaScript (`guests/js/bench/echo.js`, built with
+//! componentize-js), 100 and then 1,000 of them.
 //! 10,000 workers need more memory mappings than Linux allows by default
 //! (`vm.max_map_count` = 65530; each worker takes about nine): raise it first, e.g.
 //! `sysctl -w vm.max_map_count=262144`, or the host refuses workers past its limit.
 
 use wasm_workers::{Codec, Host, HostConfig, Message, Pooling, WorkerOptions};
-use wasm_workers_benches::{answer, load, resident_bytes};
+use wasm_workers_benches::{answer, js_bundle, load, resident_bytes};
 
 fn main() {
     // The library's default host (the process's shared pool); `--no-pooling`: instances
@@ -15,12 +17,19 @@ fn main() {
     let pooling = if std::env::args().any(|arg| arg == "--no-pooling") { Pooling::Off } else { Pooling::Shared };
     let host = Host::with_config(HostConfig { pooling, ..HostConfig::default() }).expect("the engine starts");
     println!("pooling: {pooling:?}");
-    let bounce = load(&host, "bounce");
+    let js = std::env::args().any(|arg| arg == "--js");
+    let bounce = if js {
+        host.load(js_bundle("bench").join("echo.wasm")).expect("the bundle loads")
+    } else {
+        load(&host, "bounce")
+    };
+    let message = || if js { Message::new(Codec::Json, b"1".to_vec()) } else { Message::new(Codec::Raw, vec![1]) };
     // Warm up: the first spawn maps the engine's code and the allocator's arenas.
     let mut first = host.spawn(&bounce, WorkerOptions::default()).unwrap();
-    first.post_message(Message::new(Codec::Raw, vec![1])).unwrap();
+    first.post_message(message()).unwrap();
     answer(&mut first);
-    for count in [1_000usize, 10_000] {
+    let counts: &[usize] = if js { &[100, 1_000] } else { &[1_000, 10_000] };
+    for &count in counts {
         let before = resident_bytes();
         let maps_before = mappings();
         let mut workers = Vec::with_capacity(count);
@@ -34,7 +43,7 @@ fn main() {
             }
         }
         for worker in &workers {
-            worker.post_message(Message::new(Codec::Raw, vec![1])).unwrap();
+            worker.post_message(message()).unwrap();
         }
         for worker in &mut workers {
             answer(worker);
