@@ -33,6 +33,10 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 // ---------------------------------------------------------------------------------------
 // Events
 
+/** Whether `stopImmediatePropagation` was called; sets an event's target (`Event`'s own). */
+let stoppedImmediately;
+let dispatching;
+
 /** An event (DOM `Event`), dispatched by the `EventTarget`s of this scope. */
 class Event {
   #type;
@@ -42,8 +46,8 @@ class Event {
   #target = null;
   #currentTarget = null;
   #timeStamp = Date.now();
-  _stopped = false;
-  _stoppedImmediately = false;
+  #stopped = false;
+  #stoppedImmediately = false;
 
   constructor(type, init = {}) {
     if (arguments.length === 0) throw new TypeError("Event constructor: At least 1 argument required");
@@ -65,11 +69,19 @@ class Event {
   preventDefault() { if (this.#cancelable) this.#canceled = true; }
   get returnValue() { return !this.#canceled; }
   set returnValue(value) { if (!value) this.preventDefault(); }
-  stopPropagation() { this._stopped = true; }
-  stopImmediatePropagation() { this._stopped = true; this._stoppedImmediately = true; }
-  get cancelBubble() { return this._stopped; }
-  set cancelBubble(value) { if (value) this._stopped = true; }
-  _dispatching(target, current) { this.#target = target; this.#currentTarget = current; }
+  stopPropagation() { this.#stopped = true; }
+  stopImmediatePropagation() { this.#stopped = true; this.#stoppedImmediately = true; }
+  get cancelBubble() { return this.#stopped; }
+  set cancelBubble(value) { if (value) this.#stopped = true; }
+  get [Symbol.toStringTag]() { return 'Event'; }
+  static {
+    // What the dispatch of this module reads and sets, out of scripts' reach.
+    stoppedImmediately = (event) => event.#stoppedImmediately;
+    dispatching = (event, target, current) => {
+      event.#target = target;
+      event.#currentTarget = current;
+    };
+  }
 }
 
 /** Marks the init of a `MessageEvent` made for a message received, not by a script. */
@@ -92,6 +104,7 @@ class MessageEvent extends Event {
     this.#source = init?.source ?? null;
     if (init?.buffers !== undefined) this.buffers = init.buffers;
   }
+  get [Symbol.toStringTag]() { return 'MessageEvent'; }
   get data() { return this.#data; }
   get ports() { return this.#ports; }
   get origin() { return this.#origin; }
@@ -114,6 +127,7 @@ class ErrorEvent extends Event {
     this.#colno = Number(init?.colno ?? 0) >>> 0;
     this.#error = init?.error;
   }
+  get [Symbol.toStringTag]() { return 'ErrorEvent'; }
   get message() { return this.#message; }
   get filename() { return this.#filename; }
   get lineno() { return this.#lineno; }
@@ -129,32 +143,24 @@ class ErrorEvent extends Event {
  * listeners still run, as in a browser.
  */
 class EventTarget {
-  _listeners = new Map();
-
   addEventListener(type, callback, options) {
     if (callback === null || callback === undefined) return;
     type = String(type);
     const once = typeof options === 'object' && options !== null && Boolean(options.once);
     const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
-    let list = this._listeners.get(type);
-    if (!list) this._listeners.set(type, (list = []));
+    const list = listenersOf(this, type);
     if (list.some((l) => l.callback === callback && l.capture === capture && !l.removed)) return;
-    const listener = { callback, capture, once, removed: false };
-    list.push(listener);
     const signal = options?.signal;
+    if (signal?.aborted) return;
+    list.push({ callback, capture, once, removed: false, handler: false });
     if (signal && typeof signal.addEventListener === 'function') {
-      if (signal.aborted) {
-        listener.removed = true;
-        list.pop();
-        return;
-      }
       signal.addEventListener('abort', () => this.removeEventListener(type, callback, { capture }));
     }
   }
 
   removeEventListener(type, callback, options) {
     const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
-    const list = this._listeners.get(String(type));
+    const list = listeners.get(this)?.get(String(type));
     if (!list) return;
     const i = list.findIndex((l) => l.callback === callback && l.capture === capture && !l.removed);
     if (i >= 0) {
@@ -168,45 +174,66 @@ class EventTarget {
     return dispatch(this, event);
   }
 
-  // The handler of `on<type>`, as HTML's event handler attributes keep it.
-  _getHandler(type) {
-    return this._handlers?.get(type)?.value ?? null;
-  }
-  _setHandler(type, value) {
-    this._handlers ??= new Map();
-    let slot = this._handlers.get(type);
-    if (typeof value !== 'function' && (typeof value !== 'object' || value === null)) value = null;
-    if (value === null) {
-      if (slot) {
-        this.removeEventListener(type, slot.listener);
-        this._handlers.delete(type);
-      }
-      return;
+  get [Symbol.toStringTag]() { return 'EventTarget'; }
+}
+
+/** Every target's listeners, by event type; kept here, out of scripts' reach. */
+const listeners = new WeakMap();
+/** Every target's event handlers (`on<type>`), by event type: `{ value, listener }`. */
+const handlerSlots = new WeakMap();
+
+function listenersOf(target, type) {
+  let byType = listeners.get(target);
+  if (!byType) listeners.set(target, (byType = new Map()));
+  let list = byType.get(type);
+  if (!list) byType.set(type, (list = []));
+  return list;
+}
+
+function getHandler(target, type) {
+  return handlerSlots.get(target)?.get(type)?.value ?? null;
+}
+
+/** Sets `target`'s handler of `type`: it takes its place among the listeners when first set. */
+function setHandler(target, type, value) {
+  let byType = handlerSlots.get(target);
+  if (!byType) handlerSlots.set(target, (byType = new Map()));
+  const slot = byType.get(type);
+  if (typeof value !== 'function' && (typeof value !== 'object' || value === null)) value = null;
+  if (value === null) {
+    if (slot) {
+      slot.entry.removed = true;
+      const list = listenersOf(target, type);
+      list.splice(list.indexOf(slot.entry), 1);
+      byType.delete(type);
     }
-    if (!slot) {
-      const target = this;
-      slot = {
-        value,
-        listener(event) {
-          const handler = target._handlers.get(type)?.value;
-          return typeof handler === 'function' ? handler.call(target, event) : undefined;
-        },
-      };
-      this._handlers.set(type, slot);
-      this.addEventListener(type, slot.listener);
-    } else {
-      slot.value = value;
-    }
+    return;
   }
+  if (slot) {
+    slot.value = value;
+    return;
+  }
+  const entry = {
+    callback: (event) => {
+      const handler = byType.get(type)?.value;
+      return typeof handler === 'function' ? handler.call(target, event) : undefined;
+    },
+    capture: false,
+    once: false,
+    removed: false,
+    handler: true,
+  };
+  byType.set(type, { value, entry });
+  listenersOf(target, type).push(entry);
 }
 
 /** Defines `on<type>` on `proto` for each of `types`. */
 function eventHandlers(proto, types, onSet) {
   for (const type of types) {
     Object.defineProperty(proto, `on${type}`, {
-      get() { return this._getHandler(type); },
+      get() { return getHandler(this, type); },
       set(value) {
-        this._setHandler(type, value);
+        setHandler(this, type, value);
         onSet?.call(this, type, value);
       },
       enumerable: true,
@@ -217,8 +244,7 @@ function eventHandlers(proto, types, onSet) {
 
 /** Calls `target`'s listeners for `event`; returns false if it was canceled. */
 function dispatch(target, event) {
-  event._dispatching(target, target);
-  const list = target._listeners.get(event.type);
+  dispatching(event, target, target);
   // A handler declared as a global function (`function onmessage(e) {}` at the top level of
   // the script) replaces the global's accessor with a plain property: it runs first.
   if (target === globalThis) {
@@ -227,14 +253,15 @@ function dispatch(target, event) {
       invoke(target, declared.value, event, true);
     }
   }
+  const list = listeners.get(target)?.get(event.type);
   if (list) {
     for (const listener of list.slice()) {
-      if (listener.removed || event._stoppedImmediately) continue;
+      if (listener.removed || stoppedImmediately(event)) continue;
       if (listener.once) target.removeEventListener(event.type, listener.callback, { capture: listener.capture });
-      invoke(target, listener.callback, event, false);
+      invoke(target, listener.callback, event, listener.handler);
     }
   }
-  event._dispatching(target, null);
+  dispatching(event, target, null);
   return !event.defaultPrevented;
 }
 
@@ -282,6 +309,9 @@ function describe(error) {
 }
 
 let reporting = false;
+/** An error no one handled, once reported: the worker ends with it when its task returns,
+ * whatever a script's own `catch` did with the unwinding. */
+let fatal = null;
 
 /**
  * HTML's "report an exception" in a worker: fire `error` at the global scope (`self.onerror`
@@ -293,36 +323,40 @@ function reportException(error, where) {
   const message = where?.message ?? describe(error);
   const [lineno, colno] = where === undefined ? positionOf(error) : [where.lineno, where.colno];
   const filename = where?.filename ?? script?.filename ?? '';
-  if (!reporting) {
+  if (!reporting && fatal === null) {
     reporting = true;
     try {
       const event = new ErrorEvent('error', { message, filename, lineno, colno, error, cancelable: true });
-      let handled = false;
-      const onerror = Object.getOwnPropertyDescriptor(globalThis, 'onerror');
-      const handler = onerror && 'value' in onerror ? onerror.value : globalThis._getHandler('error');
-      if (typeof handler === 'function') {
-        event._dispatching(globalThis, globalThis);
-        handled = handler.call(globalThis, message, filename, lineno, colno, error) === true;
+      dispatching(event, globalThis, globalThis);
+      const declared = Object.getOwnPropertyDescriptor(globalThis, 'onerror');
+      const onerror = declared && 'value' in declared ? declared.value : getHandler(globalThis, 'error');
+      if (typeof onerror === 'function' && onerror.call(globalThis, message, filename, lineno, colno, error) === true) {
+        event.preventDefault();
       }
-      if (!handled) {
-        const list = globalThis._listeners.get('error') ?? [];
-        for (const listener of list.slice()) {
-          if (listener.removed || event._stoppedImmediately || listener.callback === globalThis._handlers?.get('error')?.listener) continue;
+      // The other listeners, as a dispatch runs them (the handler's own entry has run above).
+      const list = listeners.get(globalThis)?.get('error') ?? [];
+      for (const listener of list.slice()) {
+        if (listener.removed || listener.handler || stoppedImmediately(event)) continue;
+        if (listener.once) globalThis.removeEventListener('error', listener.callback);
+        try {
           const callback = listener.callback;
           typeof callback === 'function' ? callback.call(globalThis, event) : callback.handleEvent(event);
+        } catch {
+          // An error listener that throws: the first error stands.
         }
-        handled = event.defaultPrevented;
       }
-      if (handled) return;
-    } catch (thrown) {
-      if (thrown instanceof Fatal) throw thrown;
+      if (event.defaultPrevented) return;
+    } catch {
       // An error handler that throws: the first error stands.
     } finally {
       reporting = false;
     }
   }
-  host.reportError(message, lineno, colno);
-  throw new Fatal(error instanceof Error ? error : new Error(message));
+  if (fatal === null) {
+    fatal = error instanceof Error ? error : new Error(message);
+    host.reportError(message, lineno, colno);
+  }
+  throw new Fatal(fatal);
 }
 
 /** Runs `f` as a task: what it throws is reported; an error no one handles ends the worker. */
@@ -330,13 +364,16 @@ function task(f) {
   try {
     f();
   } catch (error) {
-    if (error instanceof Fatal) throw error.error;
-    try {
-      reportException(error);
-    } catch (fatal) {
-      throw fatal instanceof Fatal ? fatal.error : fatal;
+    if (!(error instanceof Fatal)) {
+      try {
+        reportException(error);
+      } catch {
+        // Fatal: thrown below.
+      }
     }
   }
+  // Trapping ends the worker with the error reported.
+  if (fatal !== null) throw fatal;
 }
 
 function dataCloneError(message) {
@@ -375,7 +412,7 @@ function encodeMessage(message, options, sender) {
       if (object.detached) throw dataCloneError('An ArrayBuffer in the transfer list is detached');
     } else if (object instanceof MessagePort) {
       if (object === sender) throw dataCloneError('A port cannot transfer itself');
-      if (object._handle === null) throw dataCloneError('A MessagePort in the transfer list is detached');
+      if (isDetached(object)) throw dataCloneError('A MessagePort in the transfer list is detached');
     } else {
       throw dataCloneError(`${describeValue(object)} is not transferable`);
     }
@@ -403,7 +440,7 @@ function encodeMessage(message, options, sender) {
     buffers = cloned.transferred;
   }
   const wit = [];
-  for (const port of ports) wit.push({ tag: 'port', val: port._take() });
+  for (const port of ports) wit.push({ tag: 'port', val: takePort(port) });
   for (const buffer of buffers) {
     wit.push({ tag: 'buffer', val: HostBuffer.fromBytes(new Uint8Array(buffer)) });
     buffer.transfer(0);
@@ -436,7 +473,7 @@ function messageEvent(codec, bytes, transfer, error) {
   const ports = [];
   const buffers = [];
   for (const object of transfer) {
-    if (object.tag === 'port') ports.push(MessagePort._adopt(object.val));
+    if (object.tag === 'port') ports.push(adoptPort(object.val));
     else buffers.push(arrayBufferOf(object.val));
   }
   if (error !== undefined) return new MessageEvent('messageerror', { ports });
@@ -449,8 +486,9 @@ function messageEvent(codec, bytes, transfer, error) {
       case 'structured-clone':
         return new MessageEvent('message', { data: deserialize(bytes, buffers, ports), ports, [RECEIVED]: true });
       case 'raw':
-        return new MessageEvent('message', { data: bytes.slice().buffer, ports });
+        return new MessageEvent('message', buffers.length > 0 ? { data: bytes.slice().buffer, ports, buffers } : { data: bytes.slice().buffer, ports });
       default:
+        // postcard (Rust to Rust), or a codec this scope does not know.
         return new MessageEvent('messageerror', { ports });
     }
   } catch {
@@ -463,53 +501,88 @@ function messageEvent(codec, bytes, transfer, error) {
 
 const ports = new Map();
 
+/** A port for a host's port (or a detached one, for `null`); its host port moved out; whether
+ * it is detached; closed for good. */
+let adoptPort;
+let takePort;
+let isDetached;
+let disentangle;
+
 /** One end of a message channel (HTML `MessagePort`). */
 class MessagePort extends EventTarget {
-  _handle = null;
-  _id = -1;
+  #handle = null;
+  #id = -1;
 
   constructor() {
     super();
     if (!constructing) throw new TypeError('Illegal constructor');
   }
 
-  /** Wraps a port the host gave this worker. */
-  static _adopt(handle) {
-    constructing = true;
-    const port = new MessagePort();
-    constructing = false;
-    port._handle = handle;
-    port._id = handle.id();
-    ports.set(port._id, port);
-    return port;
-  }
-
-  /** The host's port, moved out: this object is detached from then on. */
-  _take() {
-    const handle = this._handle;
-    this._handle = null;
-    ports.delete(this._id);
-    return handle;
+  static {
+    adoptPort = (handle) => {
+      constructing = true;
+      const port = new MessagePort();
+      constructing = false;
+      if (handle !== null) {
+        port.#handle = handle;
+        port.#id = handle.id();
+        ports.set(port.#id, port);
+      }
+      return port;
+    };
+    takePort = (port) => {
+      const handle = port.#handle;
+      port.#handle = null;
+      ports.delete(port.#id);
+      return handle;
+    };
+    isDetached = (port) => port.#handle === null;
+    // The entangled port closed: this one is done too.
+    disentangle = (port) => {
+      ports.delete(port.#id);
+      dispose(port.#handle);
+      port.#handle = null;
+    };
   }
 
   postMessage(message, transfer) {
     const encoded = encodeMessage(message, transfer, this);
-    if (this._handle === null) return;
+    if (this.#handle === null) return discardTransfer(encoded.transfer);
     try {
-      this._handle.postMessage(encoded);
-    } catch {
+      this.#handle.postMessage(encoded);
+    } catch (error) {
       // Refused (the other end's queue is full, or it is too large): dropped and counted.
+      if (error?.payload === undefined) throw error;
     }
   }
 
   start() {
-    this._handle?.start();
+    this.#handle?.start();
   }
 
   close() {
-    if (this._handle === null) return;
-    this._handle.close();
+    if (this.#handle === null) return;
+    this.#handle.close();
+    disentangle(this);
   }
+
+  get [Symbol.toStringTag]() { return 'MessagePort'; }
+}
+
+const DISPOSE = Symbol.dispose ?? Symbol.for('dispose');
+
+/** Lets go of a host resource (a port, a buffer, a worker handle) now, not at a collection. */
+function dispose(resource) {
+  try {
+    resource?.[DISPOSE]?.();
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Lets go of what a message would have transferred. */
+function discardTransfer(transfer) {
+  for (const object of transfer) dispose(object.val);
 }
 let constructing = false;
 // Setting `onmessage` starts the port (HTML: the port message queue is enabled).
@@ -523,9 +596,10 @@ class MessageChannel {
   #port2;
   constructor() {
     const [a, b] = host.messageChannel();
-    this.#port1 = MessagePort._adopt(a);
-    this.#port2 = MessagePort._adopt(b);
+    this.#port1 = adoptPort(a);
+    this.#port2 = adoptPort(b);
   }
+  get [Symbol.toStringTag]() { return 'MessageChannel'; }
   get port1() { return this.#port1; }
   get port2() { return this.#port2; }
 }
@@ -541,6 +615,10 @@ function componentLocation(url) {
   if (location.startsWith('./')) location = location.slice(2);
   return location.replace(/\.m?js$/, '.wasm');
 }
+
+/** The URL a `Worker` was made with; the end of its child. */
+let urlOf;
+let ended;
 
 /** A dedicated worker this worker started (HTML `Worker`). */
 class Worker extends EventTarget {
@@ -565,11 +643,12 @@ class Worker extends EventTarget {
 
   postMessage(message, transfer) {
     const encoded = encodeMessage(message, transfer);
-    if (this.#handle === null) return;
+    if (this.#handle === null) return discardTransfer(encoded.transfer);
     try {
       this.#handle.postMessage(encoded);
-    } catch {
+    } catch (error) {
       // Refused: dropped and counted by the host.
+      if (error?.payload === undefined) throw error;
     }
   }
 
@@ -577,13 +656,20 @@ class Worker extends EventTarget {
     if (this.#handle === null) return;
     children.delete(this.#handle.id());
     this.#handle.terminate();
+    dispose(this.#handle);
     this.#handle = null;
   }
 
-  get _url() { return this.#url; }
-  _ended() {
-    if (this.#handle !== null) children.delete(this.#handle.id());
-    this.#handle = null;
+  get [Symbol.toStringTag]() { return 'Worker'; }
+
+  static {
+    urlOf = (worker) => worker.#url;
+    // The child has ended: its handle is let go (which does not terminate anything).
+    ended = (worker) => {
+      if (worker.#handle !== null) children.delete(worker.#handle.id());
+      dispose(worker.#handle);
+      worker.#handle = null;
+    };
   }
 }
 eventHandlers(Worker.prototype, ['message', 'messageerror', 'error']);
@@ -596,16 +682,15 @@ class SharedWorker extends EventTarget {
     if (arguments.length === 0) throw new TypeError('SharedWorker constructor: At least 1 argument required');
     const name = typeof options === 'object' && options !== null ? String(options.name ?? '') : String(options ?? '');
     try {
-      this.#port = MessagePort._adopt(host.connectSharedWorker(componentLocation(url), name));
+      this.#port = adoptPort(host.connectSharedWorker(componentLocation(url), name));
     } catch (error) {
-      constructing = true;
-      this.#port = new MessagePort();
-      constructing = false;
+      this.#port = adoptPort(null);
       const why = String(error?.payload ?? error);
       later(() => dispatch(this, new ErrorEvent('error', { message: why, filename: String(url), cancelable: true })));
     }
   }
   get port() { return this.#port; }
+  get [Symbol.toStringTag]() { return 'SharedWorker'; }
 }
 eventHandlers(SharedWorker.prototype, ['error']);
 
@@ -673,14 +758,13 @@ const navigator = Object.freeze({
 
 function installGlobalScope() {
   // The global object is the worker's `EventTarget`.
-  globalThis._listeners = new Map();
-  for (const key of ['addEventListener', 'removeEventListener', 'dispatchEvent', '_getHandler', '_setHandler']) {
+  for (const key of ['addEventListener', 'removeEventListener', 'dispatchEvent']) {
     Object.defineProperty(globalThis, key, { value: EventTarget.prototype[key], writable: true, configurable: true });
   }
   for (const type of ['message', 'messageerror', 'error', 'connect']) {
     Object.defineProperty(globalThis, `on${type}`, {
-      get() { return globalThis._getHandler(type); },
-      set(value) { globalThis._setHandler(type, value); },
+      get() { return getHandler(globalThis, type); },
+      set(value) { setHandler(globalThis, type, value); },
       enumerable: true,
       configurable: true,
     });
@@ -700,8 +784,9 @@ function installGlobalScope() {
       const encoded = encodeMessage(message, transfer);
       try {
         host.postMessage(encoded);
-      } catch {
+      } catch (error) {
         // Refused: dropped and counted by the host.
+        if (error?.payload === undefined) throw error;
       }
     },
     close() {
@@ -723,7 +808,7 @@ function installGlobalScope() {
         }
         return imported;
       });
-      for (const imported of found) (0, eval)(imported.source);
+      for (const imported of found) runScript(imported.source);
     },
   };
   for (const [key, value] of Object.entries(values)) {
@@ -732,6 +817,18 @@ function installGlobalScope() {
   Object.defineProperty(globalThis, 'name', { get: () => host.name(), configurable: true, enumerable: true });
   Object.defineProperty(globalThis, 'location', { value: workerLocation, configurable: true, enumerable: true });
 }
+
+/**
+ * Runs a script in the global scope, as a classic script (an indirect `eval`). A strict
+ * script's top-level functions stay its own: its event handlers declared as functions
+ * (`function onmessage(e) {}`) are made the global's handlers after it ran.
+ */
+function runScript(source) {
+  (0, eval)(`${source}\n;${HANDLER_TRAILER}`);
+}
+const HANDLER_TRAILER = ['message', 'messageerror', 'error', 'connect']
+  .map((type) => `if (typeof on${type} === 'function' && globalThis.on${type} !== on${type}) globalThis.on${type} = on${type};`)
+  .join(' ');
 
 /** The script this worker runs: the one named like its component, or the only one. */
 function chooseScript() {
@@ -763,7 +860,7 @@ export const handlers = {
   onStart() {
     task(() => {
       script = chooseScript();
-      (0, eval)(script.source);
+      runScript(script.source);
     });
   },
 
@@ -782,10 +879,11 @@ export const handlers = {
       transferred += count;
       const target = closing ? undefined : targetOf(headers[i], headers[i + 1]);
       if (target === undefined) {
+        discardTransfer(objects);
         discarded += 1;
         continue;
       }
-      const codec = CODECS[headers[i + 2]] ?? 'raw';
+      const codec = CODECS[headers[i + 2]];
       const error = failed?.get(event);
       task(() => dispatch(target, messageEvent(codec, bytes, objects, error)));
     }
@@ -796,36 +894,36 @@ export const handlers = {
     if (source.tag !== 'child') return;
     const child = children.get(source.val);
     if (child === undefined) return;
-    child._ended();
+    ended(child);
     task(() => {
       const event = new ErrorEvent('error', {
         message: error.message,
-        filename: child._url,
+        filename: urlOf(child),
         lineno: error.lineno,
         colno: error.colno,
         cancelable: true,
       });
       // Not handled at the `Worker` object, it is this worker's own uncaught error.
       if (dispatch(child, event)) {
-        reportException(event, { message: error.message, filename: child._url, lineno: error.lineno, colno: error.colno });
+        reportException(event, { message: error.message, filename: urlOf(child), lineno: error.lineno, colno: error.colno });
       }
     });
   },
 
   onClose(source) {
     if (source.tag === 'child') {
-      children.get(source.val)?._ended();
+      if (children.has(source.val)) ended(children.get(source.val));
     } else if (source.tag === 'port') {
       const port = ports.get(source.val);
       if (port !== undefined) {
-        ports.delete(source.val);
+        disentangle(port);
         task(() => dispatch(port, new Event('close')));
       }
     }
   },
 
   onConnect(handle) {
-    const port = MessagePort._adopt(handle);
+    const port = adoptPort(handle);
     if (closing) return;
     task(() => dispatch(globalThis, new MessageEvent('connect', { data: '', ports: [port] })));
   },

@@ -210,7 +210,7 @@ impl Drop for NatsServer {
 ///
 /// If the build fails (Node.js and `guest-js/node_modules` are needed).
 pub fn js_bundle(example: &str) -> std::path::PathBuf {
-    guest_build::js_bundle(example, |scripts, out| {
+    guest_build::js_bundle(example, wasm_workers::scripts::fingerprint(), |scripts, out| {
         wasm_workers::scripts::build_js(scripts, out, None).map(drop).map_err(|e| e.to_string())
     })
 }

@@ -179,6 +179,7 @@ pub fn build_py(module: &Path, output: &Path, toolchain: Option<&Path>) -> Resul
         let path = work.path().join(name);
         std::fs::write(&path, text).map_err(|source| BuildError::Io { path, source })?;
     }
+    let built = work.path().join("worker.wasm");
     let mut command = Command::new(&componentize);
     command
         .arg("--quiet")
@@ -189,8 +190,9 @@ pub fn build_py(module: &Path, output: &Path, toolchain: Option<&Path>) -> Resul
         .arg("-p")
         .arg(work.path().join("scope"))
         .arg("-o")
-        .arg(output);
-    run("componentize-py", command)
+        .arg(&built);
+    run("componentize-py", command)?;
+    replace(output, |to| std::fs::copy(&built, to).map(drop))
 }
 
 /// Runs a toolchain's command; what it said goes into the error if it fails.
@@ -204,15 +206,32 @@ fn run(tool: &'static str, mut command: Command) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Writes `to` afresh with `write` (a hard link must not write through an old link).
+/// Writes `to` afresh with `write`: to a temporary name beside it, then renamed over it, so
+/// that a host loading it meanwhile reads the old file or the new one, never half of one,
+/// and an old hard link is not written through.
 fn replace(to: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<(), BuildError> {
-    match std::fs::remove_file(to) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(BuildError::Io { path: to.to_path_buf(), source }),
+    let name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = to.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    let written = write(&temporary).and_then(|()| std::fs::rename(&temporary, to));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
     }
-    write(to).map_err(|source| BuildError::Io { path: to.to_path_buf(), source })
+    written.map_err(|source| BuildError::Io { path: to.to_path_buf(), source })
 }
+
+/// A fingerprint of what this crate builds worker scripts with (the scopes, the codec, the
+/// WIT world, the way the toolchains are called): two builds of the same scripts with the
+/// same fingerprint and toolchain give the same component. For caches of built scripts.
+pub fn fingerprint() -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    (SCOPE_JS, STRUCTURED_CLONE_JS, WORKER_SCOPE_PY, WORLD_WIT, BUILD_RECIPE).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Bumped whenever the way a bundle is assembled or a toolchain is called changes.
+const BUILD_RECIPE: u32 = 1;
 
 fn check_node() -> Result<(), BuildError> {
     let hint = |why: String| BuildError::Toolchain {
@@ -229,12 +248,15 @@ fn check_node() -> Result<(), BuildError> {
 /// Parses the script as a classic script, as a browser's worker would: a syntax error is
 /// reported with its file, line and column, and nothing is built.
 fn check_syntax(script: &Path) -> Result<(), BuildError> {
-    const CHECK: &str = "const [f] = process.argv.slice(1); \
+    // The error's stack starts `file:line`, the line's text, and a caret under the column.
+    const CHECK: &str = "const f = process.argv[process.argv.length - 1]; \
         try { new (require('vm').Script)(require('fs').readFileSync(f, 'utf8'), { filename: f }); } \
-        catch (e) { const at = /^(.*):(\\d+)$/m.exec(String(e.stack)); \
-        console.error((at ? `${at[1]}:${at[2]}: ` : '') + e.name + ': ' + e.message); process.exit(1); }";
+        catch (e) { const lines = String(e.stack).split('\\n'); const at = /^(.*):(\\d+)$/.exec(lines[0]); \
+        const col = lines[2] === undefined ? -1 : lines[2].indexOf('^'); \
+        console.error((at ? `${at[1]}:${at[2]}` + (col >= 0 ? `:${col + 1}` : '') + ': ' : '') + e.name + ': ' + e.message); \
+        process.exit(1); }";
     let out = Command::new("node")
-        .args(["-e", CHECK])
+        .args(["-e", CHECK, "--"])
         .arg(script)
         .output()
         .map_err(|error| BuildError::Toolchain { tool: "node", hint: format!("cannot run it: {error}") })?;

@@ -467,7 +467,10 @@ fn hard_links_of_one_component_are_one_component() {
     std::fs::hard_link(dir.join("a.wasm"), dir.join("b.wasm")).unwrap();
     let a = host.load(dir.join("a.wasm")).unwrap();
     let b = host.load(dir.join("b.wasm")).unwrap();
-    assert!(a.ptr_eq(&b), "one file, one compilation");
+    assert!(a.same_compilation(&b), "one file, one compilation");
+    // Each under its own name: `location()` and the directory its children come from.
+    assert!(b.location().ends_with("b.wasm"), "{}", b.location());
+    assert!(host.load(dir.join("a.wasm")).unwrap().ptr_eq(&a), "one name, one component");
     // A file that fails to load leaves nothing behind, and loads once it is fixed.
     std::fs::write(dir.join("c.wasm"), b"not yet").unwrap();
     assert!(host.load(dir.join("c.wasm")).is_err());

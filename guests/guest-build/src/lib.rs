@@ -56,15 +56,20 @@ pub fn guest(name: &str) -> PathBuf {
 /// `build(scripts, directory)` (`wasm_workers::scripts::build_js`).
 ///
 /// Bundles are kept in `target/script-guests`, under a name that hashes every input (the
-/// scripts, the JavaScript worker scope, the toolchain's lockfile, the WIT world), so a
-/// bundle is built again only when one of them changes. Concurrent builds of one bundle
+/// scripts, the JavaScript worker scope, the toolchain's lockfile, the WIT world) and
+/// `fingerprint` (`wasm_workers::scripts::fingerprint`: what the building library has
+/// compiled in), so a bundle is built again only when one of them changes. Concurrent builds of one bundle
 /// (tests in several processes) each build into a directory of their own and keep the first
 /// one finished.
 ///
 /// # Panics
 ///
 /// If the scripts cannot be read or the build fails: nothing that needs them can go on.
-pub fn js_bundle(example: &str, build: impl FnOnce(&[PathBuf], &Path) -> Result<(), String>) -> PathBuf {
+pub fn js_bundle(
+    example: &str,
+    fingerprint: u64,
+    build: impl FnOnce(&[PathBuf], &Path) -> Result<(), String>,
+) -> PathBuf {
     let root = repository();
     let dir = root.join("guests/js").join(example);
     let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -78,7 +83,7 @@ pub fn js_bundle(example: &str, build: impl FnOnce(&[PathBuf], &Path) -> Result<
         ["guest-js/scope.js", "guest-js/structured-clone.js", "guest-js/package-lock.json", "wit/worker.wit"]
             .map(|p| root.join(p)),
     );
-    built_once(&format!("js-{example}"), &inputs, |out| {
+    built_once(&format!("js-{example}"), fingerprint, &inputs, |out| {
         std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
         build(&scripts, out)
     })
@@ -91,16 +96,19 @@ pub fn js_bundle(example: &str, build: impl FnOnce(&[PathBuf], &Path) -> Result<
 /// # Panics
 ///
 /// If the module cannot be read or the build fails.
-pub fn py_guest(name: &str, build: impl FnOnce(&Path, &Path) -> Result<(), String>) -> PathBuf {
+pub fn py_guest(name: &str, fingerprint: u64, build: impl FnOnce(&Path, &Path) -> Result<(), String>) -> PathBuf {
     let root = repository();
-    let module = root.join("guests/py").join(name).join("app.py");
-    let inputs = [
-        module.clone(),
-        root.join("guest-py/worker_scope.py"),
-        root.join("guest-py/requirements.txt"),
-        root.join("wit/worker.wit"),
-    ];
-    built_once(&format!("py-{name}"), &inputs, |out| {
+    let dir = root.join("guests/py").join(name);
+    let module = dir.join("app.py");
+    // Every module beside it can be imported, so every one is an input.
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "py"))
+        .collect();
+    inputs.sort();
+    inputs.extend(["guest-py/worker_scope.py", "guest-py/requirements.txt", "wit/worker.wit"].map(|p| root.join(p)));
+    built_once(&format!("py-{name}"), fingerprint, &inputs, |out| {
         std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
         build(&module, &out.join(format!("{name}.wasm")))
     })
@@ -117,13 +125,19 @@ fn repository() -> PathBuf {
 
 /// `target/script-guests/<what>-<hash of inputs>`, built by `build` into a fresh directory
 /// unless it is there; once per process and content.
-fn built_once(what: &str, inputs: &[PathBuf], build: impl FnOnce(&Path) -> Result<(), String>) -> PathBuf {
+fn built_once(
+    what: &str,
+    fingerprint: u64,
+    inputs: &[PathBuf],
+    build: impl FnOnce(&Path) -> Result<(), String>,
+) -> PathBuf {
     use std::collections::HashMap;
     use std::hash::{Hash, Hasher};
     use std::sync::Mutex;
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
 
     let mut hasher = std::hash::DefaultHasher::new();
+    fingerprint.hash(&mut hasher);
     for input in inputs {
         input.file_name().hash(&mut hasher);
         std::fs::read(input).unwrap_or_else(|e| panic!("cannot read {}: {e}", input.display())).hash(&mut hasher);

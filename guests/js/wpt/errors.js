@@ -28,12 +28,12 @@ async_test(function (t) {
 async_test(function (t) {
   var worker = new Worker('uncaught-child.js');
   worker.onerror = t.step_func_done(function (e) {
+    e.preventDefault(); // first: a failed assertion must not make it this worker's own error
     assert_true(e instanceof ErrorEvent, 'an ErrorEvent');
     assert_true(e.message.indexOf('not handled') >= 0, 'the message: ' + e.message);
     assert_equals(e.filename, 'uncaught-child.js', 'the filename');
     assert_equals(e.lineno, 3, 'the line');
     assert_equals(e.colno, 9, 'the column');
-    e.preventDefault();
   });
   worker.postMessage('throw');
 }, "an exception self.onerror does not handle reaches the parent's onerror");
@@ -41,8 +41,8 @@ async_test(function (t) {
 async_test(function (t) {
   var worker = new Worker('top-level-child.js');
   worker.onerror = t.step_func_done(function (e) {
+    e.preventDefault();
     assert_true(e.message.indexOf('RangeError') >= 0 && e.message.indexOf('at the top') >= 0, 'the message: ' + e.message);
     assert_equals(e.lineno, 2, 'the line');
-    e.preventDefault();
   });
 }, 'an exception at the top level of a worker script');

@@ -3,12 +3,12 @@
 // testharness.js these tests use: test, async_test, promise_test, the step functions, and
 // the assertions. Each result is posted to the parent as {"test", "status", "message"}
 // (status PASS, FAIL or TIMEOUT); once every test has a result, {"done": number of tests}
-// is posted and the worker closes. A test without a result after 10 s times out.
+// is posted and the worker closes. A test without a result after 60 s times out.
 (function () {
   var tests = [];
   var remaining = 0;
   var loaded = false;
-  var TIMEOUT_MS = 10000;
+  var TIMEOUT_MS = 60000;
 
   function AssertionError(message) {
     this.message = message;

@@ -16,3 +16,9 @@ test(function () {
   assert_true(String(location.href).length > 0, 'location.href');
   assert_equals(self, globalThis, 'self');
 }, 'the worker global scope');
+
+async_test(function (t) {
+  var worker = new Worker('strict-child.js');
+  worker.onmessage = t.step_func_done(function (e) { assert_equals(e.data, 'strict hello'); });
+  worker.postMessage('hello');
+}, "a strict script's function onmessage is its handler");

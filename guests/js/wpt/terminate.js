@@ -22,10 +22,3 @@ async_test(function (t) {
   for (var i = 0; i < 100; i += 1) worker.postMessage(i);
 }, 'terminate() and the event queue');
 
-async_test(function (t) {
-  var worker = new Worker('echo-child.js');
-  worker.terminate();
-  worker.postMessage('into the void');
-  worker.onmessage = t.unreached_func('a terminated worker answered');
-  t.step_timeout(function () { t.done(); }, 100);
-}, 'postMessage after terminate() is discarded');

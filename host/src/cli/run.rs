@@ -230,6 +230,11 @@ async fn drive(
             // (workers holding ports to each other, a shared worker with its clients).
             // (Only once its messages are all written: they are not lost by ending.)
             () = host.quiescent(), if !stdin_open && pending.is_empty() && held.is_none() && output_ready && entry.pending_events() == 0 => {
+                // The entry's last message may have come between the poll of its events above
+                // and this one: it was sent before its worker went quiet, so it shows here.
+                if entry.pending_events() > 0 {
+                    continue;
+                }
                 tracing::debug!("every worker waits and no input is left: the run is over");
                 entry.terminate();
                 break EXIT_OK;

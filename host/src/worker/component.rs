@@ -299,7 +299,8 @@ pub(crate) unsafe fn deserialize(
 pub struct Component(Arc<ComponentInner>);
 
 struct ComponentInner {
-    pre: bindings::WorkerPre<WorkerState>,
+    /// The compiled component, linked: shared by every name of one file.
+    pre: Arc<bindings::WorkerPre<WorkerState>>,
     location: String,
     /// The canonical path: what identifies the component (for shared workers, the cache).
     key: PathBuf,
@@ -323,7 +324,7 @@ impl Component {
         };
         let pre = linker.instantiate_pre(&component).map_err(not_a_worker)?;
         let pre = bindings::WorkerPre::new(pre).map_err(not_a_worker)?;
-        Ok(Component(Arc::new(ComponentInner { pre, location: location_text, key, dir })))
+        Ok(Component(Arc::new(ComponentInner { pre: Arc::new(pre), location: location_text, key, dir })))
     }
 
     /// The same compiled component, loaded under another name (a hard link of its file).
@@ -342,6 +343,12 @@ impl Component {
     /// [`Host::load`]: crate::Host::load
     pub fn ptr_eq(&self, other: &Component) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Whether `self` and `other` share one compilation: they are [`ptr_eq`](Self::ptr_eq),
+    /// or two names (hard links) of one file, loaded by one host.
+    pub fn same_compilation(&self, other: &Component) -> bool {
+        Arc::ptr_eq(&self.0.pre, &other.0.pre)
     }
 
     /// Where the component was loaded from, as given.

@@ -203,7 +203,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// The bundle of the JavaScript worker scripts of `guests/js/<example>/` (each `NAME.js` as
 /// `NAME.wasm` in the returned directory), built once for the suite.
 pub fn js_bundle(example: &str) -> PathBuf {
-    guest_build::js_bundle(example, |scripts, out| {
+    guest_build::js_bundle(example, wasm_workers::scripts::fingerprint(), |scripts, out| {
         wasm_workers::scripts::build_js(scripts, out, None).map(drop).map_err(|e| e.to_string())
     })
 }
@@ -211,7 +211,7 @@ pub fn js_bundle(example: &str) -> PathBuf {
 /// The component built from the Python worker `guests/py/<name>/app.py`, built once for the
 /// suite.
 pub fn py_guest(name: &str) -> PathBuf {
-    guest_build::py_guest(name, |module, out| {
+    guest_build::py_guest(name, wasm_workers::scripts::fingerprint(), |module, out| {
         wasm_workers::scripts::build_py(module, out, None).map_err(|e| e.to_string())
     })
 }
