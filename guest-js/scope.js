@@ -21,7 +21,11 @@
 // - buffers transferred with a JSON message (from a worker in another language) come as
 //   `event.buffers`, an array of `ArrayBuffer`s;
 // - `new Worker('x.js')` starts the component `x.wasm` beside this one (build both into one
-//   bundle and they are one file, compiled once); any other location is a component's.
+//   bundle and they are one file, compiled once); any other location is a component's;
+// - a script is evaluated by indirect `eval`: its top-level `let`/`const`/`class` stay its own
+//   (its `var`s and functions are globals, and the handlers a strict script declares are made
+//   the global's); a port's `close` event waits, like its messages, for `start()`; the promise
+//   jobs of one message's handler run after the other messages delivered with it.
 
 import * as host from 'wasm-workers:worker/scope@0.1.0';
 import { Buffer as HostBuffer } from 'wasm-workers:worker/types@0.1.0';

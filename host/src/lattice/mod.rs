@@ -182,6 +182,9 @@ impl Lattice {
             let mut connect = async_nats::ConnectOptions::new()
                 .name("wasm-workers")
                 .connection_timeout(Duration::from_secs(5))
+                // Requests wait as long as this crate says (the client's own default is 10 s,
+                // which cut a cluster's leader election short).
+                .request_timeout(Some(REQUEST_TIMEOUT))
                 // A server that restarts is waited for, however long it takes, and found again
                 // soon after it is back.
                 .max_reconnects(None)

@@ -91,6 +91,10 @@ struct EventsInner {
     control: Arc<Control>,
     stats: Arc<WorkerStats>,
     services: Arc<Services>,
+    /// The proxy's place among the host's live proxies, given up at the remote worker's end:
+    /// from then on the proxy is busy passing the end on, not waiting for a worker elsewhere
+    /// (so the lattice's quiet cannot excuse it before its parent has the end).
+    live: Mutex<Option<LiveProxy>>,
 }
 
 impl RemoteEvents {
@@ -122,6 +126,8 @@ impl RemoteEvents {
         if !inner.finished.swap(true, std::sync::atomic::Ordering::AcqRel) {
             *ended = Some(exit);
             drop(ended);
+            // Still busy (its running keepalive is held): out of the live proxies first.
+            inner.live.lock().unwrap_or_else(|p| p.into_inner()).take();
             inner.proxy.interrupt();
         }
     }
@@ -180,7 +186,7 @@ pub(crate) fn spawn_remote(
     // (`Host::quiescent`): counted after its queue counts busy, and out before it stops.
     let running = queue.timer_sender();
     services.live_proxies.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    let counted = LiveProxy(services.clone());
+    let counted = Some(LiveProxy(services.clone()));
     let control = Arc::new(Control::new(queue.clone(), component.engine().clone()));
     let stats = services.register_stats(&name, component.location());
     let events = RemoteEvents(Arc::new(EventsInner {
@@ -191,11 +197,12 @@ pub(crate) fn spawn_remote(
         control: control.clone(),
         stats: stats.clone(),
         services: services.clone(),
+        live: Mutex::new(counted),
     }));
     let (remote, host) = match placer.place(request, events.clone()) {
         Ok(placed) => placed,
         Err(why) => {
-            drop(counted);
+            events.0.live.lock().unwrap_or_else(|p| p.into_inner()).take();
             drop(running);
             queue.close();
             queue.finish();
@@ -211,7 +218,7 @@ pub(crate) fn spawn_remote(
     let job = Box::new(move || {
         let services = job_services;
         let exit = forward(&queue, &job_control, remote, &events, &services);
-        drop(counted);
+        events.0.live.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(running);
         stats.ended_elsewhere(match &exit {
             Exit::Closed(CloseReason::Closed) => "closed".to_string(),
