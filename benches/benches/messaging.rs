@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wasm_workers::{channel, Codec, Host, HostConfig, Message, Pooling, WorkerOptions};
-use wasm_workers_benches::{answer, load, on_thread, post_waiting};
+use wasm_workers_benches::{answer, load, native_echo, on_thread, post_waiting};
 
 fn spawn(c: &mut Criterion) {
     // The library's default (the process's shared pool, see `HostConfig::pooling`); and
@@ -37,13 +37,7 @@ fn spawn(c: &mut Criterion) {
     }
     group.bench_function("native/1", |b| {
         b.iter(|| {
-            let (to_thread, from_main) = mpsc::channel::<u8>();
-            let (to_main, from_thread) = mpsc::channel::<u8>();
-            std::thread::spawn(move || {
-                for byte in from_main {
-                    let _ = to_main.send(byte);
-                }
-            });
+            let (to_thread, from_thread) = native_echo::<u8>();
             to_thread.send(1).unwrap();
             from_thread.recv().unwrap();
         })
@@ -114,13 +108,7 @@ fn round_trip(c: &mut Criterion) {
             start.elapsed()
         })
     });
-    let (to_thread, from_main) = mpsc::channel::<[u8; 8]>();
-    let (to_main, from_thread) = mpsc::channel::<[u8; 8]>();
-    std::thread::spawn(move || {
-        for message in from_main {
-            let _ = to_main.send(message);
-        }
-    });
+    let (to_thread, from_thread) = native_echo::<[u8; 8]>();
     group.bench_function("native", |b| {
         b.iter(|| {
             to_thread.send([1, 2, 3, 4, 5, 6, 7, 8]).unwrap();

@@ -5,11 +5,9 @@
 //! Run with `cargo bench -p wasm-workers-benches --bench scripts`; with `RUST_BACKTRACE=1`
 //! as this environment sets it, which costs nothing here (no trap is taken).
 
-use std::sync::mpsc;
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wasm_workers::{Codec, Host, Message, WorkerHandle, WorkerOptions};
-use wasm_workers_benches::{answer, js_bundle, load, post_waiting};
+use wasm_workers_benches::{answer, js_bundle, load, native_echo, post_waiting};
 
 /// One small JSON message: what a JavaScript worker reads as a number.
 fn one() -> Message {
@@ -33,13 +31,7 @@ fn spawn(c: &mut Criterion) {
     }
     group.bench_function("native/1", |b| {
         b.iter(|| {
-            let (to_thread, from_main) = mpsc::channel::<u8>();
-            let (to_main, from_thread) = mpsc::channel::<u8>();
-            std::thread::spawn(move || {
-                for byte in from_main {
-                    let _ = to_main.send(byte);
-                }
-            });
+            let (to_thread, from_thread) = native_echo::<u8>();
             to_thread.send(1).unwrap();
             from_thread.recv().unwrap();
         })
@@ -70,13 +62,7 @@ fn round_trip_and_throughput(c: &mut Criterion) {
             })
         });
     }
-    let (to_thread, from_main) = mpsc::channel::<u8>();
-    let (to_main, from_thread) = mpsc::channel::<u8>();
-    std::thread::spawn(move || {
-        for byte in from_main {
-            let _ = to_main.send(byte);
-        }
-    });
+    let (to_thread, from_thread) = native_echo::<u8>();
     group.bench_function("native", |b| {
         b.iter(|| {
             to_thread.send(1).unwrap();

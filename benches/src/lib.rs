@@ -214,3 +214,17 @@ pub fn js_bundle(example: &str) -> std::path::PathBuf {
         wasm_workers::scripts::build_js(scripts, out, None).map(drop).map_err(|e| e.to_string())
     })
 }
+
+/// The native baseline of a worker that answers every message with itself: a thread that
+/// sends back on the second channel what arrives on the first, until the first is dropped.
+/// Returns the way there and the way back.
+pub fn native_echo<T: Send + 'static>() -> (mpsc::Sender<T>, mpsc::Receiver<T>) {
+    let (to_thread, from_main) = mpsc::channel::<T>();
+    let (to_main, from_thread) = mpsc::channel::<T>();
+    std::thread::spawn(move || {
+        for message in from_main {
+            let _ = to_main.send(message);
+        }
+    });
+    (to_thread, from_thread)
+}
