@@ -403,10 +403,6 @@ function transferList(options) {
  * transferred. `sender` is the port posting it, which may not transfer itself.
  */
 function encodeMessage(message, options, sender) {
-  // The common case, a message of plain data with nothing to transfer, at the least cost.
-  if ((options === undefined || (Array.isArray(options) && options.length === 0)) && isJsonExact(message)) {
-    return { codec: 'json', data: encoder.encode(JSON.stringify(message)), transfer: [] };
-  }
   const transfer = transferList(options);
   const seen = new Set();
   for (const object of transfer) {
@@ -467,13 +463,6 @@ function arrayBufferOf(buffer) {
 
 /** The event a received message becomes: `message`, or `messageerror` if it cannot be read. */
 function messageEvent(codec, bytes, transfer, error) {
-  if (codec === 'json' && error === undefined && transfer.length === 0) {
-    try {
-      return new MessageEvent('message', { data: JSON.parse(decoder.decode(bytes)) });
-    } catch {
-      return new MessageEvent('messageerror', {});
-    }
-  }
   const ports = [];
   const buffers = [];
   for (const object of transfer) {
@@ -550,14 +539,7 @@ class MessagePort extends EventTarget {
   }
 
   postMessage(message, transfer) {
-    const encoded = encodeMessage(message, transfer, this);
-    if (this.#handle === null) return discardTransfer(encoded.transfer);
-    try {
-      this.#handle.postMessage(encoded);
-    } catch (error) {
-      // Refused (the other end's queue is full, or it is too large): dropped and counted.
-      if (error?.payload === undefined) throw error;
-    }
+    send(this.#handle, encodeMessage(message, transfer, this));
   }
 
   start() {
@@ -581,6 +563,21 @@ function dispose(resource) {
     resource?.[DISPOSE]?.();
   } catch {
     // Already gone.
+  }
+}
+
+/**
+ * Hands an encoded message to `target` (a port's or a child's host handle, or the scope's
+ * `host` for the parent). One it refuses (a full queue, too large) is dropped, and counted by
+ * the host, as the Rust SDK's `post` drops it. With no target (a detached port, an ended
+ * child), what it would have transferred is let go.
+ */
+function send(target, encoded) {
+  if (target === null) return discardTransfer(encoded.transfer);
+  try {
+    target.postMessage(encoded);
+  } catch (error) {
+    if (error?.payload === undefined) throw error;
   }
 }
 
@@ -646,14 +643,7 @@ class Worker extends EventTarget {
   }
 
   postMessage(message, transfer) {
-    const encoded = encodeMessage(message, transfer);
-    if (this.#handle === null) return discardTransfer(encoded.transfer);
-    try {
-      this.#handle.postMessage(encoded);
-    } catch (error) {
-      // Refused: dropped and counted by the host.
-      if (error?.payload === undefined) throw error;
-    }
+    send(this.#handle, encodeMessage(message, transfer));
   }
 
   terminate() {
@@ -785,13 +775,7 @@ function installGlobalScope() {
     SharedWorker,
     navigator,
     postMessage(message, transfer) {
-      const encoded = encodeMessage(message, transfer);
-      try {
-        host.postMessage(encoded);
-      } catch (error) {
-        // Refused: dropped and counted by the host.
-        if (error?.payload === undefined) throw error;
-      }
+      send(host, encodeMessage(message, transfer));
     },
     close() {
       closing = true;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wasm_workers::{channel, Codec, Host, HostConfig, Message, Pooling, WorkerOptions};
-use wasm_workers_benches::{answer, load, native_echo, on_thread, post_waiting};
+use wasm_workers_benches::{answer, first_answer, load, native_echo, on_thread, post_waiting};
 
 fn spawn(c: &mut Criterion) {
     // The library's default (the process's shared pool, see `HostConfig::pooling`); and
@@ -18,9 +18,7 @@ fn spawn(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn");
     group.bench_function("wasm/1", |b| {
         b.iter(|| {
-            let mut worker = host.spawn(&bounce, WorkerOptions::default()).unwrap();
-            worker.post_message(Message::new(Codec::Raw, vec![1])).unwrap();
-            answer(&mut worker);
+            first_answer(&host, &bounce, Message::new(Codec::Raw, vec![1]));
         })
     });
     {
@@ -29,9 +27,7 @@ fn spawn(c: &mut Criterion) {
         let bounce = load(&host, "bounce");
         group.bench_function("wasm-unpooled/1", |b| {
             b.iter(|| {
-                let mut worker = host.spawn(&bounce, WorkerOptions::default()).unwrap();
-                worker.post_message(Message::new(Codec::Raw, vec![1])).unwrap();
-                answer(&mut worker);
+                first_answer(&host, &bounce, Message::new(Codec::Raw, vec![1]));
             })
         });
     }

@@ -6,8 +6,8 @@
 //! as this environment sets it, which costs nothing here (no trap is taken).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use wasm_workers::{Codec, Host, Message, WorkerHandle, WorkerOptions};
-use wasm_workers_benches::{answer, js_bundle, load, native_echo, post_waiting};
+use wasm_workers::{Codec, Host, Message};
+use wasm_workers_benches::{answer, first_answer, js_bundle, load, native_echo, post_waiting};
 
 /// One small JSON message: what a JavaScript worker reads as a number.
 fn one() -> Message {
@@ -21,13 +21,7 @@ fn spawn(c: &mut Criterion) {
     let mut group = c.benchmark_group("js-spawn");
     group.sample_size(20);
     for (label, component) in [("js/1", &js), ("rust/1", &rust)] {
-        group.bench_function(label, |b| {
-            b.iter(|| {
-                let mut worker = host.spawn(component, WorkerOptions::default()).unwrap();
-                worker.post_message(one()).unwrap();
-                answer(&mut worker);
-            })
-        });
+        group.bench_function(label, |b| b.iter(|| first_answer(&host, component, one())));
     }
     group.bench_function("native/1", |b| {
         b.iter(|| {
@@ -39,19 +33,11 @@ fn spawn(c: &mut Criterion) {
     group.finish();
 }
 
-/// A worker of `component` that has answered once (started, its script run).
-fn started(host: &Host, component: &wasm_workers::Component) -> WorkerHandle {
-    let mut worker = host.spawn(component, WorkerOptions::default()).unwrap();
-    worker.post_message(one()).unwrap();
-    answer(&mut worker);
-    worker
-}
-
 fn round_trip_and_throughput(c: &mut Criterion) {
     let host = Host::new().expect("the engine starts");
     let js = host.load(js_bundle("bench").join("echo.wasm")).expect("the bundle loads");
     let rust = load(&host, "bounce");
-    let mut workers = [("js", started(&host, &js)), ("rust", started(&host, &rust))];
+    let mut workers = [("js", first_answer(&host, &js, one())), ("rust", first_answer(&host, &rust, one()))];
 
     let mut group = c.benchmark_group("js-round-trip");
     for (label, worker) in &mut workers {

@@ -24,6 +24,19 @@ pub fn answer(worker: &mut WorkerHandle) -> Message {
     }
 }
 
+/// Spawns a worker of `component` on `host`, posts it `message` and waits for its answer:
+/// spawn to first message, and a worker that has started (its script run, for a script).
+///
+/// # Panics
+///
+/// If the worker cannot start or does not answer.
+pub fn first_answer(host: &Host, component: &Component, message: Message) -> WorkerHandle {
+    let mut worker = host.spawn(component, wasm_workers::WorkerOptions::default()).expect("the worker starts");
+    worker.post_message(message).expect("the worker takes a message");
+    answer(&mut worker);
+    worker
+}
+
 /// Posts `message`, waiting while the worker's queue is full (its limit bounds how far a
 /// sender may run ahead: back-pressure, where the native baseline's channel is unbounded).
 ///

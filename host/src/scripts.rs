@@ -101,17 +101,12 @@ pub fn build_js(scripts: &[PathBuf], output: &Path, toolchain: Option<&Path>) ->
     }
     entry.push_str("export { handlers };\n");
 
-    let work = tempfile::tempdir().map_err(|source| BuildError::Io { path: std::env::temp_dir(), source })?;
-    let write = |name: &str, text: &str| {
-        let path = work.path().join(name);
-        std::fs::write(&path, text).map_err(|source| BuildError::Io { path, source })
-    };
-    std::fs::create_dir(work.path().join("wit"))
-        .map_err(|source| BuildError::Io { path: work.path().join("wit"), source })?;
-    write("wit/worker.wit", WORLD_WIT)?;
-    write("scope.js", SCOPE_JS)?;
-    write("structured-clone.js", STRUCTURED_CLONE_JS)?;
-    write("entry.js", &entry)?;
+    let work = staged(&[
+        ("wit/worker.wit", WORLD_WIT),
+        ("scope.js", SCOPE_JS),
+        ("structured-clone.js", STRUCTURED_CLONE_JS),
+        ("entry.js", &entry),
+    ])?;
     let built = work.path().join("bundle.wasm");
     let mut command = Command::new(&componentize);
     command
@@ -170,15 +165,7 @@ pub fn build_py(module: &Path, output: &Path, toolchain: Option<&Path>) -> Resul
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let work = tempfile::tempdir().map_err(|source| BuildError::Io { path: std::env::temp_dir(), source })?;
-    for dir in ["wit", "scope"] {
-        let path = work.path().join(dir);
-        std::fs::create_dir(&path).map_err(|source| BuildError::Io { path, source })?;
-    }
-    for (name, text) in [("wit/worker.wit", WORLD_WIT), ("scope/worker_scope.py", WORKER_SCOPE_PY)] {
-        let path = work.path().join(name);
-        std::fs::write(&path, text).map_err(|source| BuildError::Io { path, source })?;
-    }
+    let work = staged(&[("wit/worker.wit", WORLD_WIT), ("scope/worker_scope.py", WORKER_SCOPE_PY)])?;
     let built = work.path().join("worker.wasm");
     let mut command = Command::new(&componentize);
     command
@@ -193,6 +180,19 @@ pub fn build_py(module: &Path, output: &Path, toolchain: Option<&Path>) -> Resul
         .arg(&built);
     run("componentize-py", command)?;
     replace(output, |to| std::fs::copy(&built, to).map(drop))
+}
+
+/// A fresh temporary directory holding `files` (relative path, text), for a toolchain to build in.
+fn staged(files: &[(&str, &str)]) -> Result<tempfile::TempDir, BuildError> {
+    let work = tempfile::tempdir().map_err(|source| BuildError::Io { path: std::env::temp_dir(), source })?;
+    for (name, text) in files {
+        let path = work.path().join(name);
+        let dir = path.parent().unwrap_or(work.path());
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|source| BuildError::Io { path, source })?;
+    }
+    Ok(work)
 }
 
 /// Runs a toolchain's command; what it said goes into the error if it fails.

@@ -72,12 +72,7 @@ pub fn js_bundle(
 ) -> PathBuf {
     let root = repository();
     let dir = root.join("guests/js").join(example);
-    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "js"))
-        .collect();
-    scripts.sort();
+    let scripts = files_ending(&dir, "js");
     let mut inputs = scripts.clone();
     inputs.extend(
         ["guest-js/scope.js", "guest-js/structured-clone.js", "guest-js/package-lock.json", "wit/worker.wit"]
@@ -101,18 +96,24 @@ pub fn py_guest(name: &str, fingerprint: u64, build: impl FnOnce(&Path, &Path) -
     let dir = root.join("guests/py").join(name);
     let module = dir.join("app.py");
     // Every module beside it can be imported, so every one is an input.
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "py"))
-        .collect();
-    inputs.sort();
+    let mut inputs = files_ending(&dir, "py");
     inputs.extend(["guest-py/worker_scope.py", "guest-py/requirements.txt", "wit/worker.wit"].map(|p| root.join(p)));
     built_once(&format!("py-{name}"), fingerprint, &inputs, |out| {
         std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
         build(&module, &out.join(format!("{name}.wasm")))
     })
     .join(format!("{name}.wasm"))
+}
+
+/// The files of `dir` with extension `ext`, sorted.
+fn files_ending(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == ext))
+        .collect();
+    files.sort();
+    files
 }
 
 fn repository() -> PathBuf {

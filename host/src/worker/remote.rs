@@ -127,9 +127,14 @@ impl RemoteEvents {
             *ended = Some(exit);
             drop(ended);
             // Still busy (its running keepalive is held): out of the live proxies first.
-            inner.live.lock().unwrap_or_else(|p| p.into_inner()).take();
+            self.uncount_live();
             inner.proxy.interrupt();
         }
+    }
+
+    /// Counts the proxy out of the host's live proxies (once; later calls do nothing).
+    fn uncount_live(&self) {
+        self.0.live.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     /// The remote worker failed with `message` (a lost link, say).
@@ -202,7 +207,7 @@ pub(crate) fn spawn_remote(
     let (remote, host) = match placer.place(request, events.clone()) {
         Ok(placed) => placed,
         Err(why) => {
-            events.0.live.lock().unwrap_or_else(|p| p.into_inner()).take();
+            events.uncount_live();
             drop(running);
             queue.close();
             queue.finish();
@@ -218,7 +223,7 @@ pub(crate) fn spawn_remote(
     let job = Box::new(move || {
         let services = job_services;
         let exit = forward(&queue, &job_control, remote, &events, &services);
-        events.0.live.lock().unwrap_or_else(|p| p.into_inner()).take();
+        events.uncount_live();
         drop(running);
         stats.ended_elsewhere(match &exit {
             Exit::Closed(CloseReason::Closed) => "closed".to_string(),

@@ -51,10 +51,11 @@ impl Services {
 pub(crate) struct Services {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<WorkerState>,
-    /// Loaded components by file identity (a hard link is the same file). Each entry has its
-    /// own lock, so that two workers asking for one component compile it once, and different
-    /// components compile in parallel.
-    pub(crate) components: Mutex<HashMap<location::FileId, Arc<Mutex<Option<Component>>>>>,
+    /// Loaded components by file identity: one compilation per file, and a component for each
+    /// of its names (hard links; the first compiled it), empty until it has loaded. Each entry
+    /// has its own lock, so that two workers asking for one component compile it once, and
+    /// different components compile in parallel.
+    pub(crate) components: Mutex<HashMap<location::FileId, Arc<Mutex<Vec<Component>>>>>,
     pub(crate) hardware_concurrency: u32,
     /// Workers whose threads are running (or are being started).
     pub(crate) live: AtomicUsize,
@@ -129,22 +130,24 @@ impl Services {
             let mut components = self.components.lock().unwrap_or_else(|p| p.into_inner());
             components.entry(id).or_default().clone()
         };
-        let mut slot = entry.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(component) = &*slot {
-            if component.key() == key {
-                return Ok(component.clone());
-            }
+        let mut names = entry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(component) = names.iter().find(|component| component.key() == key) {
+            return Ok(component.clone());
+        }
+        if let Some(compiled) = names.first() {
             // Another name of the same file (a hard link, as a bundle of scripts has one per
             // script): compiled once, but its workers are where this name is, and called by it.
             let dir = dir_of(&key).map_err(|source| LoadError::Read { location: location.to_string(), source })?;
-            return Ok(component.relocated(path, key, dir));
+            let component = compiled.relocated(path, key, dir);
+            names.push(component.clone());
+            return Ok(component);
         }
         let loaded = self.compile_opened(opened, location, path, key, dir_of);
         match &loaded {
-            Ok(component) => *slot = Some(component.clone()),
+            Ok(component) => names.push(component.clone()),
             // A file that does not load leaves no entry behind.
             Err(_) => {
-                drop(slot);
+                drop(names);
                 let mut components = self.components.lock().unwrap_or_else(|p| p.into_inner());
                 if components.get(&id).is_some_and(|e| Arc::ptr_eq(e, &entry)) && Arc::strong_count(&entry) <= 2 {
                     components.remove(&id);
