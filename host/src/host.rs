@@ -10,6 +10,7 @@ use wasmtime::Engine;
 use crate::accounting::{DropReason, DroppedMessages, Ledger, MessageCounts};
 use crate::budget::{self, HostBudget};
 use crate::error::{HostError, LoadError, SpawnError};
+use crate::event_loop::Patience;
 use crate::limits::Limits;
 use crate::location;
 use crate::messaging::MessagePort;
@@ -54,6 +55,12 @@ pub struct HostConfig {
     /// [`DEFAULT_SPIN`] when this process may run on more than one CPU, else no spin (a
     /// spinning thread would only delay the thread it waits for).
     pub spin: Option<Duration>,
+    /// How long a worker sleeps with nothing to do before it gives its thread back
+    /// ([`DEFAULT_RELEASE_THREAD_AFTER`] if `None`; `Duration::MAX`: never). The worker stays
+    /// as it was (its instance, its memory, its place in every count); its next task starts
+    /// it again on a parked thread, or a new one. An idle worker then costs its instance and
+    /// memory only, not a thread's stack.
+    pub release_thread_after: Option<Duration>,
     /// How long a worker thread whose worker has ended waits to run the next one before it
     /// exits ([`DEFAULT_THREAD_KEEP_ALIVE`] if `None`). Reusing a thread saves most of what
     /// a spawn costs.
@@ -108,6 +115,8 @@ pub enum Pooling {
     Off,
 }
 
+/// The default of [`HostConfig::release_thread_after`].
+pub const DEFAULT_RELEASE_THREAD_AFTER: Duration = Duration::from_millis(100);
 /// The default of [`HostConfig::thread_keep_alive`].
 pub const DEFAULT_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// The default of [`HostConfig::idle_threads`].
@@ -196,14 +205,20 @@ impl Host {
             compiled: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             quiescence: Arc::default(),
-            spin: config.spin.unwrap_or_else(|| {
-                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-                if cpus > 1 {
-                    DEFAULT_SPIN
-                } else {
-                    Duration::ZERO
-                }
-            }),
+            patience: Patience {
+                spin: config.spin.unwrap_or_else(|| {
+                    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    if cpus > 1 {
+                        DEFAULT_SPIN
+                    } else {
+                        Duration::ZERO
+                    }
+                }),
+                dormant_after: match config.release_thread_after.unwrap_or(DEFAULT_RELEASE_THREAD_AFTER) {
+                    Duration::MAX => None,
+                    after => Some(after),
+                },
+            },
             default_limits: config.limits,
             threads: Threads::new(
                 config.thread_keep_alive.unwrap_or(DEFAULT_THREAD_KEEP_ALIVE),

@@ -68,7 +68,8 @@ pub use buffer::{Buffer, BufferError};
 pub use error::{BuildError, HostError, LoadError, SpawnError};
 pub use graph::{parse_size, Graph, Manifest, ManifestError, RunningGraph, StartError};
 pub use host::{
-    Host, HostConfig, Pooling, DEFAULT_IDLE_THREADS, DEFAULT_MAX_BUFFER_LEN, DEFAULT_SPIN, DEFAULT_THREAD_KEEP_ALIVE,
+    Host, HostConfig, Pooling, DEFAULT_IDLE_THREADS, DEFAULT_MAX_BUFFER_LEN, DEFAULT_RELEASE_THREAD_AFTER,
+    DEFAULT_SPIN, DEFAULT_THREAD_KEEP_ALIVE,
 };
 pub use limits::{Limits, DEADLINE_TICK, DEFAULT_MESSAGE_SIZE, DEFAULT_QUEUED_BYTES, DEFAULT_QUEUED_MESSAGES};
 pub use location::DEFAULT_MAX_COMPONENT_SIZE;

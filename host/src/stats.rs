@@ -77,13 +77,12 @@ impl WorkerStats {
         *self.host.lock().unwrap_or_else(|p| p.into_inner()) = Some(host.to_string());
     }
 
-    pub(crate) fn started(&self) {
-        self.cpu_nanos.store(thread_cpu_time().as_nanos() as u64, Ordering::Relaxed);
+    /// Adds CPU time the worker used, on whichever thread ran it.
+    pub(crate) fn ran(&self, cpu: Duration) {
+        self.cpu_nanos.fetch_add(cpu.as_nanos() as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn ended(&self, how: String, peak_memory: usize) {
-        let start = Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed));
-        self.cpu_nanos.store(thread_cpu_time().saturating_sub(start).as_nanos() as u64, Ordering::Relaxed);
         self.peak_memory.store(peak_memory as u64, Ordering::Relaxed);
         *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(how);
     }

@@ -8,8 +8,10 @@
 //! nothing else; they exit after [`HostConfig::thread_keep_alive`](crate::HostConfig) with
 //! nothing to run, and at most [`HostConfig::idle_threads`](crate::HostConfig) wait at once.
 //!
-//! A worker still has its thread to itself from its start to its end: threads are reused,
-//! never shared.
+//! A worker has a thread to itself while it runs and while it waits for its next task. When
+//! it has waited long enough (`HostConfig::release_thread_after`) it gives the thread back
+//! here, and its next task [`resume`](Threads::resume)s it on a parked thread or a new one:
+//! threads are reused, never shared by two workers at once.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -71,6 +73,37 @@ impl Threads {
         Ok(())
     }
 
+    /// Runs `job`, a worker that gave its thread back and has a task again, on a thread named
+    /// `name`: a parked one if there is one, else a new one. Never fails: if the operating
+    /// system refuses a new thread, the job waits for the next thread of this host that
+    /// finishes what it runs (and a warning says so).
+    pub(crate) fn resume(&self, name: String, job: Job) {
+        let mut state = self.lock();
+        if state.idle > state.jobs.len() {
+            state.jobs.push_back((name, job));
+            drop(state);
+            self.0.ready.notify_one();
+            return;
+        }
+        drop(state);
+        // Held until it is known whether the new thread took the job.
+        let job = Arc::new(Mutex::new(Some(job)));
+        let given = job.clone();
+        let threads = self.clone();
+        let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
+            let job = given.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+            if let Some(job) = job {
+                threads.serve(job);
+            }
+        });
+        if let Err(error) = spawned {
+            if let Some(job) = job.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+                tracing::warn!(worker = %name, %error, "no thread to resume a worker on; it waits for the next free one");
+                self.lock().jobs.push_back((name, job));
+            }
+        }
+    }
+
     /// The body of a worker thread: its first job, then whatever comes while it waits.
     fn serve(&self, first: Job) {
         let mut job = first;
@@ -85,6 +118,10 @@ impl Threads {
     /// Waits up to the keep-alive for a job; `None` if none came (the thread exits then).
     fn next_job(&self) -> Option<(String, Job)> {
         let mut state = self.lock();
+        if state.jobs.len() > state.idle {
+            // More jobs than idle threads to take them: one waited for a thread (`resume`).
+            return state.jobs.pop_front();
+        }
         if state.idle >= self.0.max_idle {
             return None;
         }

@@ -431,3 +431,85 @@ fn every_message_is_delivered_or_counted_as_dropped() {
     let lost = (after.receiver_gone - before.receiver_gone) + (after.discarded - before.discarded);
     assert_eq!(lost, 1, "\"y\" was dropped and counted: {after:?}");
 }
+
+/// Threads of this process whose name starts with `prefix` (Linux keeps 15 bytes of a name).
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.starts_with(prefix)))
+        .count()
+}
+
+/// A host whose idle workers give their threads back as soon as they wait, and whose threads
+/// exit then (none is kept for reuse): every task after the first resumes its worker.
+fn releasing_host() -> wasm_workers::Host {
+    host_with(HostConfig {
+        release_thread_after: Some(std::time::Duration::ZERO),
+        idle_threads: Some(0),
+        ..HostConfig::default()
+    })
+}
+
+#[test]
+fn idle_workers_give_their_threads_back_and_resume_where_they_were() {
+    let host = releasing_host();
+    let counter = host.load(guest("counter")).unwrap();
+    let mut workers: Vec<_> =
+        (0..8).map(|i| host.spawn(&counter, WorkerOptions::named(format!("dormant-c{i}"))).unwrap()).collect();
+    let number = |i: u64| Message::new(Codec::Raw, i.to_le_bytes().to_vec());
+    for round in 1..=3u64 {
+        // With nothing to do, the workers hold no thread.
+        wait_until(|| threads_named("dormant-c") == 0);
+        for i in 0..round * 10 {
+            for worker in &workers {
+                worker.post_message(number(i)).unwrap();
+            }
+        }
+        for worker in &mut workers {
+            worker.post_message(Message::new(Codec::Raw, Vec::new())).unwrap();
+            // The counter counts only consecutive numbers: all arrived, in order, at the
+            // instance that had the ones before.
+            assert_eq!(next_json(worker), json!(round * 10));
+        }
+    }
+    for worker in &mut workers {
+        worker.terminate();
+        expect_closed(worker, CloseReason::Terminated);
+    }
+    wait_until(|| host.live_workers() == 0);
+    assert!(host.stats().iter().all(|report| report.ended.as_deref() == Some("terminated")));
+}
+
+#[test]
+fn a_worker_without_a_thread_still_ends_idle_runs_its_timers_and_waits_for_its_children() {
+    let host = releasing_host();
+    // Its timer resumes it each time.
+    let ticker = host.load(guest("ticker")).unwrap();
+    let mut ticker = host.spawn(&ticker, WorkerOptions::named("ticker")).unwrap();
+    post(&ticker, json!({ "symbol": "GOOG", "every-ms": 5 }));
+    for _ in 0..5 {
+        assert!(next_json(&mut ticker).as_str().unwrap().starts_with("GOOG "));
+    }
+    ticker.terminate();
+    expect_closed(&mut ticker, CloseReason::Terminated);
+
+    // A parent gives its thread back while its children count; their answers resume it.
+    let delegation = host.load(guest("delegation")).unwrap();
+    let mut delegation = host.spawn(&delegation, WorkerOptions::named("delegation")).unwrap();
+    post(&delegation, json!({ "n": 100_000, "k": 4 }));
+    assert_eq!(next_json(&mut delegation), json!(9_592));
+    expect_closed(&mut delegation, CloseReason::Closed);
+
+    // With its input ended and nothing to do, a worker without a thread ends idle.
+    let echo = host.load(guest("echo")).unwrap();
+    let mut echo = host.spawn(&echo, WorkerOptions::named("dormant-echo")).unwrap();
+    post(&echo, json!("hi"));
+    assert_eq!(next_json(&mut echo), "hi");
+    wait_until(|| threads_named("dormant-echo") == 0);
+    echo.end_input();
+    expect_closed(&mut echo, CloseReason::Idle);
+    let report = host.stats().into_iter().find(|report| report.name == "dormant-echo").unwrap();
+    assert_eq!(report.messages_in, 1);
+    assert!(report.cpu_time > std::time::Duration::ZERO, "CPU time is counted on every thread it ran on");
+}

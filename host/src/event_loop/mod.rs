@@ -13,6 +13,11 @@
 //! is quiescent and has no sender either: nothing can ever happen again. So a parent whose
 //! children are all quiescent, and whose own input has ended, ends idle, and ending terminates
 //! them: parent and child never keep each other alive.
+//!
+//! A receiver that has slept long enough with nothing to do may *suspend* itself
+//! ([`Dormant`](queue::Dormant)): it leaves a closure with its queue and lets its thread go,
+//! and whatever would have woken it calls the closure instead. Suspended is waiting, as far as
+//! everything above counts: senders, keepalives and quiescence do not change.
 
 //!
 //! The queue ([`queue`]) knows nothing of what it carries; [`task`] says what a worker's
@@ -26,6 +31,6 @@ mod task;
 
 pub use control::ChildWorker;
 pub(crate) use control::{terminate_all, Control, DirectChild};
-pub(crate) use queue::Next;
+pub(crate) use queue::{Dormant, Next, Patience};
 pub(crate) use quiescence::Quiescence;
 pub(crate) use task::{discard, FromChild, LoopTask, WorkerQueue, WorkerSender};

@@ -8,8 +8,27 @@ use crate::limits::QueueLimits;
 
 use super::Quiescence;
 
+/// How a queue's receiver waits for its next task.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Patience {
+    /// How long [`TaskQueue::next`] spins before it sleeps.
+    pub(crate) spin: Duration,
+    /// How long it sleeps before it offers to give its thread back ([`Next::Dormant`]);
+    /// `None`: it sleeps until woken.
+    pub(crate) dormant_after: Option<Duration>,
+}
+
+impl Patience {
+    /// No spin, and sleep until woken.
+    pub(crate) const BLOCK: Patience = Patience { spin: Duration::ZERO, dormant_after: None };
+}
+
+/// What a suspended receiver leaves with its queue: called once, by whoever next wakes it
+/// (after the queue's lock is released), to have it run again on some thread.
+pub(crate) type Resume = Box<dyn FnOnce() + Send>;
+
 /// What [`TaskQueue::next`] found.
-pub(crate) enum Next {
+pub(crate) enum Next<'q, T> {
     /// Tasks to run, in order. The batch is taken from the queue in one step, so that a burst
     /// of messages costs one lock, not one per message.
     Tasks,
@@ -17,6 +36,34 @@ pub(crate) enum Next {
     Interrupted,
     /// The queue is empty and no sender is left: nothing can happen any more.
     Idle,
+    /// Nothing came for the queue's [`Patience::dormant_after`]: the receiver may suspend
+    /// itself ([`Dormant::suspend`]) and let its thread go. The queue stays locked until it
+    /// does, so nothing can arrive in between.
+    Dormant(Dormant<'q, T>),
+}
+
+/// A receiver that has waited long enough, holding its queue's lock (see [`Next::Dormant`]).
+pub(crate) struct Dormant<'q, T> {
+    state: MutexGuard<'q, QueueState<T>>,
+}
+
+impl<T> Dormant<'_, T> {
+    /// Suspends the receiver: it no longer waits in [`TaskQueue::next`], and the first push,
+    /// interrupt or end of its last sender that would have woken it calls `resume` instead.
+    /// The receiver keeps its place in the host's accounting (busy or quiescent, active or
+    /// not) exactly as if it still waited.
+    pub(crate) fn suspend(mut self, resume: Resume) {
+        self.state.suspended = Some(resume);
+    }
+}
+
+impl<T> Drop for Dormant<'_, T> {
+    fn drop(&mut self) {
+        if self.state.suspended.is_none() {
+            // Not suspended after all: it waits no longer, and runs now (see `next`).
+            self.state.waiting = false;
+        }
+    }
 }
 
 /// A worker's task queue: many senders, one receiver (the worker's thread).
@@ -34,8 +81,8 @@ pub(crate) struct TaskQueue<T> {
     /// ([`QueueState::spinning`]), so that it sees them without taking the lock. Not bumped
     /// otherwise: a locked increment per message is a measurable share of a post.
     pushes: AtomicUsize,
-    /// How long [`next`](Self::next) spins before it sleeps.
-    spin: Duration,
+    /// How [`next`](Self::next) waits.
+    patience: Patience,
     /// What the queue accepts.
     limits: QueueLimits,
     /// Notified when the receiver has taken its queued tasks (or the queue closed), if
@@ -69,6 +116,9 @@ struct QueueState<T> {
     quiet: bool,
     /// A sender waits for room in the queue ([`TaskQueue::wait_for_room`]).
     room_wanted: bool,
+    /// The receiver suspended itself ([`Dormant::suspend`]); `waiting` stays set, and the
+    /// wake that clears it calls this instead of notifying.
+    suspended: Option<Resume>,
 }
 
 impl<T> TaskQueue<T> {
@@ -77,7 +127,7 @@ impl<T> TaskQueue<T> {
     pub(crate) fn new(
         parent: Option<Arc<TaskQueue<T>>>,
         quiescence: Arc<Quiescence>,
-        spin: Duration,
+        patience: Patience,
         limits: QueueLimits,
     ) -> (Arc<TaskQueue<T>>, TaskSender<T>) {
         if let Some(parent) = &parent {
@@ -99,12 +149,13 @@ impl<T> TaskQueue<T> {
                 timers: 0,
                 quiet: false,
                 room_wanted: false,
+                suspended: None,
             }),
             ready: Condvar::new(),
             parent,
             quiescence,
             pushes: AtomicUsize::new(0),
-            spin,
+            patience,
             limits,
             room: tokio::sync::Notify::new(),
         });
@@ -156,11 +207,15 @@ impl<T> TaskQueue<T> {
         std::mem::take(&mut state.waiting)
     }
 
-    /// Unlocks `state`, then notifies the receiver if `notify` says so.
-    fn unlock_and_notify(&self, state: MutexGuard<'_, QueueState<T>>, notify: bool) {
+    /// Unlocks `state`, then notifies the receiver if `notify` says so: wakes it, or resumes
+    /// it if it is suspended.
+    fn unlock_and_notify(&self, mut state: MutexGuard<'_, QueueState<T>>, notify: bool) {
+        let resume = if notify { state.suspended.take() } else { None };
         drop(state);
-        if notify {
-            self.ready.notify_one();
+        match resume {
+            Some(resume) => resume(),
+            None if notify => self.ready.notify_one(),
+            None => {}
         }
     }
 
@@ -179,12 +234,14 @@ impl<T> TaskQueue<T> {
     }
 
     /// Blocks until there are tasks, the worker is interrupted, or it is idle for good, and
-    /// moves all queued tasks into `batch` (which must be empty).
+    /// moves all queued tasks into `batch` (which must be empty); or, if the queue's
+    /// [`Patience`] allows, until it has slept that long with nothing to do
+    /// ([`Next::Dormant`]).
     ///
     /// Before it sleeps it spins for up to the queue's spin time, without the lock.
-    pub(crate) fn next(&self, batch: &mut VecDeque<T>) -> Next {
+    pub(crate) fn next(&self, batch: &mut VecDeque<T>) -> Next<'_, T> {
         let mut state = self.lock();
-        let mut spun = self.spin.is_zero();
+        let mut spun = self.patience.spin.is_zero();
         loop {
             if state.interrupted {
                 return Next::Interrupted;
@@ -210,7 +267,7 @@ impl<T> TaskQueue<T> {
                 let seen = self.pushes.load(Ordering::Acquire);
                 drop(state);
                 let start = Instant::now();
-                while self.pushes.load(Ordering::Acquire) == seen && start.elapsed() < self.spin {
+                while self.pushes.load(Ordering::Acquire) == seen && start.elapsed() < self.patience.spin {
                     std::hint::spin_loop();
                 }
                 state = self.lock();
@@ -225,7 +282,19 @@ impl<T> TaskQueue<T> {
                 self.quiescence.leave();
             }
             state.waiting = true;
-            state = self.ready.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = match self.patience.dormant_after {
+                None => self.ready.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner()),
+                Some(after) => {
+                    let (state, waited) =
+                        self.ready.wait_timeout(state, after).unwrap_or_else(|poisoned| poisoned.into_inner());
+                    // Still waiting means nobody woke it: nothing came, it is not interrupted,
+                    // and it is not idle for good (each of those clears the flag).
+                    if state.waiting && waited.timed_out() {
+                        return Next::Dormant(Dormant { state });
+                    }
+                    state
+                }
+            };
             state.waiting = false;
             // Woken by whatever counted it busy again, or spuriously: either way it runs now.
             if std::mem::take(&mut state.quiet) {
@@ -424,7 +493,7 @@ mod tests {
 
     #[test]
     fn tasks_arrive_in_order_in_one_batch() {
-        let (queue, sender) = Queue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, sender) = Queue::new(None, Default::default(), Patience::BLOCK, QueueLimits::NONE);
         for n in 0..3 {
             assert!(sender.send(message(n)).is_ok());
         }
@@ -436,7 +505,7 @@ mod tests {
 
     #[test]
     fn idle_when_the_sender_and_the_keepalives_are_gone() {
-        let (queue, sender) = Queue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, sender) = Queue::new(None, Default::default(), Patience::BLOCK, QueueLimits::NONE);
         let timer = queue.timer_sender();
         drop(sender);
         let q = queue.clone();
@@ -451,9 +520,9 @@ mod tests {
 
     #[test]
     fn a_quiescent_child_releases_its_parent() {
-        let (parent, parent_sender) = Queue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (parent, parent_sender) = Queue::new(None, Default::default(), Patience::BLOCK, QueueLimits::NONE);
         let (child, _child_sender) =
-            Queue::new(Some(parent.clone()), Default::default(), Duration::ZERO, QueueLimits::NONE);
+            Queue::new(Some(parent.clone()), Default::default(), Patience::BLOCK, QueueLimits::NONE);
         drop(parent_sender);
         // The child waits with nothing to do: the parent, with no sender, ends idle.
         let c = child.clone();
@@ -469,15 +538,46 @@ mod tests {
 
     #[test]
     fn closed_queue_discards() {
-        let (queue, sender) = Queue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, sender) = Queue::new(None, Default::default(), Patience::BLOCK, QueueLimits::NONE);
         assert!(sender.send(message(1)).is_ok());
         assert_eq!(queue.close().len(), 1);
         assert!(sender.send(message(2)).is_err());
     }
 
     #[test]
+    fn a_suspended_receiver_is_resumed_by_what_would_have_woken_it() {
+        let patience = Patience { spin: Duration::ZERO, dormant_after: Some(Duration::ZERO) };
+        let (queue, sender) = Queue::new(None, Default::default(), patience, QueueLimits::NONE);
+        let mut batch = VecDeque::new();
+        let suspend = |next: Next<'_, u8>| {
+            let Next::Dormant(dormant) = next else { panic!("nothing came, yet it did not offer to suspend") };
+            let (resumed, resume) = std::sync::mpsc::channel();
+            dormant.suspend(Box::new(move || resumed.send(()).unwrap()));
+            resume
+        };
+        // A push resumes it, and the task is there for it.
+        let resume = suspend(queue.next(&mut batch));
+        assert!(resume.try_recv().is_err(), "nothing resumed it yet");
+        assert!(sender.send(message(1)).is_ok());
+        resume.try_recv().expect("the push resumed it");
+        assert!(matches!(queue.next(&mut batch), Next::Tasks));
+        assert_eq!(batch.drain(..).collect::<Vec<_>>(), [1]);
+        // An interrupt resumes it.
+        let resume = suspend(queue.next(&mut batch));
+        queue.interrupt();
+        resume.try_recv().expect("the interrupt resumed it");
+        assert!(matches!(queue.next(&mut batch), Next::Interrupted));
+        // The end of its last sender resumes it, to end idle.
+        let (queue, sender) = Queue::new(None, Default::default(), patience, QueueLimits::NONE);
+        let resume = suspend(queue.next(&mut batch));
+        drop(sender);
+        resume.try_recv().expect("the last sender's end resumed it");
+        assert!(matches!(queue.next(&mut batch), Next::Idle));
+    }
+
+    #[test]
     fn interrupt_wakes_a_blocked_receiver() {
-        let (queue, _sender) = Queue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, _sender) = Queue::new(None, Default::default(), Patience::BLOCK, QueueLimits::NONE);
         let q = queue.clone();
         let waiter = std::thread::spawn(move || {
             let mut batch = VecDeque::new();

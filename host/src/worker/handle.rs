@@ -350,7 +350,7 @@ pub(crate) fn spawn_root(
         control,
         ledger: services.ledger.clone(),
         unread,
-        spin: services.spin,
+        spin: services.patience.spin,
         limits: worker_limits,
         queue,
         remote,

@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::accounting::{DropReason, Ledger};
-use crate::event_loop::{self, Control, DirectChild, LoopTask, Next, WorkerQueue, WorkerSender};
+use crate::event_loop::{self, Control, DirectChild, LoopTask, Next, Patience, WorkerQueue, WorkerSender};
 use crate::limits::Limits;
 use crate::messaging::Message;
 use crate::stats::WorkerStats;
@@ -183,8 +183,7 @@ pub(crate) fn spawn_remote(
         ParentLink::Worker(to) => Some(to.queue.clone()),
         ParentLink::Host(_) | ParentLink::None => None,
     };
-    let (queue, sender) =
-        WorkerQueue::new(parent_queue, services.quiescence.clone(), std::time::Duration::ZERO, limits.queue());
+    let (queue, sender) = WorkerQueue::new(parent_queue, services.quiescence.clone(), Patience::BLOCK, limits.queue());
     // Held while the remote worker runs: the proxy stays busy here (a remote worker may be
     // computing) and keeps its parent alive, as an active child does. It is counted among the
     // host's proxies, so that the lattice can be asked whether all the rest is quiet
@@ -372,6 +371,9 @@ fn forward(
                     }
                 }
             }
+            // Never: the proxy's queue does not let its thread go (`Patience::BLOCK`); and
+            // waiting again would be right anyway.
+            Next::Dormant(_) => {}
             Next::Interrupted | Next::Idle => {
                 return match events.take_exit() {
                     // Given up here (its link broke, or its host fell silent): if it still

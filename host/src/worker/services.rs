@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
 
 use wasmtime::component::Linker;
 use wasmtime::Engine;
@@ -15,7 +14,7 @@ use wasmtime::Engine;
 use crate::accounting::Ledger;
 use crate::budget::HostBudget;
 use crate::error::LoadError;
-use crate::event_loop::Quiescence;
+use crate::event_loop::{Patience, Quiescence};
 use crate::limits::{Limits, DEADLINE_TICK};
 use crate::location::{self, ComponentDir};
 use crate::stats::WorkerStats;
@@ -76,8 +75,9 @@ pub(crate) struct Services {
     pub(crate) compiled: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
     pub(crate) quiescence: Arc<Quiescence>,
-    /// How long an idle worker spins before it sleeps.
-    pub(crate) spin: Duration,
+    /// How an idle worker waits: how long it spins before it sleeps, and sleeps before it
+    /// gives its thread back.
+    pub(crate) patience: Patience,
     pub(crate) default_limits: Limits,
     pub(crate) threads: Threads,
     pub(crate) ledger: Ledger,

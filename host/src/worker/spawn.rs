@@ -74,7 +74,7 @@ pub(crate) fn spawn(
         ParentLink::Host(_) | ParentLink::None => None,
     };
     let (queue, sender) =
-        WorkerQueue::new(parent_queue, services.quiescence.clone(), services.spin, options.limits.queue());
+        WorkerQueue::new(parent_queue, services.quiescence.clone(), services.patience, options.limits.queue());
     // The engine whose epoch the worker's store watches: the component's.
     let control = Arc::new(Control::new(queue.clone(), component.engine().clone()));
     let name = options.name.clone().unwrap_or_default();
@@ -95,11 +95,7 @@ pub(crate) fn spawn(
     // A thread name cannot hold NUL, and the name may come from a guest.
     let thread_name = thread_name.replace('\0', "\u{FFFD}");
     let stopped = Stopped(control.clone());
-    let job = Box::new(move || {
-        // Marked stopped however `run` ends, after everything it does.
-        let _stopped = stopped;
-        run(component, state);
-    });
+    let job = Box::new(move || run(component, state, stopped));
     match services.threads.run(thread_name, job) {
         Ok(()) => {}
         Err(error) => {
@@ -112,8 +108,9 @@ pub(crate) fn spawn(
     Ok((sender, control, queue))
 }
 
-/// Marks a worker's thread finished with it when dropped.
-struct Stopped(Arc<Control>);
+/// Marks a worker's thread finished with it when dropped: however the worker ends, after
+/// everything its thread does (it travels with a worker that gives its thread back).
+pub(super) struct Stopped(Arc<Control>);
 
 impl Drop for Stopped {
     fn drop(&mut self) {

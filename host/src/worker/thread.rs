@@ -1,15 +1,21 @@
 //! The body of a worker's thread: it instantiates the component under the worker's limits,
 //! runs the event loop until the worker closes, is terminated, fails, or is idle for good,
 //! then ends the worker and tells its parent how.
+//!
+//! A worker that has slept long enough with nothing to do gives its thread back
+//! ([`Next::Dormant`]): everything it is ([`Running`]) waits in its queue, and its next task
+//! resumes it on another thread, where the loop goes on as if it had never stopped.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::accounting::DropReason;
 use crate::bindings;
 use crate::burst::{self, Burst};
-use crate::event_loop::{self, LoopTask, Next, WorkerQueue};
+use crate::event_loop::{self, Dormant, LoopTask, Next, WorkerQueue};
 use crate::messaging::{check_json, Codec, Message, Ready};
 use crate::stats::thread_cpu_time;
 use wasm_workers_protocol::{ErrorEvent, Source};
@@ -17,7 +23,7 @@ use wasm_workers_protocol::{ErrorEvent, Source};
 use super::component::Component;
 use super::handle::CloseReason;
 use super::parent::Exit;
-use super::spawn::Finish;
+use super::spawn::{Finish, Stopped};
 use super::state::WorkerState;
 
 /// Notes the start of a task, for the CPU deadline.
@@ -29,10 +35,10 @@ fn start_task(store: &mut Store<WorkerState>) -> wasmtime::Result<()> {
 }
 
 /// The body of a worker's thread.
-pub(super) fn run(component: Component, state: WorkerState) {
-    state.stats().started();
+pub(super) fn run(component: Component, state: WorkerState, stopped: Stopped) {
+    let cpu_since = thread_cpu_time();
     let queue = state.queue.clone();
-    let _finish = Finish(queue.clone());
+    let finish = Finish(queue.clone());
     let control = state.control.clone();
     let mut store = Store::new(component.engine(), state);
     store.limiter(|state| state.limiter());
@@ -74,12 +80,74 @@ pub(super) fn run(component: Component, state: WorkerState) {
                 .and_then(|()| guest.wasm_workers_worker_handlers().call_on_start(&mut store))
             {
                 Ok(()) if store.data().closing => Exit::Closed(CloseReason::Closed),
-                Ok(()) => event_loop(&mut store, &guest, &queue),
+                Ok(()) => {
+                    let batch = VecDeque::new();
+                    let burst = Burst::new();
+                    return Running { store, guest, queue, batch, burst, cpu_since, ends: (finish, stopped) }.resume();
+                }
                 Err(error) => failure(&store, "trapped", &error),
             },
             Err(error) => failure(&store, "cannot start", &error),
         }
     };
+    end(store, &queue, exit, cpu_since, (finish, stopped));
+}
+
+/// A started worker between two tasks: all that its thread holds for it, which moves to
+/// another thread when it gives its own back.
+struct Running {
+    store: Store<WorkerState>,
+    guest: bindings::Worker,
+    queue: Arc<WorkerQueue>,
+    /// Tasks taken from the queue and not yet run (empty whenever it waits).
+    batch: VecDeque<LoopTask>,
+    burst: Burst,
+    /// The current thread's CPU time when the worker started or resumed on it.
+    cpu_since: Duration,
+    /// Dropped when the worker has ended, in this order.
+    ends: (Finish, Stopped),
+}
+
+impl Running {
+    /// Runs the event loop on the current thread until the worker ends, or gives the thread
+    /// back (its next task resumes it on another).
+    fn resume(mut self) {
+        let queue = self.queue.clone();
+        let exit = match event_loop(&mut self.store, &self.guest, &queue, &mut self.batch, &mut self.burst) {
+            Paused::Ended(exit) => exit,
+            Paused::Dormant(dormant) => {
+                self.store.data().stats().ran(thread_cpu_time().saturating_sub(self.cpu_since));
+                let threads = self.store.data().services().threads.clone();
+                let name = std::thread::current().name().unwrap_or("worker").to_string();
+                dormant.suspend(Box::new(move || {
+                    threads.resume(
+                        name,
+                        Box::new(move || {
+                            self.cpu_since = thread_cpu_time();
+                            self.resume();
+                        }),
+                    )
+                }));
+                return;
+            }
+        };
+        end(self.store, &queue, exit, self.cpu_since, self.ends);
+    }
+}
+
+/// Why the event loop stopped running tasks.
+enum Paused<'q> {
+    /// The worker is done.
+    Ended(Exit),
+    /// It may give its thread back.
+    Dormant(Dormant<'q, LoopTask>),
+}
+
+/// Ends the worker whose loop has stopped with `exit`: discards what is still queued, records
+/// the end, tells the parent.
+fn end(store: Store<WorkerState>, queue: &WorkerQueue, exit: Exit, cpu_since: Duration, ends: (Finish, Stopped)) {
+    let control = store.data().control.clone();
+    store.data().stats().ran(thread_cpu_time().saturating_sub(cpu_since));
     let exit = match exit {
         Exit::Failed(_) if control.is_terminated() => Exit::Closed(CloseReason::Terminated),
         exit => exit,
@@ -102,25 +170,33 @@ pub(super) fn run(component: Component, state: WorkerState) {
         services.worker_stopped();
         parent.exit(exit, &services);
     });
-    // `_finish` counts the worker out only now, after the last event is queued at the parent,
+    // `Finish` counts the worker out only now, after the last event is queued at the parent,
     // so that the parent cannot end idle before it has heard how this worker ended.
+    drop(ends);
 }
 
-/// Runs tasks until the worker closes, is terminated, fails or is idle for good.
-fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &WorkerQueue) -> Exit {
-    let mut batch = VecDeque::new();
-    let mut burst = Burst::new();
+/// Runs tasks until the worker closes, is terminated, fails or is idle for good, or has slept
+/// long enough to give its thread back.
+fn event_loop<'q>(
+    store: &mut Store<WorkerState>,
+    guest: &bindings::Worker,
+    queue: &'q WorkerQueue,
+    batch: &mut VecDeque<LoopTask>,
+    burst: &mut Burst,
+) -> Paused<'q> {
+    use Paused::Ended;
     loop {
-        match queue.next(&mut batch) {
+        match queue.next(batch) {
             Next::Tasks => {}
-            Next::Interrupted => return Exit::Closed(CloseReason::Terminated),
-            Next::Idle => return Exit::Closed(CloseReason::Idle),
+            Next::Interrupted => return Ended(Exit::Closed(CloseReason::Terminated)),
+            Next::Idle => return Ended(Exit::Closed(CloseReason::Idle)),
+            Next::Dormant(dormant) => return Paused::Dormant(dormant),
         }
         while let Some(task) = batch.pop_front() {
             if store.data().control.is_terminated() {
                 batch.push_front(task);
-                discard(store, &mut batch);
-                return Exit::Closed(CloseReason::Terminated);
+                discard(store, batch);
+                return Ended(Exit::Closed(CloseReason::Terminated));
             }
             let _ = start_task(store);
             let result = match task {
@@ -148,20 +224,20 @@ fn event_loop(store: &mut Store<WorkerState>, guest: &bindings::Worker, queue: &
                         LoopTask::Message { source, message } => (source, message),
                         _ => unreachable!("the first `more` tasks are messages"),
                     });
-                    deliver(store, guest, std::iter::once((source, message)).chain(rest), &mut burst)
+                    deliver(store, guest, std::iter::once((source, message)).chain(rest), burst)
                 }
-                task => run_task(store, guest, task, &mut burst),
+                task => run_task(store, guest, task, burst),
             };
             if let Err(error) = result {
-                discard(store, &mut batch);
-                return failure(store, "trapped", &error);
+                discard(store, batch);
+                return Ended(failure(store, "trapped", &error));
             }
             // `report-error` describes only a trap of the task that called it.
             store.data_mut().reported_error = None;
             if store.data().closing {
                 // The closing flag: tasks still queued (here and in the queue) are discarded.
-                discard(store, &mut batch);
-                return Exit::Closed(CloseReason::Closed);
+                discard(store, batch);
+                return Ended(Exit::Closed(CloseReason::Closed));
             }
         }
     }

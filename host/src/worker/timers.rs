@@ -218,7 +218,8 @@ mod tests {
     #[test]
     fn timers_fire_in_due_order_then_set_order_and_cleared_ones_never() {
         let timers = Timers::new();
-        let (queue, _sender) = WorkerQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, _sender) =
+            WorkerQueue::new(None, Default::default(), crate::event_loop::Patience::BLOCK, QueueLimits::NONE);
         let base = Instant::now().checked_sub(Duration::from_secs(1)).unwrap_or_else(Instant::now);
         let at = |ms| base + Duration::from_millis(ms);
         // Starts the timer thread, which waits for this one (an hour away) meanwhile.
@@ -251,7 +252,8 @@ mod tests {
     #[test]
     fn cleared_timers_do_not_stay_in_the_heap() {
         let timers = Timers::new();
-        let (queue, _sender) = WorkerQueue::new(None, Default::default(), Duration::ZERO, QueueLimits::NONE);
+        let (queue, _sender) =
+            WorkerQueue::new(None, Default::default(), crate::event_loop::Patience::BLOCK, QueueLimits::NONE);
         for id in 0..100_000 {
             let key = timers.set(queue.timer_sender(), id, Duration::from_secs(3600), None);
             timers.clear(key);
