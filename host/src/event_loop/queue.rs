@@ -53,6 +53,8 @@ impl<T> Dormant<'_, T> {
     /// The receiver keeps its place in the host's accounting (busy or quiescent, active or
     /// not) exactly as if it still waited.
     pub(crate) fn suspend(mut self, resume: Resume) {
+        // Empty while it waits: its allocation is let go with the thread.
+        self.state.tasks = VecDeque::new();
         self.state.suspended = Some(resume);
     }
 }

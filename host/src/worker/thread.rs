@@ -117,6 +117,9 @@ impl Running {
             Paused::Ended(exit) => exit,
             Paused::Dormant(dormant) => {
                 self.store.data().stats().ran(thread_cpu_time().saturating_sub(self.cpu_since));
+                // Empty between tasks: what they hold is let go until the worker runs again.
+                self.batch = VecDeque::new();
+                self.burst = Burst::new();
                 let threads = self.store.data().services().threads.clone();
                 let name = std::thread::current().name().unwrap_or("worker").to_string();
                 dormant.suspend(Box::new(move || {
