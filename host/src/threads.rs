@@ -100,6 +100,8 @@ impl Threads {
             if let Some(job) = job.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
                 tracing::warn!(worker = %name, %error, "no thread to resume a worker on; it waits for the next free one");
                 self.lock().jobs.push_back((name, job));
+                // A thread that parked meanwhile takes it now, not at the end of its keep-alive.
+                self.0.ready.notify_one();
             }
         }
     }

@@ -95,7 +95,8 @@ pub(crate) fn spawn(
     // A thread name cannot hold NUL, and the name may come from a guest.
     let thread_name = thread_name.replace('\0', "\u{FFFD}");
     let stopped = Stopped(control.clone());
-    let job = Box::new(move || run(component, state, stopped));
+    let name = thread_name.clone();
+    let job = Box::new(move || run(component, state, stopped, name));
     match services.threads.run(thread_name, job) {
         Ok(()) => {}
         Err(error) => {

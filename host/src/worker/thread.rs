@@ -35,7 +35,7 @@ fn start_task(store: &mut Store<WorkerState>) -> wasmtime::Result<()> {
 }
 
 /// The body of a worker's thread.
-pub(super) fn run(component: Component, state: WorkerState, stopped: Stopped) {
+pub(super) fn run(component: Component, state: WorkerState, stopped: Stopped, thread_name: String) {
     let cpu_since = thread_cpu_time();
     let queue = state.queue.clone();
     let finish = Finish(queue.clone());
@@ -83,7 +83,8 @@ pub(super) fn run(component: Component, state: WorkerState, stopped: Stopped) {
                 Ok(()) => {
                     let batch = VecDeque::new();
                     let burst = Burst::new();
-                    return Running { store, guest, queue, batch, burst, cpu_since, ends: (finish, stopped) }.resume();
+                    let ends = (finish, stopped);
+                    return Running { store, guest, queue, batch, burst, cpu_since, thread_name, ends }.resume();
                 }
                 Err(error) => failure(&store, "trapped", &error),
             },
@@ -104,6 +105,9 @@ struct Running {
     burst: Burst,
     /// The current thread's CPU time when the worker started or resumed on it.
     cpu_since: Duration,
+    /// The name its threads take (a reused thread keeps the name it was created with, as
+    /// far as the standard library knows, whatever it runs).
+    thread_name: String,
     /// Dropped when the worker has ended, in this order.
     ends: (Finish, Stopped),
 }
@@ -121,7 +125,7 @@ impl Running {
                 self.batch = VecDeque::new();
                 self.burst = Burst::new();
                 let threads = self.store.data().services().threads.clone();
-                let name = std::thread::current().name().unwrap_or("worker").to_string();
+                let name = self.thread_name.clone();
                 dormant.suspend(Box::new(move || {
                     threads.resume(
                         name,
