@@ -58,19 +58,23 @@ impl Threads {
     ///
     /// If a new thread is needed and the operating system refuses it; `job` is dropped then.
     pub(crate) fn run(&self, name: String, job: Job) -> std::io::Result<()> {
-        {
-            let mut state = self.lock();
-            // Every idle thread that is not already promised a job takes one.
-            if state.idle > state.jobs.len() {
-                state.jobs.push_back((name, job));
-                drop(state);
-                self.0.ready.notify_one();
-                return Ok(());
-            }
-        }
+        let Some((name, job)) = self.hand_to_idle(name, job) else { return Ok(()) };
         let threads = self.clone();
         std::thread::Builder::new().name(name).spawn(move || threads.serve(job))?;
         Ok(())
+    }
+
+    /// Gives `job` to a parked thread that is not already promised one; gives it back if
+    /// there is none.
+    fn hand_to_idle(&self, name: String, job: Job) -> Option<(String, Job)> {
+        let mut state = self.lock();
+        if state.idle > state.jobs.len() {
+            state.jobs.push_back((name, job));
+            drop(state);
+            self.0.ready.notify_one();
+            return None;
+        }
+        Some((name, job))
     }
 
     /// Runs `job`, a worker that gave its thread back and has a task again, on a thread named
@@ -78,14 +82,7 @@ impl Threads {
     /// system refuses a new thread, the job waits for the next thread of this host that
     /// finishes what it runs (and a warning says so).
     pub(crate) fn resume(&self, name: String, job: Job) {
-        let mut state = self.lock();
-        if state.idle > state.jobs.len() {
-            state.jobs.push_back((name, job));
-            drop(state);
-            self.0.ready.notify_one();
-            return;
-        }
-        drop(state);
+        let Some((name, job)) = self.hand_to_idle(name, job) else { return };
         // Held until it is known whether the new thread took the job.
         let job = Arc::new(Mutex::new(Some(job)));
         let given = job.clone();

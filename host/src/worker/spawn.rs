@@ -90,13 +90,10 @@ pub(crate) fn spawn(
                 return Err(error.into());
             }
         };
+    let thread_name = thread_name(&name, component.location());
     let component = component.clone();
-    let thread_name = if name.is_empty() { format!("worker {}", component.location()) } else { name };
-    // A thread name cannot hold NUL, and the name may come from a guest.
-    let thread_name = thread_name.replace('\0', "\u{FFFD}");
     let stopped = Stopped(control.clone());
-    let name = thread_name.clone();
-    let job = Box::new(move || run(component, state, stopped, name));
+    let job = Box::new(move || run(component, state, stopped));
     match services.threads.run(thread_name, job) {
         Ok(()) => {}
         Err(error) => {
@@ -107,6 +104,13 @@ pub(crate) fn spawn(
         }
     }
     Ok((sender, control, queue))
+}
+
+/// The name of the threads that run worker `name` of the component at `location`.
+pub(super) fn thread_name(name: &str, location: &str) -> String {
+    let name = if name.is_empty() { format!("worker {location}") } else { name.to_string() };
+    // A thread name cannot hold NUL, and the name may come from a guest.
+    name.replace('\0', "\u{FFFD}")
 }
 
 /// Marks a worker's thread finished with it when dropped: however the worker ends, after

@@ -23,7 +23,7 @@ use wasm_workers_protocol::{ErrorEvent, Source};
 use super::component::Component;
 use super::handle::CloseReason;
 use super::parent::Exit;
-use super::spawn::{Finish, Stopped};
+use super::spawn::{thread_name, Finish, Stopped};
 use super::state::WorkerState;
 
 /// Notes the start of a task, for the CPU deadline.
@@ -35,7 +35,7 @@ fn start_task(store: &mut Store<WorkerState>) -> wasmtime::Result<()> {
 }
 
 /// The body of a worker's thread.
-pub(super) fn run(component: Component, state: WorkerState, stopped: Stopped, thread_name: String) {
+pub(super) fn run(component: Component, state: WorkerState, stopped: Stopped) {
     let cpu_since = thread_cpu_time();
     let queue = state.queue.clone();
     let finish = Finish(queue.clone());
@@ -84,7 +84,7 @@ pub(super) fn run(component: Component, state: WorkerState, stopped: Stopped, th
                     let batch = VecDeque::new();
                     let burst = Burst::new();
                     let ends = (finish, stopped);
-                    return Running { store, guest, queue, batch, burst, cpu_since, thread_name, ends }.resume();
+                    return Running { store, guest, queue, batch, burst, cpu_since, ends }.resume();
                 }
                 Err(error) => failure(&store, "trapped", &error),
             },
@@ -105,9 +105,6 @@ struct Running {
     burst: Burst,
     /// The current thread's CPU time when the worker started or resumed on it.
     cpu_since: Duration,
-    /// The name its threads take (a reused thread keeps the name it was created with, as
-    /// far as the standard library knows, whatever it runs).
-    thread_name: String,
     /// Dropped when the worker has ended, in this order.
     ends: (Finish, Stopped),
 }
@@ -125,7 +122,9 @@ impl Running {
                 self.batch = VecDeque::new();
                 self.burst = Burst::new();
                 let threads = self.store.data().services().threads.clone();
-                let name = self.thread_name.clone();
+                // Named as at spawn (a reused thread keeps, as far as the standard library
+                // knows, the name it was created with, whatever it runs).
+                let name = thread_name(&self.store.data().name, &self.store.data().location);
                 dormant.suspend(Box::new(move || {
                     threads.resume(
                         name,
