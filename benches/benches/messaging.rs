@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wasm_workers::{channel, Codec, Host, HostConfig, Message, Pooling, WorkerOptions};
-use wasm_workers_benches::{answer, first_answer, load, native_echo, on_thread, post_waiting};
+use wasm_workers_benches::{answer, first_answer, load, native_echo, on_thread};
 
 fn spawn(c: &mut Criterion) {
     // The library's default (the process's shared pool, see `HostConfig::pooling`); and
@@ -211,43 +211,16 @@ fn throughput(c: &mut Criterion) {
         let mut posts = 0u64;
         group.bench_function(format!("wasm/1M-one-way{suffix}"), |b| {
             b.iter(|| {
-                for i in 0..MESSAGES {
-                    post_waiting(&worker, Message::new(Codec::Raw, i.to_le_bytes().to_vec()));
-                }
-                post_waiting(&worker, Message::new(Codec::Raw, Vec::new()));
+                wasm_workers_benches::count_through_worker(&mut worker, MESSAGES);
                 posts += MESSAGES + 1;
-                let count: u64 = answer(&mut worker).decode_json().unwrap();
-                assert_eq!(count, MESSAGES, "every message arrived, in order");
             })
         });
         let refused = wasm_workers_benches::take_refused();
         eprintln!("throughput/wasm{suffix}: {refused} of {posts} posts were refused as queue full and retried");
         worker.terminate();
-        let (to_thread, from_main) = mpsc::channel::<Vec<u8>>();
-        let (to_main, from_thread) = mpsc::channel::<u64>();
-        std::thread::spawn(move || {
-            // The same work as the `counter` guest: count the messages that arrive in order.
-            let mut count = 0;
-            for message in from_main {
-                if message.is_empty() {
-                    let _ = to_main.send(count);
-                    count = 0;
-                } else if message.get(..8).and_then(|bytes| bytes.try_into().ok()).map(u64::from_le_bytes)
-                    == Some(count)
-                {
-                    count += 1;
-                }
-            }
-        });
-        group.bench_function(format!("native/1M-one-way{suffix}"), |b| {
-            b.iter(|| {
-                for i in 0..MESSAGES {
-                    to_thread.send(i.to_le_bytes().to_vec()).unwrap();
-                }
-                to_thread.send(Vec::new()).unwrap();
-                assert_eq!(from_thread.recv().unwrap(), MESSAGES, "every message arrived, in order");
-            })
-        });
+        // The same work as the `counter` guest, on a native thread.
+        let native = wasm_workers_benches::native_counter();
+        group.bench_function(format!("native/1M-one-way{suffix}"), |b| b.iter(|| native.count(MESSAGES)));
         if let Some(cpus) = cpus {
             wasm_workers_benches::restore_cpus(cpus);
         }

@@ -11,8 +11,8 @@
 
 use std::time::Instant;
 
-use wasm_workers::{Codec, Host, Message, WorkerOptions};
-use wasm_workers_benches::{answer, load, post_waiting};
+use wasm_workers::{Host, WorkerOptions};
+use wasm_workers_benches::{count_through_worker, load};
 
 const MESSAGES: u64 = 1_000_000;
 
@@ -22,12 +22,7 @@ fn main() {
     let mut worker = host.spawn(&counter, WorkerOptions::default()).expect("the counter starts");
     for _ in 0..10 {
         let start = Instant::now();
-        for i in 0..MESSAGES {
-            post_waiting(&worker, Message::new(Codec::Raw, i.to_le_bytes().to_vec()));
-        }
-        post_waiting(&worker, Message::new(Codec::Raw, Vec::new()));
-        let count: u64 = answer(&mut worker).decode_json().expect("a count");
-        assert_eq!(count, MESSAGES, "every message arrived, in order");
+        count_through_worker(&mut worker, MESSAGES);
         let elapsed = start.elapsed();
         println!("{MESSAGES} messages in {elapsed:?}: {:.2} M msg/s", MESSAGES as f64 / elapsed.as_secs_f64() / 1e6);
     }

@@ -241,3 +241,60 @@ pub fn native_echo<T: Send + 'static>() -> (mpsc::Sender<T>, mpsc::Receiver<T>) 
     });
     (to_thread, from_thread)
 }
+
+/// The throughput scenario's wasm side: posts `messages` small messages (message `i` holds
+/// `i` as 8 little-endian bytes) and the end marker to `worker`, a `counter` guest, through
+/// [`post_waiting`], and waits for its count.
+///
+/// # Panics
+///
+/// If a message is lost or arrives out of order (the count is not `messages`).
+pub fn count_through_worker(worker: &mut WorkerHandle, messages: u64) {
+    for i in 0..messages {
+        post_waiting(worker, Message::new(wasm_workers::Codec::Raw, i.to_le_bytes().to_vec()));
+    }
+    post_waiting(worker, Message::new(wasm_workers::Codec::Raw, Vec::new()));
+    let count: u64 = answer(worker).decode_json().expect("a count");
+    assert_eq!(count, messages, "every message arrived, in order");
+}
+
+/// The throughput scenario's native side: a thread doing the `counter` guest's work (count
+/// the messages that arrive in order; an empty one is the end marker, answered with the
+/// count), with the channel to it and the one from it. It ends when the sender is dropped.
+pub fn native_counter() -> NativeCounter {
+    let (to_thread, from_main) = mpsc::channel::<Vec<u8>>();
+    let (to_main, from_thread) = mpsc::channel::<u64>();
+    std::thread::spawn(move || {
+        let mut count = 0;
+        for message in from_main {
+            if message.is_empty() {
+                let _ = to_main.send(count);
+                count = 0;
+            } else if message.get(..8).and_then(|bytes| bytes.try_into().ok()).map(u64::from_le_bytes) == Some(count) {
+                count += 1;
+            }
+        }
+    });
+    NativeCounter { to_thread, from_thread }
+}
+
+/// See [`native_counter`].
+pub struct NativeCounter {
+    to_thread: mpsc::Sender<Vec<u8>>,
+    from_thread: mpsc::Receiver<u64>,
+}
+
+impl NativeCounter {
+    /// The same messages as [`count_through_worker`], through the channel.
+    ///
+    /// # Panics
+    ///
+    /// If the count is not `messages`.
+    pub fn count(&self, messages: u64) {
+        for i in 0..messages {
+            self.to_thread.send(i.to_le_bytes().to_vec()).expect("the thread receives");
+        }
+        self.to_thread.send(Vec::new()).expect("the thread receives");
+        assert_eq!(self.from_thread.recv().expect("a count"), messages, "every message arrived, in order");
+    }
+}

@@ -133,7 +133,10 @@ pub fn on_messages<W: Worker>(burst: types::MessageBurst) -> u32 {
                 Some(list) if index + 1 < events => Bytes::shared(list, range),
                 _ => data.take().map(|list| Bytes::within(list, range)).unwrap_or_default(),
             };
-            let transfer = transfer.by_ref().take(transferred as usize).collect();
+            let transfer = match transferred {
+                0 => Vec::new(),
+                n => transfer.by_ref().take(n as usize).collect(),
+            };
             let error = errors.next_if(|(event, _)| *event as usize == index).map(|(_, error)| error);
             let message = Incoming { codec, data: bytes, transfer };
             if CLOSING.get() || !on_message(worker, source, message, error) {

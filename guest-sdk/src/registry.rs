@@ -8,6 +8,9 @@ use crate::*;
 #[inline]
 pub(crate) fn received(transfer: Vec<types::Transferable>) -> (Vec<Port>, Vec<Buffer>) {
     let (mut ports, mut buffers) = (Vec::new(), Vec::new());
+    if transfer.is_empty() {
+        return (ports, buffers);
+    }
     for object in transfer {
         match object {
             types::Transferable::Port(port) => ports.push(Port::from_handle(port)),

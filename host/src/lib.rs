@@ -75,6 +75,9 @@ pub use limits::{Limits, DEADLINE_TICK, DEFAULT_MESSAGE_SIZE, DEFAULT_QUEUED_BYT
 pub use location::DEFAULT_MAX_COMPONENT_SIZE;
 pub use messaging::{channel, Codec, DecodeError, Message, MessagePort, PortEvent, PortPostError, PortRoom};
 pub use stats::WorkerReport;
+/// The list a [`Message`] keeps its transferred ports and buffers in (`thin-vec`'s): a `Vec`
+/// of one word while empty.
+pub use thin_vec::ThinVec;
 pub use wasm_workers_protocol::ErrorEvent;
 pub use worker::{
     Capabilities, CloseReason, Component, ConnectError, Origin, Placement, PostError, Preopen, QueueRoom, WorkerEvent,

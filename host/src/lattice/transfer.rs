@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
+use thin_vec::ThinVec;
 
 use crate::accounting::{DropReason, Ledger};
 use crate::buffer::Buffer;
@@ -118,7 +119,7 @@ pub(super) async fn decode(far: &Far, envelope: Envelope) -> Result<Message, Str
     let Envelope { codec, mut payload, ports, buffers: lengths } = envelope;
     // Checked by the wire: the buffers fit in the payload.
     let mut at = payload.len() - lengths.iter().sum::<usize>();
-    let mut buffers = Vec::with_capacity(lengths.len());
+    let mut buffers = ThinVec::with_capacity(lengths.len());
     for len in &lengths {
         buffers.push(Buffer::from_vec(payload[at..at + len].to_vec()));
         at += len;

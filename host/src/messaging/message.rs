@@ -3,6 +3,8 @@
 use crate::budget::Charge;
 use std::fmt;
 
+use thin_vec::ThinVec;
+
 use super::port::MessagePort;
 use crate::accounting::{DropReason, Ledger};
 use crate::buffer::Buffer;
@@ -21,10 +23,11 @@ pub struct Message {
     pub codec: Codec,
     /// The encoded message.
     pub data: Vec<u8>,
-    /// Ports transferred with the message.
-    pub ports: Vec<MessagePort>,
+    /// Ports transferred with the message (a [`ThinVec`]: one word while empty, so that a
+    /// queued message stays small).
+    pub ports: ThinVec<MessagePort>,
     /// Buffers transferred with the message.
-    pub buffers: Vec<Buffer>,
+    pub buffers: ThinVec<Buffer>,
     /// Counted as posted in a host's ledger, and not yet settled (see [`crate::accounting`]).
     pub(crate) counted: bool,
     /// Its bytes' share of the sender's budget, until it is delivered (see [`crate::budget`]).
@@ -37,8 +40,8 @@ impl Message {
         Message {
             codec,
             data: data.into(),
-            ports: Vec::new(),
-            buffers: Vec::new(),
+            ports: ThinVec::new(),
+            buffers: ThinVec::new(),
             counted: false,
             charge: Charge::default(),
         }

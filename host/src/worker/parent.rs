@@ -108,7 +108,7 @@ impl ParentLink {
             ParentLink::Worker(FromChild { queue, child }) => {
                 let child = *child;
                 let _ = match exit {
-                    Exit::Failed(error) => queue.push(LoopTask::ChildError { child, error }),
+                    Exit::Failed(error) => queue.push(LoopTask::ChildError { child, error: Box::new(error) }),
                     // Not an event: it tells the parent it may forget the child.
                     Exit::Closed(CloseReason::Terminated) => queue.push(LoopTask::ChildTerminated { child }),
                     Exit::Closed(_) => queue.push(LoopTask::ChildClosed { child }),

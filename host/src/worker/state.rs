@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use thin_vec::ThinVec;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
@@ -227,7 +228,7 @@ impl WorkerState {
             Err(_) if message.data.len() > max_size(self)? => Err(None),
             Err(over) => Err(Some(over)),
         };
-        let (mut ports, mut buffers) = (Vec::new(), Vec::new());
+        let (mut ports, mut buffers) = (ThinVec::new(), ThinVec::new());
         for object in message.transfer {
             match object {
                 types::Transferable::Port(port) => {

@@ -290,7 +290,7 @@ fn run_task(
         LoopTask::Message { source, message } => deliver(store, guest, std::iter::once((source, message)), burst),
         LoopTask::ChildError { child, error } => {
             store.data_mut().forget_child(child);
-            handlers.call_on_error(store, bindings::types::Source::Child(child), &error.into())
+            handlers.call_on_error(store, bindings::types::Source::Child(child), &(*error).into())
         }
         LoopTask::ChildClosed { child } => {
             store.data_mut().forget_child(child);
@@ -361,7 +361,13 @@ fn deliver(
             Codec::Json => check_json(&message.data).err().map(|error| format!("malformed JSON: {error}")),
             _ => None,
         };
-        let transferred = match store.data_mut().lower_transfer(&mut message, burst.transfer()) {
+        // Almost every message transfers nothing: no call, no iterators set up and dropped.
+        let lowered = if message.ports.is_empty() && message.buffers.is_empty() {
+            Ok(0)
+        } else {
+            store.data_mut().lower_transfer(&mut message, burst.transfer())
+        };
+        let transferred = match lowered {
             Ok(transferred) => transferred,
             Err(error) => {
                 // The worker fails: this message, those before it in the burst and those
