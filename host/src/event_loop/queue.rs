@@ -10,7 +10,8 @@ use super::Quiescence;
 
 /// A receiver that found several tasks at once last time, and finds fewer than this now,
 /// waits for more before it takes them, while they keep coming ([`GATHER_GAP`]), for up to
-/// [`GATHER_FOR`]; on more than one CPU only, where it spins anyway.
+/// [`GATHER_FOR`] or this many more; only with a spin time (more than one CPU, by default),
+/// and not while its queue is nearly full or a sender waits for room.
 ///
 /// Without it, a receiver that just keeps pace with a sender takes a few tasks at a time, and
 /// each burst pays a call into the guest (about a microsecond) for a handful of messages; the
@@ -269,7 +270,7 @@ impl<T> TaskQueue<T> {
     pub(crate) fn next(&self, batch: &mut VecDeque<T>) -> Next<'_, T> {
         let mut state = self.lock();
         let mut spun = self.patience.spin.is_zero();
-        if !spun && state.streaming && !state.interrupted && (1..GATHER_BELOW).contains(&state.tasks.len()) {
+        if !spun && state.streaming && (1..GATHER_BELOW).contains(&state.tasks.len()) && self.may_gather(&state) {
             // A sender is streaming and only a few tasks are in: let more gather, without the
             // lock, so that one burst (one call into the guest) carries them.
             state = self.gather(state);
@@ -297,6 +298,8 @@ impl<T> TaskQueue<T> {
                 return Next::Idle;
             }
             at_once = false;
+            // Whatever comes next, it did not find it waiting: not a stream (any more).
+            state.streaming = false;
             if !spun {
                 spun = true;
                 state.spinning = true;
@@ -337,6 +340,15 @@ impl<T> TaskQueue<T> {
                 self.quiescence.enter();
             }
         }
+    }
+
+    /// Whether waiting for more tasks can only help: not with an interrupt pending, nor while
+    /// a sender waits for room or the queue is nearly full (more would be refused, not
+    /// gathered).
+    fn may_gather(&self, state: &QueueState<T>) -> bool {
+        !state.interrupted
+            && !state.room_wanted
+            && state.queued_messages.saturating_add(GATHER_BELOW) <= self.limits.messages
     }
 
     /// Unlocks `state` and spins while tasks keep coming (each within [`GATHER_GAP`] of the
