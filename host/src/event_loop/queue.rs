@@ -270,7 +270,9 @@ impl<T> TaskQueue<T> {
     pub(crate) fn next(&self, batch: &mut VecDeque<T>) -> Next<'_, T> {
         let mut state = self.lock();
         let mut spun = self.patience.spin.is_zero();
-        if !spun && state.streaming && (1..GATHER_BELOW).contains(&state.tasks.len()) && self.may_gather(&state) {
+        // Cleared until this call finds its tasks at once again.
+        let streaming = std::mem::take(&mut state.streaming);
+        if !spun && streaming && self.may_gather(&state) {
             // A sender is streaming and only a few tasks are in: let more gather, without the
             // lock, so that one burst (one call into the guest) carries them.
             state = self.gather(state);
@@ -298,8 +300,6 @@ impl<T> TaskQueue<T> {
                 return Next::Idle;
             }
             at_once = false;
-            // Whatever comes next, it did not find it waiting: not a stream (any more).
-            state.streaming = false;
             if !spun {
                 spun = true;
                 state.spinning = true;
@@ -342,11 +342,12 @@ impl<T> TaskQueue<T> {
         }
     }
 
-    /// Whether waiting for more tasks can only help: not with an interrupt pending, nor while
-    /// a sender waits for room or the queue is nearly full (more would be refused, not
-    /// gathered).
+    /// Whether waiting for more tasks can only help: a few are in, fewer than
+    /// [`GATHER_BELOW`]; no interrupt is pending; no sender waits for room, and the queue is
+    /// not nearly full (more would be refused, not gathered).
     fn may_gather(&self, state: &QueueState<T>) -> bool {
-        !state.interrupted
+        (1..GATHER_BELOW).contains(&state.tasks.len())
+            && !state.interrupted
             && !state.room_wanted
             && state.queued_messages.saturating_add(GATHER_BELOW) <= self.limits.messages
     }

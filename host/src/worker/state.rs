@@ -182,7 +182,21 @@ impl WorkerState {
     /// Lowers what `message` transfers for delivery to this worker's guest: its ports and
     /// buffers move into this worker's resource table, and their handles are appended to
     /// `into`. Returns how many were appended.
+    #[inline]
     pub(crate) fn lower_transfer(
+        &mut self,
+        message: &mut Message,
+        into: &mut Vec<types::Transferable>,
+    ) -> wasmtime::Result<u32> {
+        if message.ports.is_empty() && message.buffers.is_empty() {
+            // Almost every message: no call, no iterators set up and dropped.
+            return Ok(0);
+        }
+        self.lower_transferred(message, into)
+    }
+
+    /// [`lower_transfer`](Self::lower_transfer) of a message that transfers something.
+    fn lower_transferred(
         &mut self,
         message: &mut Message,
         into: &mut Vec<types::Transferable>,

@@ -361,13 +361,7 @@ fn deliver(
             Codec::Json => check_json(&message.data).err().map(|error| format!("malformed JSON: {error}")),
             _ => None,
         };
-        // Almost every message transfers nothing: no call, no iterators set up and dropped.
-        let lowered = if message.ports.is_empty() && message.buffers.is_empty() {
-            Ok(0)
-        } else {
-            store.data_mut().lower_transfer(&mut message, burst.transfer())
-        };
-        let transferred = match lowered {
+        let transferred = match store.data_mut().lower_transfer(&mut message, burst.transfer()) {
             Ok(transferred) => transferred,
             Err(error) => {
                 // The worker fails: this message, those before it in the burst and those
