@@ -96,10 +96,7 @@ fn on_message<W: Worker>(worker: &mut W, source: Source, message: Incoming, erro
     match source {
         // The common case decodes straight from the burst's bytes.
         Source::Parent => {
-            match message.decode::<W::Message>() {
-                Ok(value) => worker.on_message(value),
-                Err((codec, data, reason)) => worker.on_message_error(MessageError { source, codec, data, reason }),
-            }
+            message.dispatch(worker, source, W::on_message);
             true
         }
         // A child or port this worker let go of can have messages in flight: they find no
@@ -118,7 +115,9 @@ pub fn on_messages<W: Worker>(burst: types::MessageBurst) -> u32 {
     let events = headers.len() / HEADER_WORDS;
     let mut data = Some(Rc::new(data));
     let mut transfer = transfer.into_iter();
-    let mut errors = errors.into_iter().peekable();
+    // The next deserialization error, and those after it (usually none at all).
+    let mut errors = errors.into_iter();
+    let mut next_error = errors.next();
     let mut at = 0;
     let mut discarded = 0;
     with_worker(|worker: &mut W| {
@@ -137,7 +136,12 @@ pub fn on_messages<W: Worker>(burst: types::MessageBurst) -> u32 {
                 0 => Vec::new(),
                 n => transfer.by_ref().take(n as usize).collect(),
             };
-            let error = errors.next_if(|(event, _)| *event as usize == index).map(|(_, error)| error);
+            let error = match &next_error {
+                Some((event, _)) if *event as usize == index => {
+                    std::mem::replace(&mut next_error, errors.next()).map(|(_, error)| error)
+                }
+                _ => None,
+            };
             let message = Incoming { codec, data: bytes, transfer };
             if CLOSING.get() || !on_message(worker, source, message, error) {
                 discarded += 1;
@@ -277,5 +281,14 @@ mod tests {
         let bytes: Vec<Vec<u8>> = SEEN.take().into_iter().map(|(_, bytes)| bytes).collect();
         assert_eq!(bytes, [b"a".to_vec(), Vec::new(), b"bcd".to_vec()]);
         assert_eq!(ERRORS.take(), ["malformed JSON"]);
+    }
+
+    #[test]
+    fn several_errors_each_go_to_their_own_event() {
+        let burst = burst(&[b"{x", b"a", b"{y", b"{z", b"b"], &[(0, "first"), (2, "third"), (3, "fourth")]);
+        assert_eq!(on_messages::<Keeper>(burst), 0);
+        let bytes: Vec<Vec<u8>> = SEEN.take().into_iter().map(|(_, bytes)| bytes).collect();
+        assert_eq!(bytes, [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(ERRORS.take(), ["first", "third", "fourth"]);
     }
 }

@@ -5,12 +5,19 @@
 use crate::*;
 
 /// The ports and buffers transferred with a message that arrived.
-#[inline]
+#[inline(always)]
 pub(crate) fn received(transfer: Vec<types::Transferable>) -> (Vec<Port>, Vec<Buffer>) {
-    let (mut ports, mut buffers) = (Vec::new(), Vec::new());
     if transfer.is_empty() {
-        return (ports, buffers);
+        return (Vec::new(), Vec::new());
     }
+    split(transfer)
+}
+
+/// [`received`] for a transfer that is not empty.
+#[cold]
+#[inline(never)]
+fn split(transfer: Vec<types::Transferable>) -> (Vec<Port>, Vec<Buffer>) {
+    let (mut ports, mut buffers) = (Vec::new(), Vec::new());
     for object in transfer {
         match object {
             types::Transferable::Port(port) => ports.push(Port::from_handle(port)),
@@ -25,10 +32,7 @@ pub(crate) fn typed<W: Worker, T: FromMessage + 'static>(
     source: Source,
     mut f: impl FnMut(&mut W, T) + 'static,
 ) -> MessageCallback<W> {
-    Box::new(move |worker: &mut W, message: Incoming| match message.decode::<T>() {
-        Ok(value) => f(worker, value),
-        Err((codec, data, reason)) => worker.on_message_error(MessageError { source, codec, data, reason }),
-    })
+    Box::new(move |worker: &mut W, message: Incoming| message.dispatch(worker, source, &mut f))
 }
 
 /// A message event on its way to a callback: its data still a view of its burst.
@@ -39,12 +43,26 @@ pub(crate) struct Incoming {
 }
 
 impl Incoming {
-    /// Decodes it as a `T`, letting go of this view of the bytes (so that what `T` kept of
-    /// them may be their only view); or the codec, the bytes and why they are not a `T`.
-    pub(crate) fn decode<T: FromMessage>(self) -> Result<T, (Codec, Vec<u8>, String)> {
+    /// Decodes it as a `T` and hands that to `handler`; or, if it is not a `T`, hands the
+    /// `messageerror` to the worker's `on_message_error`. Lets go of this view of the bytes,
+    /// and of what `T` did not take of the transfer, before `handler` runs (so that what `T`
+    /// kept of the bytes may be their only view).
+    #[inline]
+    pub(crate) fn dispatch<W: Worker, T: FromMessage>(
+        self,
+        worker: &mut W,
+        source: Source,
+        handler: impl FnOnce(&mut W, T),
+    ) {
         let Incoming { codec, data, transfer } = self;
         let (mut ports, mut buffers) = received(transfer);
-        T::from_message(codec, &data, &mut ports, &mut buffers).map_err(|reason| (codec, data.into_vec(), reason))
+        match T::from_message(codec, &data, &mut ports, &mut buffers) {
+            Ok(value) => {
+                drop((data, ports, buffers));
+                handler(worker, value);
+            }
+            Err(reason) => worker.on_message_error(MessageError { source, codec, data: data.into_vec(), reason }),
+        }
     }
 }
 
