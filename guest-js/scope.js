@@ -853,8 +853,9 @@ export const handlers = {
   },
 
   onMessages(burst) {
+    // `transfer` and `errors` are options, absent (not empty) when there is nothing in them.
     const { headers, data, transfer, errors } = burst;
-    const failed = errors.length === 0 ? undefined : new Map(errors);
+    const failed = errors == null || errors.length === 0 ? undefined : new Map(errors);
     let offset = 0;
     let transferred = 0;
     let discarded = 0;

@@ -63,8 +63,9 @@ def _source(case: int, id: int) -> Source:
 
 def events(burst: MessageBurst) -> Iterator[Event]:
     """The events of `burst`, in order."""
-    errors = dict(burst.errors)
-    headers, data, transfer = burst.headers, burst.data, burst.transfer
+    # The two lists that are almost always empty come as None rather than empty.
+    errors = dict(burst.errors or ())
+    headers, data, transfer = burst.headers, burst.data, burst.transfer or []
     at = taken = 0
     for i in range(len(headers) // HEADER_WORDS):
         case, id, codec, length, count = headers[i * HEADER_WORDS : (i + 1) * HEADER_WORDS]

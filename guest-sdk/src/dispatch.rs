@@ -114,9 +114,9 @@ pub fn on_messages<W: Worker>(burst: types::MessageBurst) -> u32 {
     let types::MessageBurst { headers, data, transfer, errors } = burst;
     let events = headers.len() / HEADER_WORDS;
     let mut data = Some(Rc::new(data));
-    let mut transfer = transfer.into_iter();
+    let mut transfer = transfer.unwrap_or_default().into_iter();
     // The next deserialization error, and those after it (usually none at all).
-    let mut errors = errors.into_iter();
+    let mut errors = errors.unwrap_or_default().into_iter();
     let mut next_error = errors.next();
     let mut at = 0;
     let mut discarded = 0;
@@ -261,8 +261,8 @@ mod tests {
                 })
                 .collect(),
             data: messages.concat(),
-            transfer: Vec::new(),
-            errors: errors.iter().map(|&(i, why)| (i, why.to_string())).collect(),
+            transfer: None,
+            errors: (!errors.is_empty()).then(|| errors.iter().map(|&(i, why)| (i, why.to_string())).collect()),
         }
     }
 

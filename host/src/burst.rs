@@ -1,6 +1,6 @@
 //! A burst: the message events one `on-messages` call delivers, assembled in the wire form of
-//! the WIT record `message-burst` (five header words per event, one list of bytes, one list of
-//! transferred objects, and the rare deserialization errors on the side).
+//! the WIT record `message-burst` (five header words per event, one list of bytes, and, only
+//! when there are any, a list of transferred objects and one of deserialization errors).
 //!
 //! A worker keeps one `Burst` for its whole life and clears it after each call, so that a
 //! stream of small messages costs no allocation per burst on the receiving side.
@@ -14,7 +14,12 @@ const KEPT_DATA_CAPACITY: usize = 64 * 1024;
 
 /// The events of one `on-messages` call, in order.
 pub(crate) struct Burst {
+    /// The record, whose optional lists are filled in by [`wire`](Self::wire).
     wire: types::MessageBurst,
+    /// The events' transferred objects, until they go into the record.
+    transfer: Vec<types::Transferable>,
+    /// The events' deserialization errors, until they go into the record.
+    errors: Vec<(u32, String)>,
     /// Whether each event's message was counted as posted (see [`crate::accounting`]), to
     /// settle each exactly once when the call is over.
     counted: Vec<bool>,
@@ -24,12 +29,9 @@ impl Burst {
     /// An empty burst.
     pub(crate) fn new() -> Self {
         Burst {
-            wire: types::MessageBurst {
-                headers: Vec::new(),
-                data: Vec::new(),
-                transfer: Vec::new(),
-                errors: Vec::new(),
-            },
+            wire: types::MessageBurst { headers: Vec::new(), data: Vec::new(), transfer: None, errors: None },
+            transfer: Vec::new(),
+            errors: Vec::new(),
             counted: Vec::new(),
         }
     }
@@ -54,7 +56,7 @@ impl Burst {
         debug_assert!(u32::try_from(data.len()).is_ok(), "the caller refuses what a guest cannot hold");
         let len = data.len() as u32;
         if let Some(error) = error {
-            self.wire.errors.push((self.len() as u32, error));
+            self.errors.push((self.len() as u32, error));
         }
         self.wire.headers.extend_from_slice(&Header { source, codec, len, transferred }.encode());
         if self.wire.data.is_empty() && data.capacity() >= self.wire.data.capacity() {
@@ -68,11 +70,14 @@ impl Burst {
 
     /// Where the transferred objects of the next event go.
     pub(crate) fn transfer(&mut self) -> &mut Vec<types::Transferable> {
-        &mut self.wire.transfer
+        &mut self.transfer
     }
 
-    /// The record to pass to `on-messages`.
-    pub(crate) fn wire(&self) -> &types::MessageBurst {
+    /// The record to pass to `on-messages`: its optional lists are `none` when they would be
+    /// empty (an empty list still costs a call into the guest to allocate it).
+    pub(crate) fn wire(&mut self) -> &types::MessageBurst {
+        fill(&mut self.wire.transfer, &mut self.transfer);
+        fill(&mut self.wire.errors, &mut self.errors);
         &self.wire
     }
 
@@ -97,8 +102,8 @@ impl Burst {
     /// table, if the call failed): clearing forgets their handles.
     pub(crate) fn clear(&mut self) {
         self.wire.headers.clear();
-        self.wire.transfer.clear();
-        self.wire.errors.clear();
+        unfill(&mut self.wire.transfer, &mut self.transfer);
+        unfill(&mut self.wire.errors, &mut self.errors);
         self.counted.clear();
         if self.wire.data.capacity() > KEPT_DATA_CAPACITY {
             self.wire.data = Vec::new();
@@ -106,6 +111,25 @@ impl Burst {
             self.wire.data.clear();
         }
     }
+}
+
+/// Moves what `pending` holds into the record's optional list `list`, which stays `none` if
+/// there is nothing.
+fn fill<T>(list: &mut Option<Vec<T>>, pending: &mut Vec<T>) {
+    match list {
+        Some(list) => list.append(pending),
+        None if pending.is_empty() => {}
+        None => *list = Some(std::mem::take(pending)),
+    }
+}
+
+/// Empties the record's optional list `list` back into `pending`, keeping its allocation.
+fn unfill<T>(list: &mut Option<Vec<T>>, pending: &mut Vec<T>) {
+    if let Some(mut list) = list.take() {
+        list.clear();
+        *pending = list;
+    }
+    pending.clear();
 }
 
 /// Asks the CPU to start loading the first cache line of `data`, where that is supported.
@@ -136,7 +160,8 @@ mod tests {
         let wire = burst.wire();
         assert_eq!(wire.headers, [0, 0, 0, 1, 0, 1, 7, 1, 3, 2, 2, 9, 2, 0, 0]);
         assert_eq!(wire.data, [b'1', 1, 2, 3]);
-        assert_eq!(wire.errors, [(2, "why".to_string())]);
+        assert_eq!(wire.errors, Some(vec![(2, "why".to_string())]));
+        assert!(wire.transfer.is_none(), "nothing was put in it");
         assert_eq!(burst.len(), 3);
         assert_eq!(burst.bytes_from(1), 3);
         assert_eq!(burst.counted_before(2), 1);
@@ -156,5 +181,19 @@ mod tests {
         burst.clear();
         assert!(burst.wire().data.capacity() >= 16, "a small allocation is kept");
         assert_eq!(burst.len(), 0);
+    }
+
+    #[test]
+    fn the_optional_lists_are_none_unless_filled_and_none_again_after_a_clear() {
+        let mut burst = Burst::new();
+        burst.push(Source::Parent, Codec::Json, b"{".to_vec(), 0, Some("malformed".into()), true);
+        assert_eq!(burst.wire().errors.as_deref(), Some(&[(0, "malformed".to_string())][..]));
+        burst.clear();
+        burst.push(Source::Parent, Codec::Json, b"1".to_vec(), 0, None, true);
+        let wire = burst.wire();
+        assert!(wire.transfer.is_none() && wire.errors.is_none(), "an empty list is never sent");
+        burst.clear();
+        burst.push(Source::Parent, Codec::Json, b"{".to_vec(), 0, Some("again".into()), true);
+        assert_eq!(burst.wire().errors.as_deref(), Some(&[(0, "again".to_string())][..]), "the first error is gone");
     }
 }
