@@ -82,8 +82,9 @@ fn with_entry<W: Worker, R>(
 /// child or port has been let go of, and the message is discarded).
 fn on_message<W: Worker>(worker: &mut W, source: Source, message: Incoming, error: Option<String>) -> bool {
     if let Some(reason) = error {
-        let data = message.data.into_vec();
-        worker.on_message_error(MessageError { source, codec: message.codec, data, reason });
+        let Incoming { codec, data, transfer } = message;
+        drop(received(transfer));
+        worker.on_message_error(MessageError { source, codec, data: data.into_vec(), reason });
         return true;
     }
     fn deliver<W>(message: Incoming) -> impl FnOnce(&mut W, &mut Callbacks<W>) {

@@ -61,7 +61,11 @@ impl Incoming {
                 drop((data, ports, buffers));
                 handler(worker, value);
             }
-            Err(reason) => worker.on_message_error(MessageError { source, codec, data: data.into_vec(), reason }),
+            Err(reason) => {
+                // What was transferred with a message that is not read is let go of first.
+                drop((ports, buffers));
+                worker.on_message_error(MessageError { source, codec, data: data.into_vec(), reason });
+            }
         }
     }
 }

@@ -81,6 +81,11 @@ impl Burst {
         &self.wire
     }
 
+    /// How many bytes of data its events hold together.
+    pub(crate) fn data_len(&self) -> usize {
+        self.wire.data.len()
+    }
+
     /// The bytes of the events from `index` on.
     pub(crate) fn bytes_from(&self, index: usize) -> usize {
         let headers = self.wire.headers.chunks_exact(HEADER_WORDS).skip(index);
@@ -195,5 +200,36 @@ mod tests {
         burst.clear();
         burst.push(Source::Parent, Codec::Json, b"{".to_vec(), 0, Some("again".into()), true);
         assert_eq!(burst.wire().errors.as_deref(), Some(&[(0, "again".to_string())][..]), "the first error is gone");
+    }
+
+    /// The handles of `list`, in order (`Buffer(n)` as `n`, `Port(n)` as `1000 + n`).
+    fn handles(list: &[types::Transferable]) -> Vec<u32> {
+        let handle = |object: &types::Transferable| match object {
+            types::Transferable::Buffer(buffer) => buffer.rep(),
+            types::Transferable::Port(port) => 1000 + port.rep(),
+        };
+        list.iter().map(handle).collect()
+    }
+
+    #[test]
+    fn transferred_objects_go_in_order_into_one_list_which_a_clear_empties() {
+        use wasmtime::component::Resource;
+        let mut burst = Burst::new();
+        burst.transfer().push(types::Transferable::Buffer(Resource::new_own(1)));
+        burst.transfer().push(types::Transferable::Port(Resource::new_own(2)));
+        burst.push(Source::Parent, Codec::Raw, vec![1], 2, None, true);
+        burst.push(Source::Parent, Codec::Raw, vec![2], 0, None, true);
+        assert_eq!(handles(burst.wire().transfer.as_deref().unwrap()), [1, 1002]);
+        // Asked for twice (nothing is repeated), then one more event after the first ask.
+        burst.transfer().push(types::Transferable::Buffer(Resource::new_own(3)));
+        burst.push(Source::Parent, Codec::Raw, vec![3], 1, None, true);
+        assert_eq!(handles(burst.wire().transfer.as_deref().unwrap()), [1, 1002, 3]);
+        burst.clear();
+        assert!(burst.wire().transfer.is_none(), "a cleared burst sends none");
+        // A burst abandoned before it was asked for (a failed lowering) leaves nothing behind.
+        burst.transfer().push(types::Transferable::Buffer(Resource::new_own(4)));
+        burst.clear();
+        burst.push(Source::Parent, Codec::Raw, vec![4], 0, None, true);
+        assert!(burst.wire().transfer.is_none());
     }
 }

@@ -10,8 +10,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-use support::{gathered, guest, js_bundle, py_guest, temp_dir, text, wasm_workers};
+use serde_json::{json, Value};
+use support::{gathered, guest, host, js_bundle, next_json, py_guest, temp_dir, text, wasm_workers};
+use wasm_workers::{Codec, Message, WorkerOptions};
 
 fn run(component: &Path, stdin: &str) -> (Vec<Value>, String, Option<i32>) {
     let out = wasm_workers(&["run", component.to_str().unwrap()], stdin);
@@ -127,6 +128,35 @@ fn python_workers_double_numbers_and_count_primes_for_a_rust_worker() {
     let (lines, stderr, code) = run(&dir.join("delegation.wasm"), "{\"n\": 100000, \"k\": 4}\n");
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(numbers(&lines), [9592], "{stderr}");
+}
+
+/// Spawns `component` (an `answers` script: it answers each message with what it saw), posts
+/// it messages with malformed JSON between good ones, all at once (so that they share bursts),
+/// and returns its answers.
+fn answers_to_malformed_messages(component: &Path) -> Vec<Value> {
+    let component = host().load(component).expect("the script's component loads");
+    let mut worker = host().spawn(&component, WorkerOptions::default()).unwrap();
+    let sent: [&[u8]; 5] = [b"{bad", b"1", b"{worse", b"[2]", b"{worst"];
+    for data in sent {
+        worker.post_message(Message::new(Codec::Json, data.to_vec())).unwrap();
+    }
+    sent.iter().map(|_| next_json(&mut worker)).collect()
+}
+
+#[test]
+fn javascript_and_python_workers_get_each_malformed_message_as_a_message_error_in_its_place() {
+    let js = answers_to_malformed_messages(&js_bundle("answers").join("answers.wasm"));
+    let error = json!({ "messageerror": true });
+    assert_eq!(js, [error.clone(), json!({ "data": 1 }), error.clone(), json!({ "data": [2] }), error]);
+
+    let py = answers_to_malformed_messages(&py_guest("answers"));
+    for (i, expected) in [(1, json!({ "data": 1 })), (3, json!({ "data": [2] }))] {
+        assert_eq!(py[i], expected, "{py:?}");
+    }
+    for i in [0, 2, 4] {
+        let why = py[i]["messageerror"].as_str().unwrap_or_else(|| panic!("not a message error: {py:?}"));
+        assert!(why.contains("malformed JSON"), "{why}");
+    }
 }
 
 /// Runs one conformance test script of `guests/js/wpt/` and checks that each of its tests

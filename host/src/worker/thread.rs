@@ -387,7 +387,7 @@ fn deliver(
     // handed over: delivered.
     let count = burst.len();
     // Counted received before the call, so that whoever hears from the guest sees them.
-    store.data().stats().received(count, burst.wire().data.len());
+    store.data().stats().received(count, burst.data_len());
     let (handled, result) = match guest.wasm_workers_worker_handlers().call_on_messages(&mut *store, burst.wire()) {
         Ok(discarded) => (count - (discarded as usize).min(count), Ok(())),
         Err(error) => (count, Err(error)),
