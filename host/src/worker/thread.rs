@@ -210,19 +210,15 @@ fn event_loop<'q>(
                     // The messages queued behind this one go in the same call; one at a time
                     // under a CPU deadline, which counts per event, as the chapter's tasks do.
                     let burst_max = if store.data().limits.deadline.is_some() { 1 } else { BURST };
-                    let more = batch
-                        .iter()
-                        .take(burst_max - 1)
-                        .take_while(|task| matches!(task, LoopTask::Message { .. }))
-                        .count();
                     // The senders wrote these bytes on other CPUs: ask for all of them at
                     // once, so that their cache misses overlap instead of each copy into the
-                    // burst waiting for its own.
+                    // burst waiting for its own. The same pass counts them.
                     burst::prefetch(&message.data);
-                    for task in batch.iter().take(more) {
-                        if let LoopTask::Message { message, .. } = task {
-                            burst::prefetch(&message.data);
-                        }
+                    let mut more = 0;
+                    for task in batch.iter().take(burst_max - 1) {
+                        let LoopTask::Message { message, .. } = task else { break };
+                        burst::prefetch(&message.data);
+                        more += 1;
                     }
                     // Moved straight from the batch into the burst: a message is not copied
                     // on its way in between.
