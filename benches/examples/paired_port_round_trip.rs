@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use wasm_workers::{channel, Host, Message, WorkerOptions};
-use wasm_workers_benches::{answer, load};
+use wasm_workers_benches::{answer, load, median};
 
 const ROUND_TRIPS: u64 = 100_000;
 
@@ -81,10 +81,6 @@ fn main() {
         native.push(n);
         ratios.push(w / n);
     }
-    let median = |values: &mut Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
     println!(
         "median of {rounds}: wasm {:.2} µs, native {:.2} µs, ratio {:.2}",
         median(&mut wasm),

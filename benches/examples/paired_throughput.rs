@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use wasm_workers::{Host, WorkerOptions};
-use wasm_workers_benches::{count_through_worker, load, native_counter, take_refused};
+use wasm_workers_benches::{count_through_worker, load, median, native_counter, take_refused};
 
 const MESSAGES: u64 = 1_000_000;
 
@@ -41,10 +41,6 @@ fn main() {
         native.push(n);
         ratios.push(w / n);
     }
-    let median = |values: &mut Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
     println!(
         "median of {rounds}: wasm {:.2} M/s, native {:.2} M/s, ratio {:.2}",
         median(&mut wasm),

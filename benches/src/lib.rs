@@ -105,6 +105,16 @@ pub fn resident_bytes() -> u64 {
     pages * 4096
 }
 
+/// The median of `values` (the upper one of an even count), sorting them.
+///
+/// # Panics
+///
+/// If `values` is empty.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// How many posts [`post_waiting`] saw refused as "queue full" (and retried), since the
 /// last [`take_refused`].
 static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
