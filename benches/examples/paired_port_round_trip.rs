@@ -15,32 +15,11 @@
 //! benchmark's pinned rows. `RUST_BACKTRACE` does not matter here: nothing traps.
 
 use std::sync::mpsc;
-use std::time::Instant;
 
 use wasm_workers::{channel, Host, Message, WorkerOptions};
-use wasm_workers_benches::{answer, load, median};
+use wasm_workers_benches::{answer, load, measure, median};
 
 const ROUND_TRIPS: u64 = 100_000;
-
-/// The process's context switches so far: voluntary and involuntary, all threads.
-fn switches() -> (i64, i64) {
-    // SAFETY: `usage` is a valid `rusage` for `getrusage` to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; `RUSAGE_SELF` covers every thread of the process.
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0, "getrusage works");
-    (usage.ru_nvcsw, usage.ru_nivcsw)
-}
-
-/// Runs `f`, returning the time per round trip in µs and the switches per round trip.
-fn measure(f: impl FnOnce()) -> (f64, f64, f64) {
-    let (voluntary, involuntary) = switches();
-    let start = Instant::now();
-    f();
-    let micros = start.elapsed().as_secs_f64() * 1e6 / ROUND_TRIPS as f64;
-    let (voluntary_after, involuntary_after) = switches();
-    let per = |n: i64| n as f64 / ROUND_TRIPS as f64;
-    (micros, per(voluntary_after - voluntary), per(involuntary_after - involuntary))
-}
 
 fn main() {
     let rounds: usize = std::env::args().nth(1).map_or(9, |arg| arg.parse().expect("a number of rounds"));
@@ -62,24 +41,20 @@ fn main() {
 
     let (mut wasm, mut native, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let (w, w_voluntary, w_involuntary) = measure(|| {
+        let w = measure(ROUND_TRIPS, || {
             ping.post_message(Message::json(&ROUND_TRIPS).unwrap()).expect("ping takes a count");
             answer(&mut ping);
         });
-        let (n, n_voluntary, n_involuntary) = measure(|| {
+        let n = measure(ROUND_TRIPS, || {
             for _ in 0..ROUND_TRIPS {
                 to_echo.send([1, 2, 3, 4, 5, 6, 7, 8]).expect("the echo thread runs");
                 from_echo.recv().expect("the echo thread answers");
             }
         });
-        println!(
-            "wasm {w:.2} µs ({w_voluntary:.2} + {w_involuntary:.2} switches), \
-             native {n:.2} µs ({n_voluntary:.2} + {n_involuntary:.2}), ratio {:.2}",
-            w / n
-        );
-        wasm.push(w);
-        native.push(n);
-        ratios.push(w / n);
+        println!("wasm {w}, native {n}, ratio {:.2}", w.micros / n.micros);
+        wasm.push(w.micros);
+        native.push(n.micros);
+        ratios.push(w.micros / n.micros);
     }
     println!(
         "median of {rounds}: wasm {:.2} µs, native {:.2} µs, ratio {:.2}",
