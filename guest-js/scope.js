@@ -854,25 +854,32 @@ export const handlers = {
 
   onMessages(burst) {
     // `transfer` and `errors` are options, absent (not empty) when there is nothing in them.
-    const { headers, data, transfer, errors } = burst;
+    // `events` is the events' bytes, then five little-endian words per event, then the
+    // number of events (`message-burst` in the WIT).
+    const { events, transfer, errors } = burst;
     const failed = errors == null || errors.length === 0 ? undefined : new Map(errors);
+    const words = new DataView(events.buffer, events.byteOffset, events.byteLength);
+    const total = events.byteLength < 4 ? 0 : words.getUint32(events.byteLength - 4, true);
+    const start = events.byteLength - 4 - total * 20;
+    if (start < 0) return 0;
+    const header = (event, word) => words.getUint32(start + event * 20 + word * 4, true);
     let offset = 0;
     let transferred = 0;
     let discarded = 0;
-    for (let i = 0, event = 0; i < headers.length; i += 5, event += 1) {
-      const len = headers[i + 3];
-      const count = headers[i + 4];
-      const bytes = data.subarray(offset, offset + len);
+    for (let event = 0; event < total; event += 1) {
+      const len = header(event, 3);
+      const count = header(event, 4);
+      const bytes = events.subarray(Math.min(offset, start), Math.min(offset + len, start));
       const objects = count === 0 ? NOTHING : transfer.slice(transferred, transferred + count);
       offset += len;
       transferred += count;
-      const target = closing ? undefined : targetOf(headers[i], headers[i + 1]);
+      const target = closing ? undefined : targetOf(header(event, 0), header(event, 1));
       if (target === undefined) {
         discardTransfer(objects);
         discarded += 1;
         continue;
       }
-      const codec = CODECS[headers[i + 2]];
+      const codec = CODECS[header(event, 2)];
       const error = failed?.get(event);
       task(() => dispatch(target, messageEvent(codec, bytes, objects, error)));
     }

@@ -7,6 +7,7 @@ message event, and the other handlers of the world, which do nothing by default.
 """
 
 import json
+import struct
 import traceback
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional
@@ -28,9 +29,11 @@ from wit_world.imports.types import (
 
 __all__ = ["Codec", "Event", "Worker", "close", "events", "post", "report"]
 
-# Words of `message-burst.headers` per event: source case, source id, codec case, data length,
-# transfer count.
-HEADER_WORDS = 5
+# Little-endian words per event's header in `message-burst.events`, after the events' bytes:
+# source case, source id, codec case, data length, transfer count. The number of events is
+# the list's last word.
+_HEADER = struct.Struct("<5I")
+_COUNT = struct.Struct("<I")
 
 # Whether this worker called `close()`: the events after it in a burst are discarded.
 _closing = False
@@ -61,18 +64,30 @@ def _source(case: int, id: int) -> Source:
     return Source_Port(id)
 
 
+def _count(burst: MessageBurst) -> int:
+    """How many events `burst` holds (0 for a list too short for its count, which a host
+    never sends)."""
+    data = burst.events
+    if len(data) < _COUNT.size:
+        return 0
+    (total,) = _COUNT.unpack_from(data, len(data) - _COUNT.size)
+    return total if total * _HEADER.size + _COUNT.size <= len(data) else 0
+
+
 def events(burst: MessageBurst) -> Iterator[Event]:
     """The events of `burst`, in order."""
     # The two lists that are almost always empty come as None rather than empty.
     errors = dict(burst.errors or ())
-    headers, data, transfer = burst.headers, burst.data, burst.transfer or []
+    data, transfer = burst.events, burst.transfer or []
+    total = _count(burst)
+    start = len(data) - _COUNT.size - total * _HEADER.size
     at = taken = 0
-    for i in range(len(headers) // HEADER_WORDS):
-        case, id, codec, length, count = headers[i * HEADER_WORDS : (i + 1) * HEADER_WORDS]
+    for i in range(total):
+        case, id, codec, length, count = _HEADER.unpack_from(data, start + i * _HEADER.size)
         yield Event(
             _source(case, id),
             Codec(codec),
-            data[at : at + length],
+            data[min(at, start) : min(at + length, start)],
             transfer[taken : taken + count],
             errors.get(i),
         )
@@ -117,7 +132,7 @@ class Worker(exports.Handlers):
                 report(error)
                 raise
             handled += 1
-        return len(burst.headers) // HEADER_WORDS - handled
+        return _count(burst) - handled
 
     def on_start(self) -> None:
         pass

@@ -4,6 +4,11 @@ use std::fmt;
 use std::ops::{Deref, Range};
 use std::rc::Rc;
 
+/// How many bytes may follow a view in its list for [`Bytes::into_vec`] to move the list out
+/// rather than copy the view: the header of a burst of one message, and its count, fit; the
+/// other messages of a burst, which the moved-out vector would keep allocated, do not.
+const MOVE_SLACK: usize = 64;
+
 /// The bytes of a received message: a view of the burst of messages they arrived in.
 ///
 /// The host delivers the messages queued for a worker together, their bytes back to back in
@@ -33,12 +38,16 @@ impl Bytes {
         Bytes { list, range: start..end }
     }
 
-    /// The bytes as an owned vector: moved out when this is the only view of its whole list,
-    /// copied otherwise.
+    /// The bytes as an owned vector: moved out when this is the only view of its list and
+    /// starts it (a message that arrived alone: what follows it in its list, the burst's
+    /// few header bytes, is cut off), copied otherwise.
     pub fn into_vec(self) -> Vec<u8> {
-        let whole = self.range.start == 0 && self.range.end == self.list.len();
+        let prefix = self.range.start == 0 && self.list.len() - self.range.end <= MOVE_SLACK;
         match Rc::try_unwrap(self.list) {
-            Ok(list) if whole => list,
+            Ok(mut list) if prefix => {
+                list.truncate(self.range.end);
+                list
+            }
             Ok(list) => list[self.range].to_vec(),
             Err(list) => list[self.range].to_vec(),
         }
@@ -130,5 +139,23 @@ mod tests {
         assert_eq!(bytes.clone(), bytes);
         let list = bytes.into_vec();
         assert_eq!(list.as_ptr(), at, "moved, not copied");
+    }
+
+    #[test]
+    fn the_only_view_of_a_lists_start_moves_out_unless_much_follows_it() {
+        let list = vec![7u8; 1024 + 24];
+        let at = list.as_ptr();
+        let bytes = Bytes::within(Rc::new(list), 0..1024);
+        let moved = bytes.into_vec();
+        assert_eq!((moved.as_ptr(), moved.len()), (at, 1024), "moved, and cut to the view");
+        let list = vec![7u8; 4096];
+        let at = list.as_ptr();
+        let copied = Bytes::within(Rc::new(list), 0..1024).into_vec();
+        assert_ne!(copied.as_ptr(), at, "copied: the rest of the list is not kept for it");
+        assert_eq!(copied, vec![7u8; 1024]);
+        let list = vec![7u8; 1024];
+        let at = list.as_ptr();
+        let copied = Bytes::within(Rc::new(list), 1..1024).into_vec();
+        assert_ne!(copied.as_ptr(), at, "not the list's start: copied");
     }
 }

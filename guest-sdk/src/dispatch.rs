@@ -107,14 +107,18 @@ fn on_message<W: Worker>(worker: &mut W, source: Source, message: Incoming, erro
     }
 }
 
-use wasm_workers_protocol::{Header, HEADER_WORDS};
+use wasm_workers_protocol::{split_events, Header, HEADER_BYTES};
 
 /// `on-messages`: each event of the burst in turn, until the worker closes. Returns how
 /// many were discarded.
 pub fn on_messages<W: Worker>(burst: types::MessageBurst) -> u32 {
-    let types::MessageBurst { headers, data, transfer, errors } = burst;
-    let events = headers.len() / HEADER_WORDS;
-    let mut data = Some(Rc::new(data));
+    let types::MessageBurst { events: list, transfer, errors } = burst;
+    // A host never sends a list too short for its count of events; if one did, there would
+    // be no event to read.
+    let Some((data_len, events)) = split_events(&list).map(|(data_len, headers)| (data_len, headers.len())) else {
+        return 0;
+    };
+    let mut data = Some(Rc::new(list));
     let mut transfer = transfer.unwrap_or_default().into_iter();
     // The next deserialization error, and those after it (usually none at all).
     let mut errors = errors.unwrap_or_default().into_iter();
@@ -122,13 +126,19 @@ pub fn on_messages<W: Worker>(burst: types::MessageBurst) -> u32 {
     let mut at = 0;
     let mut discarded = 0;
     with_worker(|worker: &mut W| {
-        for (index, header) in headers.chunks_exact(HEADER_WORDS).enumerate() {
-            let Ok(header) = <&[u32; HEADER_WORDS]>::try_from(header) else { unreachable!() };
-            let Header { source, codec, len, transferred } = Header::decode(header);
-            let range = at..at + len as usize;
+        for index in 0..events {
+            // Read before the last event takes the list; `split_events` checked the range.
+            let start = data_len + index * HEADER_BYTES;
+            let header = data.as_deref().and_then(|list| list.get(start..start + HEADER_BYTES));
+            let Some(header) = header.and_then(|bytes| bytes.try_into().ok()).map(Header::from_bytes) else {
+                break;
+            };
+            let Header { source, codec, len, transferred } = header;
+            // Never into the headers, whatever a length says.
+            let range = at.min(data_len)..(at + len as usize).min(data_len);
             at = range.end;
-            // The last event takes the burst's own reference: a message that arrived
-            // alone is the only view of its list, and moves out of it without a copy.
+            // The last event takes the burst's own reference: a message that arrived alone is
+            // the only view of its list, and moves out of it without a copy.
             let bytes = match &data {
                 Some(list) if index + 1 < events => Bytes::shared(list, range),
                 _ => data.take().map(|list| Bytes::within(list, range)).unwrap_or_default(),
@@ -254,14 +264,16 @@ mod tests {
 
     /// A burst of raw messages from the parent, with `errors` as the host would send them.
     fn burst(messages: &[&[u8]], errors: &[(u32, &str)]) -> types::MessageBurst {
+        let headers: Vec<u8> = messages
+            .iter()
+            .flat_map(|m| {
+                Header { source: Source::Parent, codec: Codec::Raw, len: m.len() as u32, transferred: 0 }.to_bytes()
+            })
+            .collect();
+        let mut events = messages.concat();
+        wasm_workers_protocol::append_headers(&mut events, &headers);
         types::MessageBurst {
-            headers: messages
-                .iter()
-                .flat_map(|m| {
-                    Header { source: Source::Parent, codec: Codec::Raw, len: m.len() as u32, transferred: 0 }.encode()
-                })
-                .collect(),
-            data: messages.concat(),
+            events,
             transfer: None,
             errors: (!errors.is_empty()).then(|| errors.iter().map(|&(i, why)| (i, why.to_string())).collect()),
         }
@@ -270,7 +282,7 @@ mod tests {
     #[test]
     fn a_message_that_arrived_alone_moves_out_of_its_burst_without_a_copy() {
         let burst = burst(&[b"alone"], &[]);
-        let at = burst.data.as_ptr() as usize;
+        let at = burst.events.as_ptr() as usize;
         assert_eq!(on_messages::<Keeper>(burst), 0);
         assert_eq!(SEEN.take(), [(at, b"alone".to_vec())]);
     }

@@ -1,12 +1,13 @@
 //! A burst: the message events one `on-messages` call delivers, assembled in the wire form of
-//! the WIT record `message-burst` (five header words per event, one list of bytes, and, only
-//! when there are any, a list of transferred objects and one of deserialization errors).
+//! the WIT record `message-burst` (one list of bytes: the events' data, then five header words
+//! per event; and, only when there are any, a list of transferred objects and one of
+//! deserialization errors).
 //!
 //! A worker keeps one `Burst` for its whole life and clears it after each call, so that a
 //! stream of small messages costs no allocation per burst on the receiving side.
 
 use crate::bindings::types;
-use wasm_workers_protocol::{Codec, Header, Source, HEADER_WORDS};
+use wasm_workers_protocol::{append_headers, Codec, Header, Source, HEADER_BYTES};
 
 /// A data list whose capacity is over this is not kept for the next burst: one large message
 /// must not pin its allocation in a worker that then receives only small ones.
@@ -14,8 +15,13 @@ const KEPT_DATA_CAPACITY: usize = 64 * 1024;
 
 /// The events of one `on-messages` call, in order.
 pub(crate) struct Burst {
-    /// The record, whose optional lists are filled in by [`wire`](Self::wire).
+    /// The record, whose headers and optional lists are filled in by [`wire`](Self::wire).
     wire: types::MessageBurst,
+    /// The events' headers ([`Header::to_bytes`]), until they go into the record after the data.
+    headers: Vec<u8>,
+    /// How many bytes of `wire.events` are the events' data (the rest, if any, is the headers
+    /// [`wire`](Self::wire) appended).
+    data_len: usize,
     /// The events' transferred objects, until they go into the record.
     transfer: Vec<types::Transferable>,
     /// The events' deserialization errors, until they go into the record.
@@ -29,7 +35,9 @@ impl Burst {
     /// An empty burst.
     pub(crate) fn new() -> Self {
         Burst {
-            wire: types::MessageBurst { headers: Vec::new(), data: Vec::new(), transfer: None, errors: None },
+            wire: types::MessageBurst { events: Vec::new(), transfer: None, errors: None },
+            headers: Vec::new(),
+            data_len: 0,
             transfer: Vec::new(),
             errors: Vec::new(),
             counted: Vec::new(),
@@ -43,7 +51,9 @@ impl Burst {
 
     /// Appends an event: a message from `source`, with `data` and what it transferred (already
     /// lowered into the receiving worker's table), or a `messageerror` if `error` is set.
-    /// `data` is moved rather than copied when it is the burst's first.
+    /// `data` is moved rather than copied when it is the burst's first (its headers then
+    /// follow it in the same allocation, grown if need be: for a large message, by the
+    /// allocator's remapping rather than a copy).
     pub(crate) fn push(
         &mut self,
         source: Source,
@@ -58,13 +68,16 @@ impl Burst {
         if let Some(error) = error {
             self.errors.push((self.len() as u32, error));
         }
-        self.wire.headers.extend_from_slice(&Header { source, codec, len, transferred }.encode());
-        if self.wire.data.is_empty() && data.capacity() >= self.wire.data.capacity() {
+        self.headers.extend_from_slice(&Header { source, codec, len, transferred }.to_bytes());
+        // Headers a `wire` appended go: the data comes first.
+        self.wire.events.truncate(self.data_len);
+        if self.wire.events.is_empty() && data.capacity() >= self.wire.events.capacity() {
             // Moved, not copied: a large message costs no extra copy.
-            self.wire.data = data;
+            self.wire.events = data;
         } else {
-            self.wire.data.extend_from_slice(&data);
+            self.wire.events.extend_from_slice(&data);
         }
+        self.data_len = self.wire.events.len();
         self.counted.push(counted);
     }
 
@@ -73,9 +86,12 @@ impl Burst {
         &mut self.transfer
     }
 
-    /// The record to pass to `on-messages`: its optional lists are `none` when they would be
-    /// empty (an empty list still costs a call into the guest to allocate it).
+    /// The record to pass to `on-messages`: the headers follow the data, and the optional
+    /// lists are `none` when they would be empty (an empty list still costs a call into the
+    /// guest to allocate it).
     pub(crate) fn wire(&mut self) -> &types::MessageBurst {
+        self.wire.events.truncate(self.data_len);
+        append_headers(&mut self.wire.events, &self.headers);
         fill(&mut self.wire.transfer, &mut self.transfer);
         fill(&mut self.wire.errors, &mut self.errors);
         &self.wire
@@ -83,13 +99,13 @@ impl Burst {
 
     /// How many bytes of data its events hold together.
     pub(crate) fn data_len(&self) -> usize {
-        self.wire.data.len()
+        self.data_len
     }
 
     /// The bytes of the events from `index` on.
     pub(crate) fn bytes_from(&self, index: usize) -> usize {
-        let headers = self.wire.headers.chunks_exact(HEADER_WORDS).skip(index);
-        headers.map(|header| <&[u32; HEADER_WORDS]>::try_from(header).map_or(0, |h| Header::len_of(h) as usize)).sum()
+        let headers = self.headers.chunks_exact(HEADER_BYTES).skip(index);
+        headers.map(|header| header.try_into().map_or(0, |h| Header::from_bytes(h).len as usize)).sum()
     }
 
     /// How many of the events from `index` on were counted as posted.
@@ -106,14 +122,15 @@ impl Burst {
     /// The transferred resources were handed to the guest by the call (or are owned by the
     /// table, if the call failed): clearing forgets their handles.
     pub(crate) fn clear(&mut self) {
-        self.wire.headers.clear();
+        self.headers.clear();
+        self.data_len = 0;
         unfill(&mut self.wire.transfer, &mut self.transfer);
         unfill(&mut self.wire.errors, &mut self.errors);
         self.counted.clear();
-        if self.wire.data.capacity() > KEPT_DATA_CAPACITY {
-            self.wire.data = Vec::new();
+        if self.wire.events.capacity() > KEPT_DATA_CAPACITY {
+            self.wire.events = Vec::new();
         } else {
-            self.wire.data.clear();
+            self.wire.events.clear();
         }
     }
 }
@@ -163,8 +180,10 @@ mod tests {
         burst.push(Source::Child(7), Codec::Postcard, vec![1, 2, 3], 2, None, false);
         burst.push(Source::Port(9), Codec::Raw, Vec::new(), 0, Some("why".into()), true);
         let wire = burst.wire();
-        assert_eq!(wire.headers, [0, 0, 0, 1, 0, 1, 7, 1, 3, 2, 2, 9, 2, 0, 0]);
-        assert_eq!(wire.data, [b'1', 1, 2, 3]);
+        let (data_len, headers) = wasm_workers_protocol::split_events(&wire.events).expect("well formed");
+        let words: Vec<u32> = headers.flat_map(|header| header.encode()).collect();
+        assert_eq!(words, [0, 0, 0, 1, 0, 1, 7, 1, 3, 2, 2, 9, 2, 0, 0]);
+        assert_eq!(wire.events[..data_len], [b'1', 1, 2, 3]);
         assert_eq!(wire.errors, Some(vec![(2, "why".to_string())]));
         assert!(wire.transfer.is_none(), "nothing was put in it");
         assert_eq!(burst.len(), 3);
@@ -179,13 +198,27 @@ mod tests {
         let data = vec![5u8; 1 << 20];
         let at = data.as_ptr();
         burst.push(Source::Parent, Codec::Raw, data, 0, None, true);
-        assert_eq!(burst.wire().data.as_ptr(), at, "moved, not copied");
+        assert_eq!(burst.wire.events.as_ptr(), at, "moved, not copied");
+        assert_eq!(burst.wire().events.len(), (1 << 20) + HEADER_BYTES + 4, "the headers follow it");
         burst.clear();
-        assert_eq!(burst.wire().data.capacity(), 0, "its allocation is let go");
+        assert_eq!(burst.wire.events.capacity(), 0, "its allocation is let go");
         burst.push(Source::Parent, Codec::Raw, vec![1; 16], 0, None, true);
         burst.clear();
-        assert!(burst.wire().data.capacity() >= 16, "a small allocation is kept");
+        assert!(burst.wire.events.capacity() >= 16, "a small allocation is kept");
         assert_eq!(burst.len(), 0);
+    }
+
+    #[test]
+    fn an_event_pushed_after_the_record_was_asked_for_goes_before_the_headers() {
+        let mut burst = Burst::new();
+        burst.push(Source::Parent, Codec::Raw, vec![1], 0, None, true);
+        let _ = burst.wire();
+        burst.push(Source::Parent, Codec::Raw, vec![2, 3], 0, None, true);
+        let events = burst.wire().events.clone();
+        let (data_len, headers) = wasm_workers_protocol::split_events(&events).expect("well formed");
+        assert_eq!(events[..data_len], [1, 2, 3]);
+        assert_eq!(headers.map(|header| header.len).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(burst.data_len(), 3);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 extern crate alloc;
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 pub mod task;
 
@@ -125,6 +126,53 @@ pub enum Source {
 /// transferred.
 pub const HEADER_WORDS: usize = 5;
 
+/// Bytes per event's header in a burst's `events` list: [`HEADER_WORDS`] little-endian words.
+pub const HEADER_BYTES: usize = HEADER_WORDS * 4;
+
+/// Appends `headers` (each event's [`Header::to_bytes`], in order) and the count of events
+/// to `events`, a burst's events' data: the list `message-burst.events`.
+///
+/// # Panics
+///
+/// If `headers` is not whole headers, or holds more than `u32::MAX` of them.
+pub fn append_headers(events: &mut Vec<u8>, headers: &[u8]) {
+    assert_eq!(headers.len() % HEADER_BYTES, 0, "whole headers");
+    let count = u32::try_from(headers.len() / HEADER_BYTES).expect("at most u32::MAX events");
+    events.reserve(headers.len() + 4);
+    events.extend_from_slice(headers);
+    events.extend_from_slice(&count.to_le_bytes());
+}
+
+/// The list `message-burst.events` taken apart: how many of its bytes are the events' data
+/// (from the start), and the events' headers in order. `None` if the list is too short for
+/// the count of events it ends with (a host never sends that).
+pub fn split_events(events: &[u8]) -> Option<(usize, Headers<'_>)> {
+    let (rest, count) = events.split_last_chunk::<4>()?;
+    let count = u32::from_le_bytes(*count) as usize;
+    let data_len = rest.len().checked_sub(count.checked_mul(HEADER_BYTES)?)?;
+    Some((data_len, Headers(rest[data_len..].chunks_exact(HEADER_BYTES))))
+}
+
+/// The headers of a burst's events, in order (see [`split_events`]).
+#[derive(Clone, Debug)]
+pub struct Headers<'a>(core::slice::ChunksExact<'a, u8>);
+
+impl Iterator for Headers<'_> {
+    type Item = Header;
+
+    #[inline]
+    fn next(&mut self) -> Option<Header> {
+        let bytes = self.0.next()?;
+        Some(Header::from_bytes(bytes.try_into().ok()?))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Headers<'_> {}
+
 /// The source kinds of a header's first word.
 const PARENT: u32 = 0;
 const CHILD: u32 = 1;
@@ -166,9 +214,22 @@ impl Header {
         Header { source, codec: Codec::from_word(codec), len, transferred }
     }
 
-    /// The byte length of the event whose header is `words` (its fourth word).
-    pub const fn len_of(words: &[u32; HEADER_WORDS]) -> u32 {
-        words[3]
+    /// The header's [`HEADER_BYTES`] bytes in a burst's `events` list: its words,
+    /// little-endian.
+    #[inline]
+    pub fn to_bytes(&self) -> [u8; HEADER_BYTES] {
+        let mut bytes = [0; HEADER_BYTES];
+        for (to, word) in bytes.chunks_exact_mut(4).zip(self.encode()) {
+            to.copy_from_slice(&word.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// The header whose [`HEADER_BYTES`] bytes in a burst's `events` list are `bytes`.
+    #[inline]
+    pub fn from_bytes(bytes: &[u8; HEADER_BYTES]) -> Header {
+        let word = |i: usize| u32::from_le_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]);
+        Header::decode(&[word(0), word(1), word(2), word(3), word(4)])
     }
 }
 
@@ -182,10 +243,43 @@ mod tests {
             for codec in [Codec::Json, Codec::Postcard, Codec::Raw] {
                 let header = Header { source, codec, len: 12, transferred: 3 };
                 assert_eq!(Header::decode(&header.encode()), header);
-                assert_eq!(Header::len_of(&header.encode()), 12);
+                assert_eq!(Header::from_bytes(&header.to_bytes()), header);
+                assert_eq!(header.to_bytes()[12..16], 12u32.to_le_bytes(), "the length is the fourth word");
             }
         }
         assert_eq!(Codec::from_word(99), Codec::Raw);
+    }
+
+    #[test]
+    fn a_bursts_headers_follow_its_data_and_come_back_in_order() {
+        let headers = [
+            Header { source: Source::Parent, codec: Codec::Json, len: 1, transferred: 0 },
+            Header { source: Source::Port(9), codec: Codec::Raw, len: 3, transferred: 2 },
+        ];
+        let mut events = alloc::vec![b'1', 1, 2, 3];
+        let bytes: Vec<u8> = headers.iter().flat_map(Header::to_bytes).collect();
+        append_headers(&mut events, &bytes);
+        assert_eq!(events.len(), 4 + 2 * HEADER_BYTES + 4);
+        assert_eq!(events[4..8], 0u32.to_le_bytes(), "the first header's first word, after the data");
+        assert_eq!(events[events.len() - 4..], 2u32.to_le_bytes(), "the count comes last");
+        let (data_len, found) = split_events(&events).expect("well formed");
+        assert_eq!(data_len, 4);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found.collect::<Vec<_>>(), headers);
+    }
+
+    #[test]
+    fn a_burst_without_events_is_its_count_alone_and_a_short_one_is_refused() {
+        let mut events = Vec::new();
+        append_headers(&mut events, &[]);
+        assert_eq!(events, 0u32.to_le_bytes());
+        let (data_len, mut found) = split_events(&events).expect("well formed");
+        assert_eq!((data_len, found.next()), (0, None));
+        assert!(split_events(&[]).is_none());
+        assert!(split_events(&[1, 2, 3]).is_none());
+        // One event announced, but not the bytes of its header.
+        assert!(split_events(&[0, 0, 0, 1, 0, 0, 0]).is_none());
+        assert!(split_events(&u32::MAX.to_le_bytes()).is_none());
         assert_eq!(Codec::Postcard.name(), "postcard");
     }
 }
