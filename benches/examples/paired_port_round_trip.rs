@@ -17,7 +17,7 @@
 use std::sync::mpsc;
 
 use wasm_workers::{channel, Host, Message, WorkerOptions};
-use wasm_workers_benches::{answer, load, measure, median};
+use wasm_workers_benches::{alternate, answer, load};
 
 const ROUND_TRIPS: u64 = 100_000;
 
@@ -39,27 +39,18 @@ fn main() {
         }
     });
 
-    let (mut wasm, mut native, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let w = measure(ROUND_TRIPS, || {
+    alternate(
+        rounds,
+        ROUND_TRIPS,
+        || {
             ping.post_message(Message::json(&ROUND_TRIPS).unwrap()).expect("ping takes a count");
             answer(&mut ping);
-        });
-        let n = measure(ROUND_TRIPS, || {
+        },
+        || {
             for _ in 0..ROUND_TRIPS {
                 to_echo.send([1, 2, 3, 4, 5, 6, 7, 8]).expect("the echo thread runs");
                 from_echo.recv().expect("the echo thread answers");
             }
-        });
-        println!("wasm {w}, native {n}, ratio {:.2}", w.micros / n.micros);
-        wasm.push(w.micros);
-        native.push(n.micros);
-        ratios.push(w.micros / n.micros);
-    }
-    println!(
-        "median of {rounds}: wasm {:.2} µs, native {:.2} µs, ratio {:.2}",
-        median(&mut wasm),
-        median(&mut native),
-        median(&mut ratios)
+        },
     );
 }

@@ -14,7 +14,7 @@
 //! `RUST_BACKTRACE` does not matter here: nothing traps.
 
 use wasm_workers::{Codec, Host, Message};
-use wasm_workers_benches::{first_answer, load, measure, median, native_echo};
+use wasm_workers_benches::{alternate, first_answer, load, native_echo};
 
 const SPAWNS: u64 = 2_000;
 
@@ -22,29 +22,20 @@ fn main() {
     let rounds: usize = std::env::args().nth(1).map_or(9, |arg| arg.parse().expect("a number of rounds"));
     let host = Host::new().expect("the engine starts");
     let bounce = load(&host, "bounce");
-    let (mut wasm, mut native, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let w = measure(SPAWNS, || {
+    alternate(
+        rounds,
+        SPAWNS,
+        || {
             for _ in 0..SPAWNS {
                 drop(first_answer(&host, &bounce, Message::new(Codec::Raw, vec![1])));
             }
-        });
-        let n = measure(SPAWNS, || {
+        },
+        || {
             for _ in 0..SPAWNS {
                 let (to_thread, from_thread) = native_echo::<u8>();
                 to_thread.send(1).expect("the thread runs");
                 from_thread.recv().expect("the thread answers");
             }
-        });
-        println!("wasm {w}, native {n}, ratio {:.2}", w.micros / n.micros);
-        wasm.push(w.micros);
-        native.push(n.micros);
-        ratios.push(w.micros / n.micros);
-    }
-    println!(
-        "median of {rounds}: wasm {:.1} µs, native {:.1} µs, ratio {:.2}",
-        median(&mut wasm),
-        median(&mut native),
-        median(&mut ratios)
+        },
     );
 }

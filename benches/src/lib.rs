@@ -167,6 +167,28 @@ pub fn measure(items: u64, f: impl FnOnce()) -> Measured {
     }
 }
 
+/// Alternates `wasm` and `native`, each doing `items` of the same work, `rounds` times: prints
+/// each round's [`Measured`] figures and their ratio, then the medians of the time per item
+/// and of the ratios. A pair is measured seconds apart at most, so that a noisy machine moves
+/// both sides alike.
+pub fn alternate(rounds: usize, items: u64, mut wasm: impl FnMut(), mut native: impl FnMut()) {
+    let (mut wasm_micros, mut native_micros, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let w = measure(items, &mut wasm);
+        let n = measure(items, &mut native);
+        println!("wasm {w}, native {n}, ratio {:.2}", w.micros / n.micros);
+        wasm_micros.push(w.micros);
+        native_micros.push(n.micros);
+        ratios.push(w.micros / n.micros);
+    }
+    println!(
+        "median of {rounds}: wasm {:.2} µs, native {:.2} µs, ratio {:.2}",
+        median(&mut wasm_micros),
+        median(&mut native_micros),
+        median(&mut ratios)
+    );
+}
+
 /// The count of refused posts since the last call, reset.
 pub fn take_refused() -> u64 {
     REFUSED.swap(0, std::sync::atomic::Ordering::Relaxed)
