@@ -60,7 +60,8 @@ impl Threads {
     pub(crate) fn run(&self, name: String, job: Job) -> std::io::Result<()> {
         let Some((name, job)) = self.hand_to_idle(name, job) else { return Ok(()) };
         let threads = self.clone();
-        std::thread::Builder::new().name(name).spawn(move || threads.serve(job))?;
+        let named = name.clone();
+        std::thread::Builder::new().name(name).spawn(move || threads.serve(job, named))?;
         Ok(())
     }
 
@@ -87,10 +88,11 @@ impl Threads {
         let job = Arc::new(Mutex::new(Some(job)));
         let given = job.clone();
         let threads = self.clone();
+        let named = name.clone();
         let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
             let job = given.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
             if let Some(job) = job {
-                threads.serve(job);
+                threads.serve(job, named);
             }
         });
         if let Err(error) = spawned {
@@ -103,13 +105,19 @@ impl Threads {
         }
     }
 
-    /// The body of a worker thread: its first job, then whatever comes while it waits.
-    fn serve(&self, first: Job) {
+    /// The body of a worker thread named `name`: its first job, then whatever comes while it
+    /// waits.
+    fn serve(&self, first: Job, mut name: String) {
         let mut job = first;
         loop {
             job();
-            let Some((name, next)) = self.next_job() else { return };
-            set_thread_name(&name);
+            let Some((next_name, next)) = self.next_job() else { return };
+            // Renamed only if the name changes: most spawns in a row name their threads alike
+            // ("worker" and the component's location), and each rename is a system call.
+            if next_name != name {
+                set_thread_name(&next_name);
+                name = next_name;
+            }
             job = next;
         }
     }
@@ -163,20 +171,35 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
+    /// The calling thread's name as the operating system knows it.
+    fn os_thread_name() -> String {
+        let mut name = [0u8; 16];
+        // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included, into `name`.
+        unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        String::from_utf8_lossy(&name[..end]).into_owned()
+    }
+
     #[test]
-    fn a_thread_that_ran_a_job_runs_the_next_one() {
+    fn a_thread_that_ran_a_job_runs_the_next_one_under_its_name() {
         let threads = Threads::new(Duration::from_secs(60), 4);
         let (tx, rx) = mpsc::channel();
-        let first = tx.clone();
-        threads.run("one".into(), Box::new(move || first.send(std::thread::current().id()).unwrap())).unwrap();
-        let one = rx.recv().unwrap();
-        // The first thread parks after its job; wait until it does, then hand over another.
-        let backoff = crossbeam_utils::Backoff::new();
-        while threads.lock().idle == 0 {
-            backoff.snooze();
+        let mut seen = Vec::new();
+        for name in ["one", "two", "two", "one"] {
+            let tx = tx.clone();
+            threads
+                .run(name.into(), Box::new(move || tx.send((std::thread::current().id(), os_thread_name())).unwrap()))
+                .unwrap();
+            seen.push(rx.recv().unwrap());
+            // The thread parks after its job; wait until it does, then hand over the next.
+            let backoff = crossbeam_utils::Backoff::new();
+            while threads.lock().idle == 0 {
+                backoff.snooze();
+            }
         }
-        threads.run("two".into(), Box::new(move || tx.send(std::thread::current().id()).unwrap())).unwrap();
-        assert_eq!(rx.recv().unwrap(), one, "the parked thread ran the second job");
+        assert!(seen.iter().all(|(id, _)| *id == seen[0].0), "the parked thread ran every job");
+        let names: Vec<_> = seen.iter().map(|(_, name)| name.as_str()).collect();
+        assert_eq!(names, ["one", "two", "two", "one"], "each job runs under its own name");
     }
 
     #[test]

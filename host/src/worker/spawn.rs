@@ -110,7 +110,11 @@ pub(crate) fn spawn(
 pub(super) fn thread_name(name: &str, location: &str) -> String {
     let name = if name.is_empty() { format!("worker {location}") } else { name.to_string() };
     // A thread name cannot hold NUL, and the name may come from a guest.
-    name.replace('\0', "\u{FFFD}")
+    if name.contains('\0') {
+        name.replace('\0', "\u{FFFD}")
+    } else {
+        name
+    }
 }
 
 /// Marks a worker's thread finished with it when dropped: however the worker ends, after

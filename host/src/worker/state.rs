@@ -99,9 +99,9 @@ impl WorkerState {
         // No ambient authority: only what `capabilities` grants. The guest's stdout and stderr
         // go to the host's stderr, each line prefixed with the worker's name; no stdin.
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestOutput::new(&name, component.location()))
-            .stderr(GuestOutput::new(&name, component.location()))
-            .args(&options.capabilities.args);
+        // One prefix for both streams.
+        let output = GuestOutput::new(&name, component.location());
+        wasi.stdout(output.clone()).stderr(output).args(&options.capabilities.args);
         for (key, value) in &options.capabilities.env {
             wasi.env(key, value);
         }
